@@ -1,0 +1,1 @@
+"""The protocol: load, idle baseline, identical warm-up, measured windows, statistics, isolation."""

@@ -1,0 +1,144 @@
+"""BenchResult: everything a benchmark run measured, as plain data that round-trips through JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from mlflow_energy.meter.measurement import Measurement
+
+RESULT_FILE = "result.json"
+TIMELINE_FILE = "power_timeline.csv"
+CODECARBON_DIR = "codecarbon"  # CodeCarbon's own CSV output
+
+
+@dataclass
+class RepetitionWindow:
+    """One measured window holding ``len(request_s)`` identical generate calls."""
+
+    measurement: Measurement
+    request_s: list[float]  # wall time of each generate call, seconds
+
+
+@dataclass
+class PrefillWindow:
+    """One measured window of repeated prefill forward passes (each is one time-to-first-token)."""
+
+    measurement: Measurement
+    call_s: list[float]
+
+
+@dataclass
+class Summary:
+    """Derived figures; each field becomes the MLflow metric ``<section>/<rest>`` (first ``_``
+    -> ``/``), see tracking/names.py. None where not applicable (no GPU, no idle baseline...).
+    Energy is gross over the measured generate windows unless the name says net."""
+
+    energy_total_j: float | None = None
+    energy_gpu_j: float | None = None
+    energy_cpu_j: float | None = None
+    energy_ram_j: float | None = None
+    energy_idle_w: float | None = None  # all measured domains, while loaded and idle
+    energy_gpu_idle_w: float | None = None
+    energy_net_j: float | None = None
+    energy_gpu_net_j: float | None = None
+    energy_j_per_token: float | None = None
+    energy_j_per_token_std: float | None = None
+    energy_j_per_token_ci95_low: float | None = None
+    energy_j_per_token_ci95_high: float | None = None
+    energy_net_j_per_token: float | None = None
+    energy_gpu_net_j_per_token: float | None = None
+    energy_prefill_j: float | None = None
+    energy_decode_j_per_token: float | None = None
+    energy_j_per_request: float | None = None
+    energy_wh_per_1k_requests: float | None = None
+    energy_load_j: float | None = None
+    efficiency_tokens_per_kwh: float | None = None
+    emissions_g_co2e: float | None = None
+    emissions_g_co2e_per_1k_tokens: float | None = None
+    emissions_intensity_g_per_kwh: float | None = None
+    power_gpu_mean_w: float | None = None
+    power_gpu_max_w: float | None = None
+    throughput_tokens_per_s: float | None = None
+    throughput_tokens_per_s_std: float | None = None
+    throughput_requests_per_s: float | None = None
+    latency_ttft_s_p50: float | None = None
+    latency_ttft_s_p90: float | None = None
+    latency_tpot_ms_p50: float | None = None
+    latency_tpot_ms_p90: float | None = None
+    latency_request_s_p50: float | None = None
+    latency_request_s_p90: float | None = None
+    latency_load_s: float | None = None
+    memory_gpu_peak_mb: float | None = None
+    memory_ram_peak_mb: float | None = None
+    measurement_repetitions: int | None = None
+    measurement_rejected_windows: int | None = None
+    measurement_window_s: float | None = None
+    measurement_duration_s: float | None = None
+    measurement_generated_tokens: int | None = None
+    measurement_requests: int | None = None
+    measurement_energy_cv: float | None = None
+
+
+@dataclass
+class BenchResult:
+    """The whole record of one benchmark run. ``status``: running | finished | failed."""
+
+    config: dict[str, Any]
+    config_hash: str
+    started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    ended_ms: int | None = None
+    status: str = "running"
+    error: str | None = None
+    phase: str = "starting"  # last phase entered; tells where a failure happened
+    device: str | None = None
+    environment: dict[str, Any] = field(default_factory=dict)
+    model_parameters: int | None = None
+    tokens_per_call: int | None = None  # batch_size x new_tokens
+    load: Measurement | None = None
+    idle: Measurement | None = None
+    warmup_s: list[float] = field(default_factory=list)
+    prefill: PrefillWindow | None = None
+    repetitions: list[RepetitionWindow] = field(default_factory=list)
+    gpu_peak_mb: float | None = None
+    ram_peak_mb: float | None = None
+    carbon_intensity_g_per_kwh: float | None = None
+    pue: float = 1.0
+    problems: list[str] = field(default_factory=list)
+    summary: Summary | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchResult:
+        data = dict(data)
+        for key in ("load", "idle"):
+            if data.get(key) is not None:
+                data[key] = Measurement.from_dict(data[key])
+        if data.get("prefill") is not None:
+            p = data["prefill"]
+            data["prefill"] = PrefillWindow(Measurement.from_dict(p["measurement"]), p["call_s"])
+        data["repetitions"] = [
+            RepetitionWindow(Measurement.from_dict(r["measurement"]), r["request_s"]) for r in data.get("repetitions", [])
+        ]
+        if data.get("summary") is not None:
+            data["summary"] = Summary(**data["summary"])
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def write(self, folder: Path) -> Path:
+        """Atomic write of ``result.json``: a reader never sees half a file."""
+        path = folder / RESULT_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2))
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def read(cls, folder: Path) -> BenchResult:
+        return cls.from_dict(json.loads((folder / RESULT_FILE).read_text()))

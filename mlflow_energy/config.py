@@ -1,0 +1,223 @@
+"""The structured run configuration (Hydra schema) and its validation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+DTYPES = ("float32", "float16", "bfloat16")
+WEIGHTS = ("pretrained", "random")
+BACKENDS = ("eager",)
+ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
+
+
+class ConfigError(ValueError):
+    """A user mistake in the configuration: one sentence naming the key and the fix."""
+
+
+@dataclass
+class ModelConfig:
+    name: str = "tiny"  # shipped config name, local folder, or hub id
+    weights: str = "random"  # pretrained | random
+    dtype: str = "float32"
+    attn_implementation: str = "sdpa"
+    revision: str | None = None
+    trust_remote_code: bool = False
+    use_safetensors: bool = True
+    seed: int = 0
+
+
+@dataclass
+class WorkloadConfig:
+    prompts: str = "synthetic"  # synthetic | shipped | path to a JSONL file with a "text" field
+    batch_size: int = 4
+    prompt_tokens: int = 64
+    new_tokens: int = 32
+
+
+@dataclass
+class BackendConfig:
+    name: str = "eager"
+
+
+@dataclass
+class BenchConfig:
+    warmup_runs: int = 1
+    min_repetitions: int = 3
+    min_duration_s: float = 5.0
+    min_window_s: float = 1.0  # each measured window lasts at least this long (counter updates ~10 Hz)
+    idle_s: float = 2.0
+    timeout_s: float = 1800.0
+    sample_period_s: float = 0.1
+    max_cv: float = 0.05  # coefficient of variation above which a run is flagged
+
+
+@dataclass
+class CarbonConfig:
+    country_iso_code: str = "USA"
+    region: str | None = None
+    pue: float = 1.0
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str = "mlflow-energy"
+    run_name: str | None = None
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    workload: WorkloadConfig = field(default_factory=WorkloadConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
+    carbon: CarbonConfig = field(default_factory=CarbonConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+
+def register_schema() -> None:
+    """Makes ``schema`` (the first entry of conf/config.yaml's defaults) type-check every key."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="schema", node=RunConfig)
+
+
+def config_dir() -> Path:
+    """conf/ of a source checkout, else the copy installed inside the package."""
+    source = Path(__file__).resolve().parent.parent / "conf"
+    if (source / "config.yaml").is_file():
+        return source
+    from importlib.resources import files
+
+    return Path(str(files("mlflow_energy.conf")))
+
+
+def to_run_config(cfg: DictConfig | dict[str, Any]) -> RunConfig:
+    """Typed copy of a resolved Hydra config (``hydra`` node and unknown keys dropped)."""
+    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    data = {k: v for k, v in data.items() if k in RunConfig.__dataclass_fields__}
+    schema = OmegaConf.structured(RunConfig)
+    merged = OmegaConf.merge(schema, data)
+    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+
+
+def as_dict(config: RunConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(OmegaConf.structured(config), resolve=True)  # type: ignore[return-value]
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"name": "x"}}`` -> ``{"model.name": "x"}``."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+# Keys that change where results go, not what is measured: left out of the config hash.
+_NOT_HASHED = ("tracking.", "bench.timeout_s")
+
+
+def config_hash(config: RunConfig) -> str:
+    """Stable 12-hex digest of what is measured (model, workload, backend, bench, device)."""
+    flat = {k: v for k, v in flatten(as_dict(config)).items() if not k.startswith(_NOT_HASHED)}
+    return hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def validate(config: RunConfig) -> None:
+    """Checks that need no model and no GPU work; raises ConfigError on the first mistake."""
+    m, w, b = config.model, config.workload, config.bench
+    _require(m.weights in WEIGHTS, f"model.weights={m.weights!r} is not one of {', '.join(WEIGHTS)}; pick one.")
+    _require(m.dtype in DTYPES, f"model.dtype={m.dtype!r} is not one of {', '.join(DTYPES)}; pick one.")
+    _require(
+        m.attn_implementation in ATTN_IMPLEMENTATIONS,
+        f"model.attn_implementation={m.attn_implementation!r} is not one of "
+        f"{', '.join(ATTN_IMPLEMENTATIONS)}; pick one.",
+    )
+    _require(
+        config.backend.name in BACKENDS,
+        f"backend.name={config.backend.name!r} is not one of {', '.join(BACKENDS)}; pick one.",
+    )
+    for key, value in (
+        ("workload.batch_size", w.batch_size),
+        ("workload.prompt_tokens", w.prompt_tokens),
+        ("workload.new_tokens", w.new_tokens),
+        ("bench.min_repetitions", b.min_repetitions),
+    ):
+        _require(value >= 1, f"{key}={value} must be at least 1; set it to a positive integer.")
+    _require(b.warmup_runs >= 1, f"bench.warmup_runs={b.warmup_runs} must be at least 1: "
+             "a run without an identical warm-up measures compilation and caching, not inference.")
+    for key, value in (
+        ("bench.min_duration_s", b.min_duration_s),
+        ("bench.min_window_s", b.min_window_s),
+        ("bench.timeout_s", b.timeout_s),
+        ("bench.sample_period_s", b.sample_period_s),
+    ):
+        _require(value > 0, f"{key}={value} must be positive; set a number of seconds above 0.")
+    _require(b.idle_s >= 0, f"bench.idle_s={b.idle_s} must be 0 or more seconds.")
+    _require(config.carbon.pue >= 1.0, f"carbon.pue={config.carbon.pue} must be at least 1.0 (1.0 = no overhead).")
+    _validate_country(config.carbon.country_iso_code)
+    _validate_prompts(w.prompts)
+    _validate_device(config.device, m.dtype)
+
+
+def _validate_country(code: str) -> None:
+    from mlflow_energy.meter.carbon import known_countries
+
+    _require(
+        code.upper() in known_countries(),
+        f"carbon.country_iso_code={code!r} is not a country CodeCarbon has grid data for; "
+        "use an ISO 3166-1 alpha-3 code such as USA, FRA or DEU.",
+    )
+
+
+def _validate_prompts(prompts: str) -> None:
+    if prompts in ("synthetic", "shipped"):
+        return
+    _require(
+        Path(prompts).is_file(),
+        f"workload.prompts={prompts!r} is neither 'synthetic', 'shipped' nor an existing JSONL file; "
+        "fix the path or pick one of those.",
+    )
+
+
+def _validate_device(device: str, dtype: str) -> None:
+    kind, _, index = device.partition(":")
+    _require(
+        device in ("auto", "cpu", "cuda") or (kind == "cuda" and index.isdigit()),
+        f"device={device!r} is not auto, cpu, cuda or cuda:N; pick one.",
+    )
+    if kind != "cuda":
+        return
+    import torch
+
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    _require(visible > 0, f"device={device!r} asks for a GPU but none is visible here; use device=cpu or device=auto.")
+    _require(
+        not index or int(index) < visible,
+        f"device={device!r} asks for GPU {index} but only {visible} visible; pick cuda:0 to cuda:{visible - 1}.",
+    )
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda:0`` where a GPU is visible, else ``cpu``; ``cuda`` -> ``cuda:0``."""
+    if device == "auto":
+        import torch
+
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    return "cuda:0" if device == "cuda" else device

@@ -1,0 +1,1 @@
+"""What work is measured: model loading, prompts and batches, fixed-length generation."""

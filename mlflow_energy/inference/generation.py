@@ -1,0 +1,44 @@
+"""The measured work: a prefill forward pass and a fixed-length greedy generate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlflow_energy.inference.prompts import Batch
+
+
+def fixed_length_config(model: Any, tokenizer: Any, new_tokens: int) -> Any:
+    """Greedy, exactly ``new_tokens`` per row: min = max and EOS suppressed until then, so every
+    run generates the same number of tokens and energy per token is comparable."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,
+        do_sample=False,
+        num_beams=1,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=model.config.eos_token_id,
+    )
+
+
+def generate(model: Any, batch: Batch, generation_config: Any) -> Any:
+    """Generated token ids only, shape (batch_size, new_tokens)."""
+    import torch
+
+    with torch.inference_mode():
+        output = model.generate(**batch.as_kwargs(), generation_config=generation_config)
+    generated = output[:, batch.input_ids.shape[1] :]
+    if generated.shape[1] != generation_config.max_new_tokens:
+        raise RuntimeError(
+            f"generate returned {generated.shape[1]} new tokens instead of {generation_config.max_new_tokens}"
+        )
+    return generated
+
+
+def prefill(model: Any, batch: Batch) -> Any:
+    """One forward pass over the prompt filling the KV cache: the work before the first token."""
+    import torch
+
+    with torch.inference_mode():
+        return model(**batch.as_kwargs(), use_cache=True).logits[:, -1].argmax(-1)

@@ -1,0 +1,66 @@
+"""Input batches of a fixed shape: synthetic token ids, or text prompts padded on the left."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlflow_energy.config import ConfigError, WorkloadConfig
+
+SHIPPED_PROMPTS = Path(__file__).resolve().parent / "data" / "prompts.jsonl"
+
+
+@dataclass
+class Batch:
+    """``input_ids`` and ``attention_mask`` of shape (batch_size, prompt_tokens), on the device."""
+
+    input_ids: Any
+    attention_mask: Any
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
+
+
+def read_prompt_file(path: Path) -> list[str]:
+    texts = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            texts.append(str(json.loads(line)["text"]))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise ConfigError(
+                f"workload.prompts: line {number} of {path} is not a JSON object with a \"text\" field; fix that line."
+            ) from None
+    if not texts:
+        raise ConfigError(f"workload.prompts: {path} holds no prompt; add lines like {{\"text\": \"...\"}}.")
+    return texts
+
+
+def make_batch(workload: WorkloadConfig, tokenizer: Any, model_vocab_size: int, device: str, seed: int) -> Batch:
+    """Every batch has exactly ``prompt_tokens`` positions per row, so runs compare like for like.
+
+    Text prompts are truncated or left-padded to that length; synthetic ids are drawn from the
+    ordinary (non-special) tokens of both the tokenizer and the model.
+    """
+    import torch
+
+    shape = (workload.batch_size, workload.prompt_tokens)
+    if workload.prompts == "synthetic":
+        special = set(tokenizer.all_special_ids)
+        low = max(special) + 1 if special else 0
+        high = min(len(tokenizer), model_vocab_size)
+        generator = torch.Generator().manual_seed(seed)
+        input_ids = torch.randint(low, high, shape, generator=generator)
+        attention_mask = torch.ones(shape, dtype=torch.long)
+    else:
+        path = SHIPPED_PROMPTS if workload.prompts == "shipped" else Path(workload.prompts)
+        texts = read_prompt_file(path)
+        rows = [texts[i % len(texts)] for i in range(workload.batch_size)]
+        encoded = tokenizer(
+            rows, padding="max_length", truncation=True, max_length=workload.prompt_tokens, return_tensors="pt"
+        )
+        input_ids, attention_mask = encoded["input_ids"], encoded["attention_mask"]
+    return Batch(input_ids.to(device), attention_mask.to(device))

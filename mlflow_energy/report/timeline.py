@@ -1,0 +1,53 @@
+"""The power timeline plot: GPU power (or host CPU utilisation) over time, phases shaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlflow_energy.bench.result import BenchResult
+from mlflow_energy.meter.measurement import Measurement
+from mlflow_energy.meter.sampler import HOST, TimelineSample
+
+
+def _phases(result: BenchResult) -> list[tuple[str, Measurement]]:
+    phases = [("load", result.load), ("idle", result.idle)]
+    phases.append(("prefill", result.prefill.measurement if result.prefill else None))
+    phases += [("generate", r.measurement) for r in result.repetitions]
+    return [(label, m) for label, m in phases if m is not None]
+
+
+def plot_timeline(samples: list[TimelineSample], result: BenchResult, path: Path) -> Path:
+    import logging
+
+    import matplotlib
+
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # its font-cache notice is noise here
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gpu_devices = sorted({s.device for s in samples if s.device != HOST})
+    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
+    if gpu_devices:
+        for device in gpu_devices:
+            points = [(s.t_s, s.power_w) for s in samples if s.device == device and s.power_w is not None]
+            ax.plot([t for t, _ in points], [p for _, p in points], label=f"{device} power", linewidth=1)
+        ax.set_ylabel("GPU power (W)")
+    else:
+        points = [(s.t_s, s.utilization_pct) for s in samples if s.device == HOST]
+        ax.plot([t for t, _ in points], [u for _, u in points], label="host CPU utilisation", linewidth=1)
+        ax.set_ylabel("CPU utilisation (%)")
+    colours = {"load": "tab:gray", "idle": "tab:blue", "prefill": "tab:orange", "generate": "tab:green"}
+    labelled: set[str] = set()
+    for label, m in _phases(result):
+        ax.axvspan(m.start_s, m.start_s + m.duration_s, color=colours[label], alpha=0.15,
+                   label=None if label in labelled else label)
+        labelled.add(label)
+    ax.set_xlabel("time since the meter started (s)")
+    model = result.config.get("model", {}).get("name", "?")
+    ax.set_title(f"{model} on {result.device}: power timeline")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+

@@ -1,0 +1,147 @@
+"""Log a BenchResult to MLflow. Runs in the parent process only, after the child has ended."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlflow_energy.bench.result import CODECARBON_DIR, RESULT_FILE, TIMELINE_FILE, BenchResult
+from mlflow_energy.config import flatten
+from mlflow_energy.meter.sampler import TimelineSample, read_timeline_csv
+from mlflow_energy.report.timeline import plot_timeline
+from mlflow_energy.tracking import names
+
+_BATCH = 1000  # MLflow's per-request limit on metrics in log_batch
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used: one sentence naming tracking.uri and the fix."""
+
+
+def prepare_experiment(tracking_uri: str, experiment: str) -> str:
+    """Creates the store and experiment before any measurement, so a bad URI fails in seconds."""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        client = MlflowClient(tracking_uri=tracking_uri)
+        found = client.get_experiment_by_name(experiment)
+        return found.experiment_id if found else client.create_experiment(experiment)
+    except Exception as exc:
+        raise TrackingError(
+            f"tracking.uri={tracking_uri!r} cannot be used ({type(exc).__name__}: {str(exc)[:200]}); "
+            "check the path or that the server is running."
+        ) from None
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    tracking_uri: str
+    experiment_id: str
+    run_id: str
+    status: str
+
+
+def _tags(result: BenchResult) -> dict[str, str]:
+    env = result.environment
+    gpus = env.get("gpus") or []
+    tags = {
+        names.TAG_STATUS: result.status,
+        names.TAG_CONFIG_HASH: result.config_hash,
+        names.TAG_DEVICE: str(result.device),
+        names.TAG_CPU_MODEL: str(env.get("cpu_model")),
+        names.TAG_GPU_COUNT: str(len(gpus)),
+    }
+    if gpus:
+        tags[names.TAG_GPU_MODEL] = ", ".join(sorted({g["name"] for g in gpus}))
+        tags[names.TAG_GPU_DRIVER] = str(env.get("gpu_driver"))
+    for domain, source in (env.get("energy_sources") or {}).items():
+        tags[names.TAG_SOURCE_PREFIX + domain] = source
+    for package, version in (env.get("packages") or {}).items():
+        if version:
+            tags[names.TAG_VERSION_PREFIX + package] = version
+    if result.error:
+        tags[names.TAG_ERROR] = result.error[:5000]
+    cv, max_cv = (result.summary.measurement_energy_cv if result.summary else None), result.config["bench"]["max_cv"]
+    if cv is not None and cv > max_cv:
+        tags[names.TAG_HIGH_CV] = f"energy CV {cv:.1%} is above bench.max_cv={max_cv:.0%}: repeat with longer windows"
+    if result.problems:
+        tags[names.TAG_PROBLEMS] = "; ".join(result.problems)[:5000]
+    return tags
+
+
+def _params(result: BenchResult) -> dict[str, str]:
+    params = {k: str(v) for k, v in flatten(result.config).items() if not k.startswith("tracking.")}
+    params["resolved_device"] = str(result.device)
+    if result.model_parameters is not None:
+        params["model.parameters"] = str(result.model_parameters)
+    return params
+
+
+def log_result(result: BenchResult, out_dir: Path, tracking_uri: str, experiment: str, run_name: str | None) -> LoggedRun:
+    """Create (or, under ``mlflow run``, fill) the MLflow run and log everything in ``out_dir``."""
+    from mlflow.entities import Metric, Param, RunStatus, RunTag
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    # `mlflow run` creates the run and hands its id down; it also ends it.
+    outer_run_id = os.environ.get("MLFLOW_RUN_ID")
+    if outer_run_id:
+        run = client.get_run(outer_run_id)
+    else:
+        run = client.create_run(prepare_experiment(tracking_uri, experiment), start_time=result.started_ms, run_name=run_name)
+    run_id = run.info.run_id
+    now_ms = int(time.time() * 1000)
+    summary = result.summary
+    metrics = [Metric(k, v, now_ms, 0) for k, v in (names.summary_metrics(summary).items() if summary else [])]
+    timeline_path = out_dir / TIMELINE_FILE
+    timeline = read_timeline_csv(timeline_path) if timeline_path.is_file() else []
+    metrics += _timeline_metrics(timeline)
+    params = [Param(k, v) for k, v in _params(result).items()]
+    tags = [RunTag(k, v) for k, v in _tags(result).items()]
+    client.log_batch(run_id, params=params, tags=tags)
+    for i in range(0, len(metrics), _BATCH):
+        client.log_batch(run_id, metrics=metrics[i : i + _BATCH])
+    _log_artifacts(client, run_id, result, timeline, out_dir)
+    status = RunStatus.to_string(RunStatus.FINISHED if result.status == "finished" else RunStatus.FAILED)
+    if not outer_run_id:
+        client.set_terminated(run_id, status, end_time=result.ended_ms or now_ms)
+    return LoggedRun(tracking_uri, run.info.experiment_id, run_id, status)
+
+
+def _timeline_metrics(timeline: list[TimelineSample]) -> list[Any]:
+    from mlflow.entities import Metric
+
+    steps: dict[str, int] = {}
+    metrics = []
+    for sample in timeline:
+        if sample.device.startswith("gpu") and sample.power_w is not None:
+            key = names.timeline_power_metric(sample.device)
+            steps[key] = steps.get(key, -1) + 1
+            metrics.append(Metric(key, sample.power_w, sample.timestamp_ms, steps[key]))
+    return metrics
+
+
+def _log_artifacts(
+    client: Any, run_id: str, result: BenchResult, timeline: list[TimelineSample], out_dir: Path
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        staging = Path(tmp)
+        (staging / names.ARTIFACT_CONFIG).write_text(yaml.safe_dump(result.config, sort_keys=False))
+        (staging / names.ARTIFACT_ENVIRONMENT).write_text(json.dumps(result.environment, indent=2))
+        if result.error:
+            (staging / names.ARTIFACT_ERROR).write_text(result.error + "\n")
+        if timeline:
+            plot_timeline(timeline, result, staging / names.ARTIFACT_TIMELINE_PLOT)
+        client.log_artifacts(run_id, str(staging))
+    for name in (RESULT_FILE, TIMELINE_FILE):
+        if (out_dir / name).is_file():
+            client.log_artifact(run_id, str(out_dir / name))
+    if (out_dir / CODECARBON_DIR).is_dir():
+        client.log_artifacts(run_id, str(out_dir / CODECARBON_DIR), CODECARBON_DIR)

@@ -1,0 +1,53 @@
+"""The one place that owns MLflow names: metric keys, tags, artifact files.
+
+Metric keys are ``<section>/<name>_<unit>`` so the MLflow UI groups charts by section. They
+are derived from the ``Summary`` field names (first ``_`` becomes ``/``), so result.json and
+the logged metrics cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+
+from mlflow_energy.bench.result import Summary
+
+SECTIONS = ("energy", "efficiency", "emissions", "power", "throughput", "latency", "memory", "measurement")
+
+TAG_PREFIX = "mlflow_energy."
+TAG_STATUS = TAG_PREFIX + "status"
+TAG_ERROR = TAG_PREFIX + "error"
+TAG_CONFIG_HASH = TAG_PREFIX + "config_hash"
+TAG_DEVICE = TAG_PREFIX + "device"
+TAG_GPU_MODEL = TAG_PREFIX + "gpu_model"
+TAG_GPU_COUNT = TAG_PREFIX + "gpu_count"
+TAG_GPU_DRIVER = TAG_PREFIX + "gpu_driver"
+TAG_CPU_MODEL = TAG_PREFIX + "cpu_model"
+TAG_HIGH_CV = TAG_PREFIX + "warning.high_cv"
+TAG_PROBLEMS = TAG_PREFIX + "warning.rejected_readings"
+TAG_VERSION_PREFIX = TAG_PREFIX + "version."
+TAG_SOURCE_PREFIX = TAG_PREFIX + "source."  # + gpu | cpu | ram
+
+ARTIFACT_CONFIG = "config.yaml"
+ARTIFACT_ENVIRONMENT = "environment.json"
+ARTIFACT_TIMELINE_PLOT = "power_timeline.png"
+ARTIFACT_ERROR = "error.txt"
+
+
+def metric_key(field_name: str) -> str:
+    section, _, rest = field_name.partition("_")
+    if section not in SECTIONS or not rest:
+        raise ValueError(f"summary field {field_name!r} has no known section prefix")
+    return f"{section}/{rest}"
+
+
+def summary_metrics(summary: Summary) -> dict[str, float]:
+    """Metric key -> value for every figure that exists (None fields are not logged)."""
+    return {metric_key(k): float(v) for k, v in asdict(summary).items() if v is not None}
+
+
+def timeline_power_metric(device: str) -> str:
+    """Stepped power time series of one GPU: ``power/gpu0_w`` (step = sample number)."""
+    return f"power/{device}_w"
+
+
+ALL_METRIC_KEYS = tuple(metric_key(f.name) for f in fields(Summary))
