@@ -24,7 +24,7 @@ def print_summary(result: BenchResult, where: str, ui_command: str | None, conso
     table.add_column("figure")
     table.add_column("gross", justify="right")
     table.add_column("net of idle", justify="right")
-    if s is not None:
+    if s is not None and s.throughput_tokens_per_s is not None:  # something was measured
         sources = result.environment.get("energy_sources", {})
         table.add_row("energy, measured windows", _fmt(s.energy_total_j, "J"), _fmt(s.energy_net_j, "J"))
         table.add_row("  GPU", _fmt(s.energy_gpu_j, "J"), _fmt(s.energy_gpu_net_j, "J"))
@@ -43,9 +43,9 @@ def print_summary(result: BenchResult, where: str, ui_command: str | None, conso
         table.add_row("time per output token p50", _fmt(s.latency_tpot_ms_p50, "ms"), "")
         table.add_row("request latency p50 / p90",
                       f"{_fmt(s.latency_request_s_p50, 's')} / {_fmt(s.latency_request_s_p90, 's')}", "")
-        table.add_row("repetitions (energy CV)",
-                      f"{s.measurement_repetitions} ({_fmt(s.measurement_energy_cv and s.measurement_energy_cv * 100, '%', 2)})", "")
-    console.print(table)
+        cv = None if s.measurement_energy_cv is None else s.measurement_energy_cv * 100
+        table.add_row("repetitions (energy CV)", f"{s.measurement_repetitions} ({_fmt(cv, '%', 2)})", "")
+        console.print(table)
     if result.problems:
         console.print(f"[yellow]Rejected readings:[/yellow] {'; '.join(result.problems)}")
     if result.status != "finished":

@@ -1,0 +1,145 @@
+"""End to end: the real `mlflow-energy` CLI in a subprocess, read back from the SQLite store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.e2e
+
+CLI = str(Path(sys.executable).parent / "mlflow-energy")
+QUICK = ["bench=quick"]
+
+
+def run_cli(cwd: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    return subprocess.run([CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def client_for(folder: Path) -> MlflowClient:
+    return MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+
+
+def only_run(folder: Path):
+    client = client_for(folder)
+    experiment = client.get_experiment_by_name("mlflow-energy")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1
+    return client, runs[0]
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("default")
+    started = time.monotonic()
+    proc = run_cli(folder, "run", *QUICK)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return folder, proc, elapsed
+
+
+def test_default_run_is_logged_and_consistent(default_run, tmp_path: Path) -> None:
+    folder, proc, elapsed = default_run
+    client, run = only_run(folder)
+    m, params, tags = run.data.metrics, run.data.params, run.data.tags
+    assert run.info.status == "FINISHED"
+    assert elapsed < 60
+    # No GPU here: the total is CPU + RAM, and the run says where each figure came from.
+    assert "energy/gpu_j" not in m
+    assert tags["mlflow_energy.source.gpu"] == "none"
+    assert tags["mlflow_energy.source.cpu"].startswith(("estimate:", "rapl"))
+    assert tags["mlflow_energy.source.ram"] == "estimate"
+    assert m["energy/total_j"] == pytest.approx(m["energy/cpu_j"] + m["energy/ram_j"], rel=1e-9)
+    assert m["energy/total_j"] > 0
+    assert m["energy/j_per_token"] == pytest.approx(m["energy/total_j"] / m["measurement/generated_tokens"], rel=1e-9)
+    assert m["measurement/generated_tokens"] % (4 * 32) == 0  # whole batches of 4 x 32 new tokens
+    assert m["throughput/tokens_per_s"] > 0
+    assert m["measurement/repetitions"] >= 2
+    assert m["emissions/g_co2e"] > 0
+    assert m["latency/ttft_s_p50"] < m["latency/request_s_p50"]
+    assert params["model.name"] == "tiny" and params["workload.batch_size"] == "4"
+    assert params["resolved_device"] == "cpu"
+    assert len(tags["mlflow_energy.config_hash"]) == 12
+
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "result.json", "environment.json", "power_timeline.csv", "power_timeline.png",
+            "codecarbon"} <= artifacts
+    local = Path(client.download_artifacts(run.info.run_id, "result.json", str(tmp_path)))
+    result = json.loads(local.read_text())
+    assert result["status"] == "finished"
+    for key, value in m.items():
+        section, _, rest = key.partition("/")
+        assert result["summary"][f"{section}_{rest}"] == pytest.approx(value), key
+
+    out = proc.stdout
+    assert "energy per token" in out and "throughput" in out
+    assert "mlflow ui --backend-store-uri sqlite:///mlflow.db" in out
+
+
+def test_relogging_a_saved_result(default_run, tmp_path: Path) -> None:
+    folder, _, _ = default_run
+    out_dir = next(folder.glob("outputs/*/*"))
+    other = tmp_path / "other.db"
+    proc = run_cli(tmp_path, "log", str(out_dir), "--tracking-uri", f"sqlite:///{other}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    _, original = only_run(folder)
+    runs = MlflowClient(tracking_uri=f"sqlite:///{other}").search_runs(
+        [MlflowClient(tracking_uri=f"sqlite:///{other}").get_experiment_by_name("mlflow-energy").experiment_id]
+    )
+    assert len(runs) == 1 and runs[0].data.metrics["energy/total_j"] == original.data.metrics["energy/total_j"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["workload.batch_size=0"], "workload.batch_size=0 must be at least 1"),
+        (["device=cuda"], "asks for a GPU but none is visible here; use device=cpu"),
+        (["model.dtype=int3"], "model.dtype='int3' is not one of"),
+        (["model.name=nobody/no-such-model"], "is not a shipped model"),
+    ],
+)
+def test_bad_input_fails_fast_with_one_sentence_and_no_run(tmp_path: Path, overrides: list[str], message: str) -> None:
+    started = time.monotonic()
+    proc = run_cli(tmp_path, "run", *overrides)
+    assert time.monotonic() - started < 30
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "mlflow.db").exists()  # nothing half-made in the store
+
+
+def test_wrong_type_is_refused_by_the_schema(tmp_path: Path) -> None:
+    proc = run_cli(tmp_path, "run", "workload.batch_size=many")
+    assert proc.returncode != 0
+    assert "workload.batch_size" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_timeout_ends_the_run_failed_and_keeps_measurements(tmp_path: Path) -> None:
+    proc = run_cli(tmp_path, "run", *QUICK, "bench.min_duration_s=100000", "bench.timeout_s=25")
+    assert proc.returncode == 1
+    client, run = only_run(tmp_path)
+    assert run.info.status == "FAILED"
+    assert "timed out after bench.timeout_s=25" in run.data.tags["mlflow_energy.error"]
+    error_txt = Path(client.download_artifacts(run.info.run_id, "error.txt", str(tmp_path)))
+    assert "timed out" in error_txt.read_text()
+    result = json.loads(Path(client.download_artifacts(run.info.run_id, "result.json", str(tmp_path))).read_text())
+    assert result["status"] == "failed"
+    assert result["load"]["duration_s"] > 0 and len(result["repetitions"]) >= 1  # taken before the timeout
+    assert run.data.metrics["energy/total_j"] > 0
+
+
+def test_child_crash_ends_the_run_failed_with_its_error(tmp_path: Path) -> None:
+    # flash-attention is not installed on CPU machines: loading fails inside the child.
+    proc = run_cli(tmp_path, "run", *QUICK, "model.attn_implementation=flash_attention_2")
+    assert proc.returncode == 1
+    _, run = only_run(tmp_path)
+    assert run.info.status == "FAILED"
+    assert "during load" in run.data.tags["mlflow_energy.error"]
+    assert "Run failed" in proc.stdout

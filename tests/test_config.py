@@ -1,0 +1,79 @@
+"""Configuration validation: each user mistake gives one sentence naming the key and the fix."""
+
+from pathlib import Path
+
+import pytest
+
+from mlflow_energy.config import ConfigError, RunConfig, config_dir, config_hash, flatten, as_dict, validate
+from mlflow_energy.inference.models import resolve_model, shipped_models
+
+
+def config(**overrides: object) -> RunConfig:
+    c = RunConfig()
+    for dotted, value in overrides.items():
+        section, key = dotted.split("__") if "__" in dotted else (None, dotted)
+        setattr(getattr(c, section) if section else c, key, value)
+    return c
+
+
+def test_defaults_are_valid() -> None:
+    validate(RunConfig())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"workload__batch_size": 0}, "workload.batch_size=0 must be at least 1"),
+        ({"workload__new_tokens": -3}, "workload.new_tokens=-3 must be at least 1"),
+        ({"workload__prompt_tokens": 0}, "workload.prompt_tokens=0"),
+        ({"model__dtype": "float8"}, "model.dtype='float8' is not one of float32, float16, bfloat16"),
+        ({"model__weights": "trained"}, "model.weights='trained'"),
+        ({"device": "tpu"}, "device='tpu' is not auto, cpu, cuda or cuda:N"),
+        ({"device": "cuda"}, "asks for a GPU but none is visible here"),
+        ({"device": "cuda:1"}, "asks for a GPU but none is visible here"),
+        ({"bench__warmup_runs": 0}, "bench.warmup_runs=0 must be at least 1"),
+        ({"bench__min_window_s": 0.0}, "bench.min_window_s=0.0 must be positive"),
+        ({"carbon__country_iso_code": "XYZ"}, "carbon.country_iso_code='XYZ'"),
+        ({"carbon__pue": 0.5}, "carbon.pue=0.5 must be at least 1.0"),
+        ({"backend__name": "tensorrt"}, "backend.name='tensorrt'"),
+        ({"workload__prompts": "/no/such/file.jsonl"}, "workload.prompts='/no/such/file.jsonl'"),
+    ],
+)
+def test_bad_values_are_refused_with_the_key_named(overrides: dict, fragment: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        validate(config(**overrides))
+    assert fragment in str(error.value)
+    assert str(error.value).count("\n") == 0
+
+
+def test_unknown_model_is_refused_quickly(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is not a shipped model"):
+        resolve_model(config(model__name="no-such-org/no-such-model").model)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="folder without a config.json"):
+        resolve_model(config(model__name=str(tmp_path / "empty")).model)
+
+
+def test_shipped_config_without_weights_needs_random() -> None:
+    assert {"tiny", "llama-3.2-1b", "llama-3.1-8b", "qwen2.5-0.5b", "gpt2"} <= set(shipped_models())
+    with pytest.raises(ConfigError, match="use model.weights=random"):
+        resolve_model(config(model__name="llama-3.2-1b", model__weights="pretrained").model)
+
+
+def test_config_hash_ignores_where_results_go() -> None:
+    a, b = RunConfig(), RunConfig()
+    b.tracking.uri, b.tracking.experiment = "sqlite:///elsewhere.db", "other"
+    assert config_hash(a) == config_hash(b)
+    b.workload.batch_size = 16
+    assert config_hash(a) != config_hash(b)
+
+
+def test_flatten_gives_dotted_param_names() -> None:
+    flat = flatten(as_dict(RunConfig()))
+    assert flat["model.name"] == "tiny" and flat["workload.batch_size"] == 4 and flat["device"] == "auto"
+
+
+def test_config_folder_found_from_the_checkout() -> None:
+    assert (config_dir() / "config.yaml").is_file()
+    for group in ("model", "workload", "backend", "bench", "carbon", "tracking"):
+        assert any((config_dir() / group).glob("*.yaml")), group

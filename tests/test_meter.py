@@ -1,0 +1,117 @@
+"""The energy meter against a fake NVML: counter deltas, sampling fallback, rejected readings,
+visible-device mapping."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from fake_nvml import FakeGpu, FakeNvml
+from mlflow_energy.meter import EnergyMeter, EnergySource
+from mlflow_energy.meter.gpu import NvmlGpus, resolve_visible_handles
+
+UUIDS = ["GPU-aaaa1111", "GPU-bbbb2222", "GPU-cccc3333"]
+
+
+def meter_for(gpus: list[FakeGpu], **kwargs) -> EnergyMeter:
+    return EnergyMeter(gpus=NvmlGpus(nvml=FakeNvml(gpus), **kwargs), sample_period_s=0.01)
+
+
+def test_counter_difference_per_visible_gpu() -> None:
+    # Each counter is read once at probe, once at window start, once at window end.
+    gpus = [FakeGpu(UUIDS[0], energy_mj=[0, 1_000, 251_000]), FakeGpu(UUIDS[1], energy_mj=[0, 5_000, 105_500])]
+    meter = meter_for(gpus)
+    with meter.window("generate") as w:
+        time.sleep(0.05)
+    meter.close()
+    m = w.measurement
+    assert m.gpu_source == EnergySource.NVML_COUNTER
+    assert m.gpu_j == {"0": 250.0, "1": 100.5}
+    assert m.gpu_total_j == pytest.approx(350.5)
+    assert m.total_j == pytest.approx(350.5)  # no host meter: GPU only
+    assert m.valid and m.duration_s >= 0.05
+
+
+def test_counter_going_backwards_is_rejected_not_logged() -> None:
+    meter = meter_for([FakeGpu(UUIDS[0], energy_mj=[0, 9_000, 4_000])])
+    with meter.window("generate") as w:
+        pass
+    meter.close()
+    assert w.measurement.gpu_j == {}
+    assert not w.measurement.valid
+    assert "went backwards" in w.measurement.problems[0]
+
+
+def test_counter_that_does_not_move_is_rejected() -> None:
+    meter = meter_for([FakeGpu(UUIDS[0], energy_mj=[0, 7_000, 7_000])])
+    with meter.window("generate") as w:
+        time.sleep(0.02)
+    meter.close()
+    assert w.measurement.gpu_j == {}
+    assert "did not move" in w.measurement.problems[0]
+
+
+def test_missing_counter_falls_back_to_power_sampling() -> None:
+    gpu = FakeGpu(UUIDS[0], energy_mj=None, power_mw=200_000)  # 200 W, constant
+    meter = meter_for([gpu])
+    with meter.window("generate") as w:
+        time.sleep(0.3)
+    meter.close()
+    m = w.measurement
+    assert m.gpu_source == EnergySource.POWER_SAMPLING
+    # Constant power: the integral is power x duration, whatever the sample times.
+    assert m.gpu_j["0"] == pytest.approx(200.0 * m.duration_s, rel=1e-6)
+
+
+def test_power_sampling_too_short_window_is_reported() -> None:
+    meter = EnergyMeter(gpus=NvmlGpus(nvml=FakeNvml([FakeGpu(UUIDS[0], energy_mj=None)])), sample_period_s=10)
+    meter.sampler.sample_now = lambda: None  # no boundary samples: nothing to integrate
+    with meter.window("prefill") as w:
+        pass
+    meter.close()
+    assert not w.measurement.valid
+    assert "too short to integrate" in w.measurement.problems[0]
+
+
+def test_no_nvml_measures_no_gpu_and_says_why() -> None:
+    gpus = NvmlGpus(disabled_reason="the run uses the CPU")
+    meter = EnergyMeter(gpus=gpus, sample_period_s=0.05)
+    with meter.window("generate") as w:
+        time.sleep(0.12)
+    meter.close()
+    assert w.measurement.gpu_source == EnergySource.NONE
+    assert w.measurement.gpu_j == {}
+    assert gpus.unavailable_reason == "the run uses the CPU"
+    host_rows = [s for s in meter.timeline() if s.device == "host"]
+    assert len(host_rows) >= 3  # the timeline still records the host
+
+
+@pytest.mark.parametrize(
+    ("visible", "expected"),
+    [
+        (None, UUIDS),  # unset: every GPU
+        ("", []),  # empty: none
+        ("2,0", [UUIDS[2], UUIDS[0]]),  # CUDA index order follows the list
+        ("GPU-bbbb", [UUIDS[1]]),  # unique UUID prefix
+        ("1,7,0", [UUIDS[1]]),  # CUDA stops at the first entry naming no device
+        ("GPU-,0", []),  # an ambiguous prefix stops the list too
+    ],
+)
+def test_cuda_visible_devices_mapping(visible: str | None, expected: list[str]) -> None:
+    nvml = FakeNvml([FakeGpu(u) for u in UUIDS])
+    assert [h.uuid for h in resolve_visible_handles(nvml, visible)] == expected
+
+
+def test_torch_uuids_win_over_the_environment() -> None:
+    nvml = FakeNvml([FakeGpu(u) for u in UUIDS])
+    gpus = NvmlGpus(nvml=nvml, cuda_visible_devices="0", cuda_uuids=["cccc3333", "aaaa1111"])
+    assert [(d.cuda_index, d.uuid) for d in gpus.devices] == [(0, UUIDS[2]), (1, UUIDS[0])]
+
+
+def test_timeline_records_gpu_state() -> None:
+    meter = meter_for([FakeGpu(UUIDS[0], energy_mj=[0, 1, 2], power_mw=150_500)])
+    time.sleep(0.05)
+    meter.close()
+    rows = [s for s in meter.timeline() if s.device == "gpu0"]
+    assert rows and rows[0].power_w == 150.5 and rows[0].sm_clock_mhz == 1980 and rows[0].memory_used_mb == 2048
