@@ -10,6 +10,7 @@ USAGE = """usage: mlflow-energy <command> [arguments]
 
 commands:
   run [-m] [key=value ...]   measure one configuration (Hydra overrides; -m sweeps a grid)
+  run --overrides "STRING"   the same, overrides in one string (how MLproject passes them)
   log OUTPUT_DIR             log a saved result folder (result.json) to MLflow again
 
 `mlflow-energy run --help` lists the configuration groups; `mlflow-energy run --cfg job`
@@ -77,13 +78,22 @@ def execute(cfg: object) -> None:
         raise SystemExit(code)
 
 
+def _expand_overrides(argv: list[str]) -> list[str]:
+    """``--overrides "a=1 -m b=2,3"`` (one string, as `mlflow run` passes a parameter) -> words."""
+    import shlex
+
+    if argv[:1] == ["--overrides"]:
+        return shlex.split(" ".join(argv[1:2])) + argv[2:]
+    return argv
+
+
 def _run(argv: list[str]) -> None:
     import hydra
 
     from mlflow_energy.config import config_dir, register_schema
 
     register_schema()
-    sys.argv = ["mlflow-energy", *argv]  # Hydra parses sys.argv itself
+    sys.argv = ["mlflow-energy", *_expand_overrides(argv)]  # Hydra parses sys.argv itself
     hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")(execute)()
 
 

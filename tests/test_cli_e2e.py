@@ -143,3 +143,23 @@ def test_child_crash_ends_the_run_failed_with_its_error(tmp_path: Path) -> None:
     assert run.info.status == "FAILED"
     assert "during load" in run.data.tags["mlflow_energy.error"]
     assert "Run failed" in proc.stdout
+
+
+def test_mlproject_entry_point_logs_into_the_mlflow_run(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(MLFLOW_TRACKING_URI=uri, PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
+    overrides = f"bench=quick workload.batch_size=2 hydra.run.dir={tmp_path / 'out'}"
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "mlflow"), "run", str(repo), "--env-manager", "local",
+         "--experiment-name", "mlproject", "-P", f"overrides={overrides}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("mlproject").experiment_id])
+    assert len(runs) == 1  # the tool filled the run `mlflow run` created, no second one
+    run = runs[0]
+    assert run.info.status == "FINISHED" and run.data.tags["mlflow.project.entryPoint"] == "main"
+    assert run.data.params["workload.batch_size"] == "2" and run.data.metrics["energy/total_j"] > 0

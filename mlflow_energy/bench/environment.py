@@ -8,13 +8,15 @@ import socket
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from mlflow_energy import __version__
 from mlflow_energy.meter.energy_meter import EnergyMeter
 
-PACKAGES = ("mlflow-energy", "torch", "transformers", "codecarbon", "nvidia-ml-py", "accelerate")
+PACKAGES = ("torch", "transformers", "codecarbon", "nvidia-ml-py", "accelerate")
 
 
 def package_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {}
+    # __version__, not package metadata: the GPU machine runs the source tree uninstalled.
+    versions: dict[str, str | None] = {"mlflow-energy": __version__}
     for name in PACKAGES:
         try:
             versions[name] = version(name)

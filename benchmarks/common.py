@@ -1,0 +1,67 @@
+"""Shared set-up for the benchmark scripts: the same model, batch and generate call as the tool."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mlflow_energy.config import ModelConfig, WorkloadConfig, resolve_device
+from mlflow_energy.inference import generation
+from mlflow_energy.inference.models import load_model, load_tokenizer, resolve_model
+from mlflow_energy.inference.prompts import make_batch
+
+
+def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="tiny", help="shipped config name, folder or hub id (default tiny)")
+    parser.add_argument("--weights", default="random", choices=["random", "pretrained"])
+    parser.add_argument("--dtype", default=None, help="default: float32 on CPU, bfloat16 on GPU")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--prompt-tokens", type=int, default=64)
+    parser.add_argument("--new-tokens", type=int, default=32)
+
+
+@dataclass
+class Workload:
+    device: str
+    tokens_per_call: int
+    call: Callable[[], Any]
+    sync: Callable[[], None]
+    description: str
+
+    def timed(self, calls: int) -> float:
+        """Seconds for ``calls`` generate calls, synchronized at both ends."""
+        self.sync()
+        start = time.perf_counter()
+        for _ in range(calls):
+            self.call()
+        self.sync()
+        return time.perf_counter() - start
+
+
+def build_workload(args: argparse.Namespace) -> Workload:
+    import torch
+
+    device = resolve_device(args.device)
+    dtype = args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
+    model_config = ModelConfig(name=args.model, weights=args.weights, dtype=dtype)
+    workload = WorkloadConfig(batch_size=args.batch, prompt_tokens=args.prompt_tokens, new_tokens=args.new_tokens)
+    source = resolve_model(model_config)
+    tokenizer = load_tokenizer(source, model_config)
+    model = load_model(source, model_config, device)
+    batch = make_batch(workload, tokenizer, model.config.vocab_size, device, seed=0)
+    gen_config = generation.fixed_length_config(model, tokenizer, args.new_tokens)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    return Workload(
+        device=device,
+        tokens_per_call=args.batch * args.new_tokens,
+        call=lambda: generation.generate(model, batch, gen_config),
+        sync=sync,
+        description=(
+            f"{args.model} ({args.weights}, {dtype}) on {device}, batch {args.batch}, "
+            f"{args.prompt_tokens} prompt + {args.new_tokens} new tokens"
+        ),
+    )
