@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlflow_energy.config import RunConfig
+    from mlflow_energy.tracking.sweep import SweepState
+
+log = logging.getLogger("mlflow_energy")
 
 USAGE = """usage: mlflow-energy <command> [arguments]
 
@@ -12,6 +21,8 @@ commands:
   run [-m] [key=value ...]   measure one configuration (Hydra overrides; -m sweeps a grid)
   run --overrides "STRING"   the same, overrides in one string (how MLproject passes them)
   log OUTPUT_DIR             log a saved result folder (result.json) to MLflow again
+  report --experiment NAME [--sweep ID]
+                             rebuild a sweep's report (summary.csv/html, pareto.png) from the store
 
 `mlflow-energy run --help` lists the configuration groups; `mlflow-energy run --cfg job`
 prints the resolved configuration without running anything.
@@ -33,49 +44,122 @@ def _ui_hint(uri: str, experiment_id: str, run_id: str) -> str:
     return f"mlflow ui --backend-store-uri {uri}"
 
 
-def _log_and_report(out_dir: Path, tracking_uri: str, experiment: str, run_name: str | None) -> int:
+def _log_and_report(
+    out_dir: Path, tracking_uri: str, experiment: str, run_name: str | None, extra_tags: dict[str, str] | None = None
+) -> tuple[int, str | None]:
+    """Logs the result in ``out_dir`` and prints its summary: (exit code, run id)."""
     from mlflow_energy.bench.result import BenchResult
     from mlflow_energy.report.console import print_summary
     from mlflow_energy.tracking.logger import log_result
 
     result = BenchResult.read(out_dir)
     try:
-        logged = log_result(result, out_dir, tracking_uri, experiment, run_name)
+        logged = log_result(result, out_dir, tracking_uri, experiment, run_name, extra_tags)
     except Exception as exc:  # the measurement is safe on disk; say how to log it later
         print_summary(result, f"{out_dir} (not in MLflow)", None)
-        _fail(
-            f"could not log to MLflow at {tracking_uri} ({type(exc).__name__}: {exc}); the result is saved in "
-            f"{out_dir}, log it later with: mlflow-energy log {out_dir}",
-            EXIT_TRACKING_ERROR,
+        print(
+            f"mlflow-energy: error: could not log to MLflow at {tracking_uri} ({type(exc).__name__}: {exc}); the "
+            f"result is saved in {out_dir}, log it later with: mlflow-energy log {out_dir}",
+            file=sys.stderr,
         )
+        return EXIT_TRACKING_ERROR, None
     where = f"{tracking_uri}, experiment {experiment!r}, run {logged.run_id} ({logged.status})"
     print_summary(result, where, _ui_hint(tracking_uri, logged.experiment_id, logged.run_id))
-    return 0 if result.status == "finished" else EXIT_RUN_FAILED
+    return (0 if result.status == "finished" else EXIT_RUN_FAILED), logged.run_id
+
+
+def _validated(cfg: object) -> RunConfig:
+    from mlflow_energy.config import to_run_config, validate
+    from mlflow_energy.inference.models import resolve_model
+    from mlflow_energy.tracking.logger import prepare_experiment
+
+    config = to_run_config(cfg)  # type: ignore[arg-type]
+    validate(config)
+    resolve_model(config.model)
+    prepare_experiment(config.tracking.uri, config.tracking.experiment)
+    return config
 
 
 def execute(cfg: object) -> None:
     """One grid point: validate, measure in a child process, log, summarise."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
+    from mlflow_energy.tracking.sweep import SweepState
+
+    hydra_cfg = HydraConfig.get()
+    out_dir = Path(hydra_cfg.runtime.output_dir)
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        sweep_dir = Path(hydra_cfg.sweep.dir)
+        sweep = SweepState.read(sweep_dir)
+        if sweep is not None:
+            _sweep_point(cfg, out_dir, sweep, sweep_dir, hydra_cfg.job.num, list(hydra_cfg.overrides.task))
+            return
+    _single_run(cfg, out_dir)
+
+
+def _single_run(cfg: object, out_dir: Path) -> None:
     from mlflow_energy.bench.isolation import run_isolated
-    from mlflow_energy.config import ConfigError, resolve_device, to_run_config, validate
-    from mlflow_energy.inference.models import resolve_model
-    from mlflow_energy.tracking.logger import TrackingError, prepare_experiment
+    from mlflow_energy.config import ConfigError, resolve_device
+    from mlflow_energy.tracking.logger import TrackingError
 
     try:
-        config = to_run_config(cfg)  # type: ignore[arg-type]
-        validate(config)
-        resolve_model(config.model)
-        prepare_experiment(config.tracking.uri, config.tracking.experiment)
+        config = _validated(cfg)
     except (ConfigError, TrackingError) as exc:
         _fail(str(exc), EXIT_CONFIG_ERROR)
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
-    device = resolve_device(config.device)
-    print(f"mlflow-energy: measuring {config.model.name} on {device}; files in {out_dir}", file=sys.stderr)
+    log.info("measuring %s on %s; files in %s", config.model.name, resolve_device(config.device), out_dir)
     run_isolated(config, out_dir)
-    code = _log_and_report(out_dir, config.tracking.uri, config.tracking.experiment, config.tracking.run_name)
+    code, _ = _log_and_report(out_dir, config.tracking.uri, config.tracking.experiment, config.tracking.run_name)
     if code:
         raise SystemExit(code)
+
+
+def _sweep_point(cfg: object, out_dir: Path, sweep: SweepState, sweep_dir: Path, num: int, overrides: list[str]) -> None:
+    """A grid point never stops the sweep: whatever happens becomes its outcome (and a run)."""
+    from mlflow_energy.bench.gpu_lease import isolated_device
+    from mlflow_energy.bench.isolation import run_isolated
+    from mlflow_energy.config import ConfigError, config_hash
+    from mlflow_energy.tracking import names
+    from mlflow_energy.tracking.logger import TrackingError, find_finished_run, log_refused
+    from mlflow_energy.tracking.sweep import PointOutcome, point_name, read_outcomes
+
+    started = time.time()
+    name = point_name(overrides, sweep.swept_keys)
+    label = f"point {num + 1} of {sweep.points or '?'} ({name})"
+    tags = {names.TAG_SWEEP_ID: sweep.sweep_id, names.TAG_MLFLOW_PARENT: sweep.parent_run_id}
+    try:
+        config = _validated(cfg)
+    except (ConfigError, TrackingError) as exc:
+        run_id = log_refused(sweep.tracking_uri, sweep.experiment_id, name, overrides, str(exc), tags)
+        PointOutcome(num, name, "failed", run_id, None, str(exc)).write(out_dir)
+        sweep.progress(sweep_dir, f"{label}: refused: {exc}")
+        return
+    digest = config_hash(config)
+    if config.bench.resume:
+        existing = find_finished_run(sweep.tracking_uri, sweep.experiment_id, digest)
+        if existing is not None:
+            PointOutcome(num, name, "skipped", existing.info.run_id, digest).write(out_dir)
+            sweep.progress(sweep_dir, f"{label}: skipped, already measured in run {existing.info.run_id} "
+                                      "(bench.resume=false measures it again)")  # fmt: skip
+            return
+    sweep.progress(sweep_dir, f"{label}: starting; {_eta(sweep, read_outcomes(sweep_dir))}")
+    with isolated_device(config.device, sweep.parallel_jobs, sweep_dir / "gpu_leases"):
+        run_isolated(config, out_dir)
+    code, run_id = _log_and_report(out_dir, config.tracking.uri, config.tracking.experiment, name, tags)
+    status = "finished" if code == 0 else "failed"
+    error = None if code == 0 else f"exit code {code}; see {out_dir}"
+    PointOutcome(num, name, status, run_id, digest, error, time.time() - started).write(out_dir)
+    sweep.progress(sweep_dir, f"{label}: {status} in {time.time() - started:.0f} s")
+
+
+def _eta(sweep: SweepState, done: list) -> str:
+    elapsed = time.time() - sweep.started_s
+    measured = [o.seconds for o in done if o.status != "skipped" and o.seconds]
+    if sweep.points is None or not measured:
+        return f"{elapsed:.0f} s elapsed"
+    remaining = max(0, sweep.points - len(done))
+    eta = sum(measured) / len(measured) * remaining / max(1, sweep.parallel_jobs)
+    return f"{elapsed:.0f} s elapsed, about {eta:.0f} s left"
 
 
 def _expand_overrides(argv: list[str]) -> list[str]:
@@ -92,9 +176,13 @@ def _run(argv: list[str]) -> None:
 
     from mlflow_energy.config import config_dir, register_schema
 
+    from mlflow_energy.tracking.sweep import SweepCallback
+
     register_schema()
     sys.argv = ["mlflow-energy", *_expand_overrides(argv)]  # Hydra parses sys.argv itself
     hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")(execute)()
+    if SweepCallback.last_failed:
+        _fail(f"{SweepCallback.last_failed} grid point(s) failed; their runs hold the errors.", EXIT_RUN_FAILED)
 
 
 def _relog(argv: list[str]) -> None:
@@ -108,7 +196,7 @@ def _relog(argv: list[str]) -> None:
     if not (args.output_dir / RESULT_FILE).is_file():
         _fail(f"{args.output_dir} holds no {RESULT_FILE}; pass the output folder a run printed.", EXIT_CONFIG_ERROR)
     tracking = BenchResult.read(args.output_dir).config["tracking"]
-    code = _log_and_report(
+    code, _ = _log_and_report(
         args.output_dir,
         args.tracking_uri or tracking["uri"],
         args.experiment or tracking["experiment"],
@@ -117,7 +205,24 @@ def _relog(argv: list[str]) -> None:
     raise SystemExit(code)
 
 
-COMMANDS = {"run": _run, "log": _relog}
+def _report(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="mlflow-energy report", description="Rebuild a sweep's report from the MLflow store, without re-running."
+    )
+    parser.add_argument("--experiment", required=True, help="MLflow experiment name")
+    parser.add_argument("--sweep", help="sweep id (tag mlflow_energy.sweep_id); default: the latest sweep")
+    parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
+    parser.add_argument("--out", type=Path, help="also keep the report files in this folder")
+    args = parser.parse_args(argv)
+    from mlflow_energy.report.sweep_report import rebuild_report
+
+    try:
+        rebuild_report(args.tracking_uri, args.experiment, args.sweep, args.out)
+    except LookupError as exc:
+        _fail(str(exc), EXIT_CONFIG_ERROR)
+
+
+COMMANDS = {"run": _run, "log": _relog, "report": _report}
 
 
 def main(argv: list[str] | None = None) -> None:

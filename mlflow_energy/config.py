@@ -55,6 +55,7 @@ class BenchConfig:
     timeout_s: float = 1800.0
     sample_period_s: float = 0.1
     max_cv: float = 0.05  # coefficient of variation above which a run is flagged
+    resume: bool = True  # in a sweep, skip grid points already FINISHED with the same config hash
 
 
 @dataclass
@@ -125,7 +126,7 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 # Keys that change where results go, not what is measured: left out of the config hash.
-_NOT_HASHED = ("tracking.", "bench.timeout_s")
+_NOT_HASHED = ("tracking.", "bench.timeout_s", "bench.resume")
 
 
 def config_hash(config: RunConfig) -> str:

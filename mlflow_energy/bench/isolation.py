@@ -1,32 +1,43 @@
-"""Run the protocol in a spawned child process with a timeout; the parent never loses results.
+"""Run the protocol in a separate Python process with a timeout; the parent never loses results.
 
-The child writes ``result.json`` after every phase. Whatever happens to it (exception, out of
-memory kill, timeout), the parent reads the last saved state and records how it ended.
+The child is a fresh interpreter (``python -m mlflow_energy.bench.isolation OUT_DIR``), not a
+multiprocessing child, so it works under any Hydra launcher (joblib's loky workers cannot
+spawn multiprocessing children) and inherits nothing but the environment, where
+CUDA_VISIBLE_DEVICES picks its GPUs. It reads its config from ``OUT_DIR/bench_config.json``
+and writes ``result.json`` after every phase. Whatever happens to it (exception, out-of-memory
+kill, timeout), the parent reads the last saved state and records how it ended.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import multiprocessing
+import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from mlflow_energy.bench.result import RESULT_FILE, BenchResult
 from mlflow_energy.bench.summary import summarize
 from mlflow_energy.config import RunConfig, as_dict, config_hash, to_run_config
 
 LOG_FORMAT = "[mlflow-energy %(asctime)s] %(message)s"
+BENCH_LOG = "bench.log"  # the child's progress, beside result.json
+REQUEST_FILE = "bench_config.json"
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
-def _child(config_data: dict[str, Any], out_dir: str) -> None:
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S", stream=sys.stderr)
+def _child(out_dir: Path) -> None:
+    handlers = [logging.StreamHandler(sys.stderr), logging.FileHandler(out_dir / BENCH_LOG)]
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S", handlers=handlers)
     from mlflow_energy.bench.protocol import run_protocol
 
-    folder = Path(out_dir)
+    config = to_run_config(json.loads((out_dir / REQUEST_FILE).read_text()))
+    # The parent's timeout sends SIGTERM: unwind normally so the timeline and summary are saved.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
-        run_protocol(to_run_config(config_data), folder, lambda r: r.write(folder))
+        run_protocol(config, out_dir, lambda r: r.write(out_dir))
     except BaseException:
         logging.getLogger("mlflow_energy.bench").exception("benchmark failed")
         sys.exit(1)
@@ -44,18 +55,22 @@ def run_isolated(config: RunConfig, out_dir: Path) -> BenchResult:
     """The child's result, completed with the cause when it did not finish."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / RESULT_FILE).unlink(missing_ok=True)
-    process = multiprocessing.get_context("spawn").Process(
-        target=_child, args=(as_dict(config), str(out_dir)), name="mlflow-energy-bench"
-    )
-    process.start()
-    process.join(config.bench.timeout_s)
-    timed_out = process.is_alive()
-    if timed_out:
+    (out_dir / REQUEST_FILE).write_text(json.dumps(as_dict(config), indent=2))
+    env = dict(os.environ)
+    # The child must import this very copy of the package, installed or not.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+    process = subprocess.Popen([sys.executable, "-m", "mlflow_energy.bench.isolation", str(out_dir)], env=env)
+    timed_out = False
+    try:
+        process.wait(config.bench.timeout_s)
+    except subprocess.TimeoutExpired:
+        timed_out = True
         process.terminate()
-        process.join(10)
-        if process.is_alive():
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
             process.kill()
-            process.join()
+            process.wait()
     try:
         result = BenchResult.read(out_dir)
     except FileNotFoundError:  # died before its first save
@@ -65,9 +80,13 @@ def run_isolated(config: RunConfig, out_dir: Path) -> BenchResult:
         result.error = f"timed out after bench.timeout_s={config.bench.timeout_s:g} s during {result.phase}"
     elif result.status != "finished":
         result.status = "failed"
-        result.error = result.error or f"{_describe_exit(process.exitcode)} during {result.phase}"
+        result.error = result.error or f"{_describe_exit(process.returncode)} during {result.phase}"
     if result.summary is None:  # killed before it could summarise what it had measured
         w = config.workload
         result.summary = summarize(result, [], w.new_tokens, w.batch_size)
     result.write(out_dir)
     return result
+
+
+if __name__ == "__main__":
+    _child(Path(sys.argv[1]))

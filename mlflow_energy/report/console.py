@@ -8,12 +8,18 @@ from rich.table import Table
 from mlflow_energy.bench.result import BenchResult
 
 
+def wide_console() -> Console:
+    """Rich falls back to 80 columns when output is not a terminal (logs, CI); tables need more."""
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
 def _fmt(value: float | None, unit: str, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}g} {unit}"
 
 
 def print_summary(result: BenchResult, where: str, ui_command: str | None, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or wide_console()
     s = result.summary
     model, workload = result.config["model"], result.config["workload"]
     title = (

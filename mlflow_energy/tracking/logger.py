@@ -84,8 +84,16 @@ def _params(result: BenchResult) -> dict[str, str]:
     return params
 
 
-def log_result(result: BenchResult, out_dir: Path, tracking_uri: str, experiment: str, run_name: str | None) -> LoggedRun:
-    """Create (or, under ``mlflow run``, fill) the MLflow run and log everything in ``out_dir``."""
+def log_result(
+    result: BenchResult,
+    out_dir: Path,
+    tracking_uri: str,
+    experiment: str,
+    run_name: str | None,
+    extra_tags: dict[str, str] | None = None,
+) -> LoggedRun:
+    """Create (or, under ``mlflow run``, fill) the MLflow run and log everything in ``out_dir``.
+    ``extra_tags`` carry a sweep's parent run and sweep id."""
     from mlflow.entities import Metric, Param, RunStatus, RunTag
     from mlflow.tracking import MlflowClient
 
@@ -104,7 +112,7 @@ def log_result(result: BenchResult, out_dir: Path, tracking_uri: str, experiment
     timeline = read_timeline_csv(timeline_path) if timeline_path.is_file() else []
     metrics += _timeline_metrics(timeline)
     params = [Param(k, v) for k, v in _params(result).items()]
-    tags = [RunTag(k, v) for k, v in _tags(result).items()]
+    tags = [RunTag(k, v) for k, v in {**_tags(result), **(extra_tags or {})}.items()]
     client.log_batch(run_id, params=params, tags=tags)
     for i in range(0, len(metrics), _BATCH):
         client.log_batch(run_id, metrics=metrics[i : i + _BATCH])
@@ -145,3 +153,33 @@ def _log_artifacts(
             client.log_artifact(run_id, str(out_dir / name))
     if (out_dir / CODECARBON_DIR).is_dir():
         client.log_artifacts(run_id, str(out_dir / CODECARBON_DIR), CODECARBON_DIR)
+
+
+def find_finished_run(tracking_uri: str, experiment_id: str, config_hash: str) -> Any:
+    """The latest FINISHED run of the experiment that measured this exact configuration."""
+    from mlflow.tracking import MlflowClient
+
+    runs = MlflowClient(tracking_uri=tracking_uri).search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{names.TAG_CONFIG_HASH}` = '{config_hash}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def log_refused(
+    tracking_uri: str, experiment_id: str, run_name: str, overrides: list[str], error: str, extra_tags: dict[str, str]
+) -> str:
+    """A grid point refused before measuring (bad model, bad value) as a FAILED run with its error."""
+    from mlflow.entities import Param, RunStatus, RunTag
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    run_id = client.create_run(experiment_id, run_name=run_name).info.run_id
+    tags = {**extra_tags, names.TAG_STATUS: "failed", names.TAG_ERROR: error[:5000]}
+    params = [Param(k.lstrip("+~"), v) for k, _, v in (o.partition("=") for o in overrides)]
+    client.log_batch(run_id, params=params, tags=[RunTag(k, v) for k, v in tags.items()])
+    client.log_text(run_id, error + "\n", names.ARTIFACT_ERROR)
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+    return run_id

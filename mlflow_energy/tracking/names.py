@@ -25,12 +25,38 @@ TAG_CPU_MODEL = TAG_PREFIX + "cpu_model"
 TAG_HIGH_CV = TAG_PREFIX + "warning.high_cv"
 TAG_PROBLEMS = TAG_PREFIX + "warning.rejected_readings"
 TAG_VERSION_PREFIX = TAG_PREFIX + "version."
+TAG_SWEEP_ID = TAG_PREFIX + "sweep_id"  # on the parent and every child of a sweep
+TAG_SWEEP_PARENT = TAG_PREFIX + "sweep_parent"  # "true" on the parent run
+TAG_SWEEP_COUNTS = TAG_PREFIX + "sweep_counts"  # "finished=4 failed=1 skipped=2"
+TAG_BEST_PREFIX = TAG_PREFIX + "best."  # + metric key: the best child's name and run id
+TAG_MLFLOW_PARENT = "mlflow.parentRunId"  # MLflow's own nesting tag
 TAG_SOURCE_PREFIX = TAG_PREFIX + "source."  # + gpu | cpu | ram
 
 ARTIFACT_CONFIG = "config.yaml"
 ARTIFACT_ENVIRONMENT = "environment.json"
 ARTIFACT_TIMELINE_PLOT = "power_timeline.png"
 ARTIFACT_ERROR = "error.txt"
+ARTIFACT_SUMMARY_CSV = "summary.csv"
+ARTIFACT_SUMMARY_HTML = "summary.html"
+ARTIFACT_PARETO = "pareto.png"
+ARTIFACT_SWEEP_POINTS = "sweep_points.json"
+
+# Sweep parent metrics: how its grid points ended.
+METRIC_SWEEP_POINTS = "sweep/points"
+METRIC_SWEEP_FINISHED = "sweep/finished"
+METRIC_SWEEP_FAILED = "sweep/failed"
+METRIC_SWEEP_SKIPPED = "sweep/skipped"
+
+# Metrics a sweep ranks its children by, and whether lower is better.
+RANKED_METRICS = {
+    "energy/j_per_token": "min",
+    "energy/gpu_net_j_per_token": "min",
+    "emissions/g_co2e_per_1k_tokens": "min",
+    "throughput/tokens_per_s": "max",
+    "latency/ttft_s_p50": "min",
+    "latency/request_s_p50": "min",
+    "quality/perplexity": "min",
+}
 
 
 def metric_key(field_name: str) -> str:

@@ -1,0 +1,187 @@
+"""A Hydra multirun as one MLflow parent run: created before the first job, closed with a report.
+
+``SweepCallback`` runs in the launching process (Hydra calls it around the sweep). It creates
+the store, the experiment and the parent run up front, so parallel jobs never race to create
+them, and writes the sweep's state to ``<sweep dir>/mlflow_energy_sweep.json``, which every job
+reads (in-process, joblib or SLURM workers alike). Each job records its outcome in its own
+output folder; the callback gathers them at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from mlflow_energy.tracking import names
+
+log = logging.getLogger("mlflow_energy.sweep")
+
+SWEEP_FILE = "mlflow_energy_sweep.json"
+OUTCOME_FILE = "mlflow_energy_outcome.json"
+PROGRESS_LOG = "sweep.log"
+
+
+@dataclass
+class SweepState:
+    """What every job of a sweep needs to know. ``started_s`` is wall-clock seconds."""
+
+    sweep_id: str
+    parent_run_id: str
+    experiment_id: str
+    tracking_uri: str
+    points: int | None  # None when a non-basic sweeper decides the grid as it goes
+    swept_keys: list[str]
+    parallel_jobs: int
+    started_s: float = field(default_factory=time.time)
+
+    def write(self, sweep_dir: Path) -> None:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / SWEEP_FILE).write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def read(cls, sweep_dir: Path) -> SweepState | None:
+        path = sweep_dir / SWEEP_FILE
+        return cls(**json.loads(path.read_text())) if path.is_file() else None
+
+    def progress(self, sweep_dir: Path, message: str) -> None:
+        """Logged by the job and appended to ``<sweep dir>/sweep.log`` (one place for all jobs)."""
+        log.info(message)
+        with (sweep_dir / PROGRESS_LOG).open("a") as f:
+            f.write(f"{time.strftime('%H:%M:%S')} {message}\n")
+
+
+@dataclass
+class PointOutcome:
+    """How one grid point ended: finished | failed | skipped (already measured)."""
+
+    num: int
+    name: str
+    status: str
+    run_id: str | None
+    config_hash: str | None
+    error: str | None = None
+    seconds: float = 0.0
+
+    def write(self, job_dir: Path) -> None:
+        job_dir.mkdir(parents=True, exist_ok=True)
+        (job_dir / OUTCOME_FILE).write_text(json.dumps(asdict(self), indent=2))
+
+
+def read_outcomes(sweep_dir: Path) -> list[PointOutcome]:
+    outcomes = [PointOutcome(**json.loads(p.read_text())) for p in sweep_dir.rglob(OUTCOME_FILE)]
+    return sorted(outcomes, key=lambda o: o.num)
+
+
+def grid_points(config: DictConfig) -> list[list[str]] | None:
+    """The grid Hydra's basic sweeper will launch (sweeper params + command-line overrides)."""
+    if "BasicSweeper" not in str(config.hydra.sweeper.get("_target_", "")):
+        return None
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = config.hydra.sweeper.get("params") or {}
+    arguments = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
+    overrides = OverridesParser.create().parse_overrides(arguments)
+    return BasicSweeper.split_arguments(overrides, None)[0]
+
+
+def swept_keys(points: list[list[str]] | None) -> list[str]:
+    """Keys whose value differs between grid points: the ones that name a child run."""
+    if not points:
+        return []
+    values: dict[str, set[str]] = {}
+    for point in points:
+        for override in point:
+            key, _, value = override.partition("=")
+            values.setdefault(key, set()).add(value)
+    return [k for k, v in values.items() if len(v) > 1]
+
+
+def point_name(overrides: list[str], keys: list[str]) -> str:
+    """``model.dtype=float32,workload.batch_size=4``: the swept overrides of one point."""
+    chosen = [o for o in overrides if o.partition("=")[0] in keys] or list(overrides)
+    return ",".join(chosen) or "default"
+
+
+def _parallel_jobs(config: DictConfig) -> int:
+    n_jobs = config.hydra.launcher.get("n_jobs")
+    if n_jobs is None:
+        return 1
+    if n_jobs < 0:  # joblib: -1 = all cores
+        import os
+
+        return max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    return int(n_jobs)
+
+
+class SweepCallback(Callback):
+    """Registered in conf/config.yaml under hydra.callbacks; active for multiruns only."""
+
+    last_failed: int = 0  # read by the CLI after the sweep for its exit code
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from mlflow.tracking import MlflowClient
+
+        from mlflow_energy.tracking.logger import prepare_experiment
+
+        uri, experiment = config.tracking.uri, config.tracking.experiment
+        experiment_id = prepare_experiment(uri, experiment)
+        points = grid_points(config)
+        keys = swept_keys(points)
+        sweep_id = hashlib.sha256(json.dumps([experiment, sorted(map(sorted, points or [[str(time.time())]]))]).encode()).hexdigest()[:10]
+        client = MlflowClient(tracking_uri=uri)
+        parent = _find_parent(client, experiment_id, sweep_id)
+        sweep_overrides = {o.partition("=")[0]: o.partition("=")[2] for o in config.hydra.overrides.task}
+        sweep_overrides.update({k: str(v) for k, v in (config.hydra.sweeper.get("params") or {}).items()})
+        if parent is None:
+            run = client.create_run(
+                experiment_id,
+                run_name=f"sweep {' x '.join(keys) or 'single point'} ({len(points) if points else '?'} points)",
+                tags={names.TAG_SWEEP_ID: sweep_id, names.TAG_SWEEP_PARENT: "true"},
+            )
+            parent_id = run.info.run_id
+            client.log_batch(parent_id, params=_params(sweep_overrides))
+        else:
+            parent_id = parent.info.run_id
+            client.update_run(parent_id, status="RUNNING")
+        state = SweepState(sweep_id, parent_id, experiment_id, uri, len(points) if points else None, keys,
+                           _parallel_jobs(config))  # fmt: skip
+        state.write(Path(config.hydra.sweep.dir))
+        log.info(
+            "sweep %s: %s points into experiment %r, parent run %s%s",
+            sweep_id, state.points or "?", experiment, parent_id,
+            " (resumed)" if parent is not None else "",
+        )  # fmt: skip
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from mlflow_energy.report.sweep_report import finish_sweep
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        state = SweepState.read(sweep_dir)
+        if state is None:
+            return
+        outcomes = read_outcomes(sweep_dir)
+        SweepCallback.last_failed = finish_sweep(state, outcomes, sweep_dir)
+
+
+def _find_parent(client: Any, experiment_id: str, sweep_id: str) -> Any:
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{names.TAG_SWEEP_ID}` = '{sweep_id}' and tags.`{names.TAG_SWEEP_PARENT}` = 'true'",
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def _params(overrides: dict[str, str]) -> list[Any]:
+    from mlflow.entities import Param
+
+    return [Param(k, v[:6000]) for k, v in overrides.items()]

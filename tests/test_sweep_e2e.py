@@ -1,0 +1,112 @@
+"""Hydra multirun sweeps end to end: parent and children in SQLite, resume, failures, joblib."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from test_cli_e2e import run_cli
+
+pytestmark = pytest.mark.e2e
+QUICK = ["bench=quick", "bench.idle_s=0.2", "bench.min_repetitions=2", "bench.min_duration_s=0.5"]
+
+
+def sweep_runs(folder: Path) -> tuple[MlflowClient, list, list]:
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("mlflow-energy")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("mlflow_energy.sweep_parent") == "true"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, children
+
+
+@pytest.fixture(scope="module")
+def four_point_sweep(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("sweep")
+    proc = run_cli(folder, "run", "-m", *QUICK, "model.dtype=float32,bfloat16", "workload.batch_size=1,4")
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+    return folder, proc
+
+
+def test_sweep_is_one_parent_with_a_child_per_point(four_point_sweep, tmp_path: Path) -> None:
+    folder, proc = four_point_sweep
+    client, parents, children = sweep_runs(folder)
+    assert len(parents) == 1 and len(children) == 4
+    parent = parents[0]
+    sweep_id = parent.data.tags["mlflow_energy.sweep_id"]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["model.dtype"] == "float32,bfloat16"
+    assert parent.data.params["workload.batch_size"] == "1,4"
+    assert parent.data.metrics["sweep/finished"] == 4 and parent.data.metrics["sweep/failed"] == 0
+    names = set()
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.data.tags["mlflow_energy.sweep_id"] == sweep_id
+        assert child.data.metrics["energy/j_per_token"] > 0 and child.data.metrics["throughput/tokens_per_s"] > 0
+        assert {"model.dtype", "workload.batch_size"} <= set(child.data.params)  # everything swept is a param
+        names.add(child.info.run_name)
+    assert "model.dtype=float32,workload.batch_size=4" in names
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"summary.csv", "summary.html", "pareto.png", "sweep_points.json"} <= artifacts
+
+    summary = Path(client.download_artifacts(parent.info.run_id, "summary.csv", str(tmp_path)))
+    rows = list(csv.DictReader(summary.open()))
+    assert len(rows) == 4 and any(r["pareto"] == "True" for r in rows)
+    by_run = {c.info.run_id: c for c in children}
+    for row in rows:
+        assert float(row["energy/j_per_token"]) == pytest.approx(by_run[row["run_id"]].data.metrics["energy/j_per_token"])
+    best = parent.data.tags["mlflow_energy.best.energy/j_per_token"]
+    cheapest = min(children, key=lambda c: c.data.metrics["energy/j_per_token"])
+    assert cheapest.info.run_id in best
+    html = Path(client.download_artifacts(parent.info.run_id, "summary.html", str(tmp_path))).read_text()
+    assert f"/runs/{cheapest.info.run_id}" in html and "<script>" in html
+
+    log = next(folder.glob("multirun/*/*/sweep.log")).read_text()
+    assert "point 1 of 4" in log and "point 4 of 4" in log and "elapsed" in log
+    assert "sweep" in proc.stdout and "Pareto" in proc.stdout
+
+
+def test_sweep_again_skips_what_is_done_and_report_rebuilds(four_point_sweep) -> None:
+    folder, _ = four_point_sweep
+    proc = run_cli(folder, "run", "-m", *QUICK, "model.dtype=float32,bfloat16", "workload.batch_size=1,4")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, parents, children = sweep_runs(folder)
+    assert len(parents) == 1 and len(children) == 4  # no new child run, the same parent
+    assert "4 skipped" in proc.stdout
+    assert parents[0].data.metrics["sweep/skipped"] == 4
+
+    report = run_cli(folder, "report", "--experiment", "mlflow-energy", "--out", str(folder / "rebuilt"))
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert len(list(csv.DictReader((folder / "rebuilt" / "summary.csv").open()))) == 4
+    assert (folder / "rebuilt" / "pareto.png").stat().st_size > 1000
+    missing = run_cli(folder, "report", "--experiment", "mlflow-energy", "--sweep", "nope")
+    assert missing.returncode == 2 and "no parent run of sweep 'nope'" in missing.stderr
+
+
+def test_a_bad_point_fails_alone_and_the_exit_code_says_so(tmp_path: Path) -> None:
+    proc = run_cli(tmp_path, "run", "-m", *QUICK, "model.name=tiny,nobody/no-such-model")
+    assert proc.returncode == 1
+    assert "1 grid point(s) failed" in proc.stderr
+    client, parents, children = sweep_runs(tmp_path)
+    status = {c.info.run_name: c for c in children}
+    assert status["model.name=tiny"].info.status == "FINISHED"
+    bad = status["model.name=nobody/no-such-model"]
+    assert bad.info.status == "FAILED" and "is not a shipped model" in bad.data.tags["mlflow_energy.error"]
+    assert {a.path for a in client.list_artifacts(bad.info.run_id)} >= {"error.txt"}
+    assert parents[0].data.metrics["sweep/failed"] == 1 and parents[0].data.metrics["sweep/finished"] == 1
+
+
+def test_two_parallel_joblib_jobs_share_one_sqlite_store(tmp_path: Path) -> None:
+    proc = run_cli(tmp_path, "run", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *QUICK,
+                   "workload.batch_size=1,2")  # fmt: skip
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    assert "database is locked" not in output and "OperationalError" not in output
+    assert "disturb each other" in output  # two jobs on one CPU: the tool warns
+    _, parents, children = sweep_runs(tmp_path)
+    assert len(parents) == 1 and len(children) == 2
+    assert all(c.info.status == "FINISHED" for c in children)
