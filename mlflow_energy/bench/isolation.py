@@ -1,11 +1,11 @@
-"""Run the protocol in a separate Python process with a timeout; the parent never loses results.
+"""Run the protocol in a separate process with a timeout; the parent never loses results.
 
-The child is a fresh interpreter (``python -m mlflow_energy.bench.isolation OUT_DIR``), not a
-multiprocessing child, so it works under any Hydra launcher (joblib's loky workers cannot
-spawn multiprocessing children) and inherits nothing but the environment, where
-CUDA_VISIBLE_DEVICES picks its GPUs. It reads its config from ``OUT_DIR/bench_config.json``
-and writes ``result.json`` after every phase. Whatever happens to it (exception, out-of-memory
-kill, timeout), the parent reads the last saved state and records how it ended.
+The child is forked by a pre-warmed zygote (bench/zygote.py), not a multiprocessing child, so
+it works under any Hydra launcher (joblib's loky workers cannot spawn multiprocessing
+children) and costs no import time after the first grid point. It gets the parent's
+CUDA_VISIBLE_DEVICES, reads its config from ``OUT_DIR/bench_config.json`` and writes
+``result.json`` after every phase. Whatever happens to it (exception, out-of-memory kill,
+timeout), the parent reads the last saved state and records how it ended.
 """
 
 from __future__ import annotations
@@ -14,23 +14,24 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 from mlflow_energy.bench.result import RESULT_FILE, BenchResult
 from mlflow_energy.bench.summary import summarize
+from mlflow_energy.bench.zygote import Zygote
 from mlflow_energy.config import RunConfig, as_dict, config_hash, to_run_config
 
 LOG_FORMAT = "[mlflow-energy %(asctime)s] %(message)s"
 BENCH_LOG = "bench.log"  # the child's progress, beside result.json
 REQUEST_FILE = "bench_config.json"
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_ZYGOTE = Zygote()
 
 
-def _child(out_dir: Path) -> None:
+def run_child(out_dir: Path) -> int:
+    """The child's body: run the protocol on the saved config; its exit code."""
     handlers = [logging.StreamHandler(sys.stderr), logging.FileHandler(out_dir / BENCH_LOG)]
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S", handlers=handlers)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S", handlers=handlers, force=True)
     from mlflow_energy.bench.protocol import run_protocol
 
     config = to_run_config(json.loads((out_dir / REQUEST_FILE).read_text()))
@@ -40,7 +41,8 @@ def _child(out_dir: Path) -> None:
         run_protocol(config, out_dir, lambda r: r.write(out_dir))
     except BaseException:
         logging.getLogger("mlflow_energy.bench").exception("benchmark failed")
-        sys.exit(1)
+        return 1
+    return 0
 
 
 def _describe_exit(code: int | None) -> str:
@@ -56,21 +58,9 @@ def run_isolated(config: RunConfig, out_dir: Path) -> BenchResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / RESULT_FILE).unlink(missing_ok=True)
     (out_dir / REQUEST_FILE).write_text(json.dumps(as_dict(config), indent=2))
-    env = dict(os.environ)
-    # The child must import this very copy of the package, installed or not.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
-    process = subprocess.Popen([sys.executable, "-m", "mlflow_energy.bench.isolation", str(out_dir)], env=env)
-    timed_out = False
-    try:
-        process.wait(config.bench.timeout_s)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")  # a sweep job's GPU lease sets it
+    code, timed_out = _ZYGOTE.run(out_dir, {} if visible is None else {"CUDA_VISIBLE_DEVICES": visible},
+                                  config.bench.timeout_s)  # fmt: skip
     try:
         result = BenchResult.read(out_dir)
     except FileNotFoundError:  # died before its first save
@@ -80,13 +70,9 @@ def run_isolated(config: RunConfig, out_dir: Path) -> BenchResult:
         result.error = f"timed out after bench.timeout_s={config.bench.timeout_s:g} s during {result.phase}"
     elif result.status != "finished":
         result.status = "failed"
-        result.error = result.error or f"{_describe_exit(process.returncode)} during {result.phase}"
+        result.error = result.error or f"{_describe_exit(code)} during {result.phase}"
     if result.summary is None:  # killed before it could summarise what it had measured
         w = config.workload
         result.summary = summarize(result, [], w.new_tokens, w.batch_size)
     result.write(out_dir)
     return result
-
-
-if __name__ == "__main__":
-    _child(Path(sys.argv[1]))
