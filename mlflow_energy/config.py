@@ -11,6 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 DTYPES = ("float32", "float16", "bfloat16")
+CACHES = ("dynamic", "static")
 WEIGHTS = ("pretrained", "random")
 BACKENDS = ("eager",)
 ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
@@ -22,10 +23,11 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
-    name: str = "tiny"  # shipped config name, local folder, or hub id
-    weights: str = "random"  # pretrained | random
+    name: str = "tiny-stories"  # shipped model or config name, local folder, or hub id
+    weights: str = "pretrained"  # pretrained | random
     dtype: str = "float32"
     attn_implementation: str = "sdpa"
+    quantization: str = "none"  # none | dynamic_int8 (CPU) | int8_weight_only (GPU, torchao)
     revision: str | None = None
     trust_remote_code: bool = False
     use_safetensors: bool = True
@@ -43,6 +45,16 @@ class WorkloadConfig:
 @dataclass
 class BackendConfig:
     name: str = "eager"
+    cache: str = "dynamic"  # KV cache: dynamic (grows per token) | static (preallocated)
+
+
+@dataclass
+class QualityConfig:
+    enabled: bool = True
+    dataset: str = "shipped"  # shipped | a text file | hf:NAME[:CONFIG]:SPLIT (needs datasets)
+    max_tokens: int = 4096  # evaluated tokens, at most
+    context_tokens: int = 256  # window length (capped at the model's maximum positions)
+    batch_size: int = 8
 
 
 @dataclass
@@ -78,6 +90,7 @@ class RunConfig:
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     carbon: CarbonConfig = field(default_factory=CarbonConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -154,11 +167,22 @@ def validate(config: RunConfig) -> None:
         config.backend.name in BACKENDS,
         f"backend.name={config.backend.name!r} is not one of {', '.join(BACKENDS)}; pick one.",
     )
+    _require(
+        config.backend.cache in CACHES,
+        f"backend.cache={config.backend.cache!r} is not one of {', '.join(CACHES)}; pick one.",
+    )
+    from mlflow_energy.inference.quantization import QUANTIZATIONS
+
+    _require(
+        m.quantization in QUANTIZATIONS,
+        f"model.quantization={m.quantization!r} is not one of {', '.join(QUANTIZATIONS)}; pick one.",
+    )
     for key, value in (
         ("workload.batch_size", w.batch_size),
         ("workload.prompt_tokens", w.prompt_tokens),
         ("workload.new_tokens", w.new_tokens),
         ("bench.min_repetitions", b.min_repetitions),
+        ("quality.batch_size", config.quality.batch_size),
     ):
         _require(value >= 1, f"{key}={value} must be at least 1; set it to a positive integer.")
     _require(b.warmup_runs >= 1, f"bench.warmup_runs={b.warmup_runs} must be at least 1: "
@@ -170,11 +194,19 @@ def validate(config: RunConfig) -> None:
         ("bench.sample_period_s", b.sample_period_s),
     ):
         _require(value > 0, f"{key}={value} must be positive; set a number of seconds above 0.")
+    for key, value in (("quality.max_tokens", config.quality.max_tokens),
+                       ("quality.context_tokens", config.quality.context_tokens)):  # fmt: skip
+        _require(value >= 2, f"{key}={value} must be at least 2 (one token predicts the next).")
     _require(b.idle_s >= 0, f"bench.idle_s={b.idle_s} must be 0 or more seconds.")
     _require(config.carbon.pue >= 1.0, f"carbon.pue={config.carbon.pue} must be at least 1.0 (1.0 = no overhead).")
     _validate_country(config.carbon.country_iso_code)
     _validate_prompts(w.prompts)
     _validate_device(config.device, m.dtype)
+    _validate_hardware_support(config)
+    if config.quality.enabled:
+        from mlflow_energy.inference.quality import validate_dataset
+
+        validate_dataset(config.quality.dataset)
 
 
 def _validate_country(code: str) -> None:
@@ -213,6 +245,27 @@ def _validate_device(device: str, dtype: str) -> None:
         not index or int(index) < visible,
         f"device={device!r} asks for GPU {index} but only {visible} visible; pick cuda:0 to cuda:{visible - 1}.",
     )
+
+
+def _validate_hardware_support(config: RunConfig) -> None:
+    """Refuses, before any work, what this machine cannot run: a dtype its CPU cannot multiply,
+    a quantization method on the wrong device or without its library."""
+    from mlflow_energy.inference.quantization import refusal
+
+    device = resolve_device(config.device)
+    reason = refusal(config.model.quantization, config.model.dtype, device)
+    _require(reason is None, reason or "")
+    if device == "cpu" and config.model.dtype != "float32":
+        import torch
+
+        dtype = getattr(torch, config.model.dtype)
+        try:
+            torch.ones(4, 4, dtype=dtype) @ torch.ones(4, 4, dtype=dtype)
+        except RuntimeError:
+            raise ConfigError(
+                f"model.dtype={config.model.dtype} matrix multiplication is not supported by this CPU; "
+                "use model.dtype=float32."
+            ) from None
 
 
 def resolve_device(device: str) -> str:

@@ -64,7 +64,10 @@ def test_default_run_is_logged_and_consistent(default_run, tmp_path: Path) -> No
     assert m["measurement/repetitions"] >= 2
     assert m["emissions/g_co2e"] > 0
     assert m["latency/ttft_s_p50"] < m["latency/request_s_p50"]
-    assert params["model.name"] == "tiny" and params["workload.batch_size"] == "4"
+    assert params["model.name"] == "tiny-stories" and params["workload.batch_size"] == "4"
+    # The trained default logs what quality its energy bought, and what measuring it cost.
+    assert 1 < m["quality/perplexity"] < 10 and m["quality/tokens"] > 1000
+    assert m["quality/eval_j"] > 0 and m["quality/eval_s"] > 0
     assert params["resolved_device"] == "cpu"
     assert len(tags["mlflow_energy.config_hash"]) == 12
 
@@ -103,6 +106,8 @@ def test_relogging_a_saved_result(default_run, tmp_path: Path) -> None:
         (["device=cuda"], "asks for a GPU but none is visible here; use device=cpu"),
         (["model.dtype=int3"], "model.dtype='int3' is not one of"),
         (["model.name=nobody/no-such-model"], "is not a shipped model"),
+        (["model.quantization=int8_weight_only"], "model.quantization=int8_weight_only needs a GPU"),
+        (["+precision=dynamic_int8", "model.dtype=bfloat16"], "quantizes float32 layers; set model.dtype=float32"),
     ],
 )
 def test_bad_input_fails_fast_with_one_sentence_and_no_run(tmp_path: Path, overrides: list[str], message: str) -> None:

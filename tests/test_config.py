@@ -55,7 +55,7 @@ def test_unknown_model_is_refused_quickly(tmp_path: Path) -> None:
 
 
 def test_shipped_config_without_weights_needs_random() -> None:
-    assert {"tiny", "llama-3.2-1b", "llama-3.1-8b", "qwen2.5-0.5b", "gpt2"} <= set(shipped_models())
+    assert {"tiny", "tiny-stories", "llama-3.2-1b", "llama-3.1-8b", "qwen2.5-0.5b", "gpt2"} <= set(shipped_models())
     with pytest.raises(ConfigError, match="use model.weights=random"):
         resolve_model(config(model__name="llama-3.2-1b", model__weights="pretrained").model)
 
@@ -70,10 +70,10 @@ def test_config_hash_ignores_where_results_go() -> None:
 
 def test_flatten_gives_dotted_param_names() -> None:
     flat = flatten(as_dict(RunConfig()))
-    assert flat["model.name"] == "tiny" and flat["workload.batch_size"] == 4 and flat["device"] == "auto"
+    assert flat["model.name"] == "tiny-stories" and flat["workload.batch_size"] == 4 and flat["device"] == "auto"
 
 
 def test_config_folder_found_from_the_checkout() -> None:
     assert (config_dir() / "config.yaml").is_file()
-    for group in ("model", "workload", "backend", "bench", "carbon", "tracking"):
+    for group in ("model", "workload", "backend", "bench", "quality", "carbon", "tracking", "precision", "experiment"):
         assert any((config_dir() / group).glob("*.yaml")), group

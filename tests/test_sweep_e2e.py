@@ -88,7 +88,7 @@ def test_sweep_again_skips_what_is_done_and_report_rebuilds(four_point_sweep) ->
 
 
 def test_a_bad_point_fails_alone_and_the_exit_code_says_so(tmp_path: Path) -> None:
-    proc = run_cli(tmp_path, "run", "-m", *QUICK, "model.name=tiny,nobody/no-such-model")
+    proc = run_cli(tmp_path, "run", "-m", *QUICK, "model.weights=random", "model.name=tiny,nobody/no-such-model")
     assert proc.returncode == 1
     assert "1 grid point(s) failed" in proc.stderr
     client, parents, children = sweep_runs(tmp_path)
@@ -110,3 +110,16 @@ def test_two_parallel_joblib_jobs_share_one_sqlite_store(tmp_path: Path) -> None
     _, parents, children = sweep_runs(tmp_path)
     assert len(parents) == 1 and len(children) == 2
     assert all(c.info.status == "FINISHED" for c in children)
+
+
+def test_quantized_and_float32_points_both_log_quality(tmp_path: Path) -> None:
+    proc = run_cli(tmp_path, "run", "-m", *QUICK, "+precision=float32,dynamic_int8")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, parents, children = sweep_runs(tmp_path)
+    by_name = {c.info.run_name: c for c in children}
+    plain, quantized = by_name["+precision=float32"], by_name["+precision=dynamic_int8"]
+    for child in (plain, quantized):
+        assert child.data.metrics["quality/perplexity"] > 1
+    assert quantized.data.params["model.quantization"] == "dynamic_int8"
+    assert int(quantized.data.params["model.int8_layers"]) >= 28
+    assert "model.int8_layers" not in plain.data.params

@@ -17,12 +17,21 @@ from pathlib import Path
 from typing import Any
 
 from mlflow_energy.bench import environment
-from mlflow_energy.bench.result import CODECARBON_DIR, TIMELINE_FILE, BenchResult, PrefillWindow, RepetitionWindow
+from mlflow_energy.bench.result import (
+    CODECARBON_DIR,
+    TIMELINE_FILE,
+    BenchResult,
+    PrefillWindow,
+    QualityWindow,
+    RepetitionWindow,
+)
 from mlflow_energy.bench.summary import summarize
 from mlflow_energy.config import RunConfig, as_dict, config_hash, resolve_device
 from mlflow_energy.inference import generation
 from mlflow_energy.inference.models import load_model, load_tokenizer, parameter_count, resolve_model
 from mlflow_energy.inference.prompts import make_batch
+from mlflow_energy.inference.quality import heldout_text, perplexity
+from mlflow_energy.inference.quantization import int8_linear_count
 from mlflow_energy.meter.carbon import grid_intensity_g_per_kwh
 from mlflow_energy.meter.energy_meter import EnergyMeter
 from mlflow_energy.meter.gpu import NvmlGpus
@@ -84,11 +93,13 @@ def run_protocol(config: RunConfig, out_dir: Path, save: Callable[[BenchResult],
             model = load_model(source, config.model, device)
         result.load = window.measurement
         result.model_parameters = parameter_count(model)
+        if config.model.quantization != "none":
+            result.int8_layers = int8_linear_count(model)
         log.info("loaded %s (%.1f M parameters) on %s in %.1f s", config.model.name,
                  result.model_parameters / 1e6, device, result.load.duration_s)
 
         batch = make_batch(w, tokenizer, model.config.vocab_size, device, config.model.seed)
-        gen_config = generation.fixed_length_config(model, tokenizer, w.new_tokens)
+        gen_config = generation.fixed_length_config(model, tokenizer, w.new_tokens, config.backend.cache)
         call = lambda: generation.generate(model, batch, gen_config)  # noqa: E731
 
         if b.idle_s > 0:
@@ -120,6 +131,14 @@ def run_protocol(config: RunConfig, out_dir: Path, save: Callable[[BenchResult],
             result.repetitions.append(RepetitionWindow(window.measurement, request_s))
             measured_s += window.measurement.duration_s
 
+        if config.quality.enabled:  # after the energy windows, never inside them
+            enter("quality (perplexity on held-out text)")
+            text = heldout_text(config.quality.dataset)
+            with meter.window("quality") as window:
+                score = perplexity(model, tokenizer, text, config.quality, device)
+            result.quality = QualityWindow(window.measurement, score.perplexity, score.tokens)
+            log.info("perplexity %.3f over %d tokens", score.perplexity, score.tokens)
+
         if device.startswith("cuda"):
             result.gpu_peak_mb = sum(
                 torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count())
@@ -143,6 +162,7 @@ def run_protocol(config: RunConfig, out_dir: Path, save: Callable[[BenchResult],
 
 
 def _measurements(result: BenchResult) -> list[Any]:
-    windows = [result.load, result.idle, result.prefill.measurement if result.prefill else None]
+    windows = [result.load, result.idle, result.prefill.measurement if result.prefill else None,
+               result.quality.measurement if result.quality else None]  # fmt: skip
     windows += [r.measurement for r in result.repetitions]
     return [m for m in windows if m is not None]

@@ -33,6 +33,15 @@ class PrefillWindow:
 
 
 @dataclass
+class QualityWindow:
+    """The perplexity evaluation, measured in its own window after the energy measurement."""
+
+    measurement: Measurement
+    perplexity: float
+    tokens: int  # predicted tokens the perplexity covers
+
+
+@dataclass
 class Summary:
     """Derived figures; each field becomes the MLflow metric ``<section>/<rest>`` (first ``_``
     -> ``/``), see tracking/names.py. None where not applicable (no GPU, no idle baseline...).
@@ -82,6 +91,10 @@ class Summary:
     measurement_generated_tokens: int | None = None
     measurement_requests: int | None = None
     measurement_energy_cv: float | None = None
+    quality_perplexity: float | None = None
+    quality_tokens: int | None = None
+    quality_eval_j: float | None = None  # energy the evaluation itself used (not in energy/*)
+    quality_eval_s: float | None = None
 
 
 @dataclass
@@ -104,6 +117,8 @@ class BenchResult:
     warmup_s: list[float] = field(default_factory=list)
     prefill: PrefillWindow | None = None
     repetitions: list[RepetitionWindow] = field(default_factory=list)
+    quality: QualityWindow | None = None
+    int8_layers: int | None = None  # modules whose weights are stored as int8 (quantized runs)
     gpu_peak_mb: float | None = None
     ram_peak_mb: float | None = None
     carbon_intensity_g_per_kwh: float | None = None
@@ -123,6 +138,9 @@ class BenchResult:
         if data.get("prefill") is not None:
             p = data["prefill"]
             data["prefill"] = PrefillWindow(Measurement.from_dict(p["measurement"]), p["call_s"])
+        if data.get("quality") is not None:
+            q = data["quality"]
+            data["quality"] = QualityWindow(Measurement.from_dict(q["measurement"]), q["perplexity"], q["tokens"])
         data["repetitions"] = [
             RepetitionWindow(Measurement.from_dict(r["measurement"]), r["request_s"]) for r in data.get("repetitions", [])
         ]

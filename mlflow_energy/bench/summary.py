@@ -41,6 +41,10 @@ def summarize(result: BenchResult, timeline: list[TimelineSample], new_tokens: i
         s.latency_load_s = result.load.duration_s
     s.memory_gpu_peak_mb, s.memory_ram_peak_mb = result.gpu_peak_mb, result.ram_peak_mb
     s.emissions_intensity_g_per_kwh = result.carbon_intensity_g_per_kwh
+    if result.quality is not None:
+        q = result.quality
+        s.quality_perplexity, s.quality_tokens = q.perplexity, q.tokens
+        s.quality_eval_j, s.quality_eval_s = q.measurement.total_j, q.measurement.duration_s
 
     if result.prefill is not None and result.prefill.call_s:
         calls = result.prefill.call_s

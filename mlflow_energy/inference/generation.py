@@ -7,12 +7,14 @@ from typing import Any
 from mlflow_energy.inference.prompts import Batch
 
 
-def fixed_length_config(model: Any, tokenizer: Any, new_tokens: int) -> Any:
+def fixed_length_config(model: Any, tokenizer: Any, new_tokens: int, cache: str = "dynamic") -> Any:
     """Greedy, exactly ``new_tokens`` per row: min = max and EOS suppressed until then, so every
-    run generates the same number of tokens and energy per token is comparable."""
+    run generates the same number of tokens and energy per token is comparable. ``cache``:
+    transformers' dynamic KV cache, or a static one preallocated to the full length."""
     from transformers import GenerationConfig
 
     return GenerationConfig(
+        cache_implementation=None if cache == "dynamic" else cache,
         max_new_tokens=new_tokens,
         min_new_tokens=new_tokens,
         do_sample=False,

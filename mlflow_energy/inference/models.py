@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow_energy.config import ConfigError, ModelConfig
+from mlflow_energy.inference.quantization import quantize
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +110,13 @@ def load_tokenizer(source: ModelSource, model: ModelConfig) -> Any:
 
 
 def load_model(source: ModelSource, model: ModelConfig, device: str) -> Any:
-    """The model in eval mode on ``device``: random weights from the config, or the saved ones."""
+    """The model in eval mode on ``device``: random weights from the config, or the saved ones,
+    then quantized as ``model.quantization`` says."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a per-tensor progress bar is noise in logs
     dtype = torch_dtype(model.dtype)
     common = {"attn_implementation": model.attn_implementation, "trust_remote_code": model.trust_remote_code}
     torch.manual_seed(model.seed)
@@ -130,7 +134,7 @@ def load_model(source: ModelSource, model: ModelConfig, device: str) -> Any:
             **common,
         )
     lm.eval()
-    return lm
+    return quantize(lm, model.quantization)
 
 
 def parameter_count(lm: Any) -> int:

@@ -81,6 +81,8 @@ def _params(result: BenchResult) -> dict[str, str]:
     params["resolved_device"] = str(result.device)
     if result.model_parameters is not None:
         params["model.parameters"] = str(result.model_parameters)
+    if result.int8_layers is not None:
+        params["model.int8_layers"] = str(result.int8_layers)
     return params
 
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, fields
 
 from mlflow_energy.bench.result import Summary
 
-SECTIONS = ("energy", "efficiency", "emissions", "power", "throughput", "latency", "memory", "measurement")
+SECTIONS = ("energy", "efficiency", "emissions", "power", "throughput", "latency", "memory", "measurement", "quality")
 
 TAG_PREFIX = "mlflow_energy."
 TAG_STATUS = TAG_PREFIX + "status"
