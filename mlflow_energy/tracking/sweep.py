@@ -184,4 +184,10 @@ def _find_parent(client: Any, experiment_id: str, sweep_id: str) -> Any:
 def _params(overrides: dict[str, str]) -> list[Any]:
     from mlflow.entities import Param
 
-    return [Param(k, v[:6000]) for k, v in overrides.items()]
+    return [Param(param_key(k), v[:6000]) for k, v in overrides.items()]
+
+
+def param_key(override_key: str) -> str:
+    """An override's key as an MLflow param name: ``+precision`` -> ``precision`` (MLflow
+    allows no ``+`` or ``~``)."""
+    return override_key.lstrip("+~")
