@@ -23,6 +23,8 @@ commands:
   log OUTPUT_DIR             log a saved result folder (result.json) to MLflow again
   report --experiment NAME [--sweep ID]
                              rebuild a sweep's report (summary.csv/html, pareto.png) from the store
+  register --experiment NAME --name MODEL [--sweep ID] [--metric M] [--max M=V] [--min M=V]
+                             register the most efficient qualifying run in the Model Registry
 
 `mlflow-energy run --help` lists the configuration groups; `mlflow-energy run --cfg job`
 prints the resolved configuration without running anything.
@@ -183,6 +185,8 @@ def _run(argv: list[str]) -> None:
     hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")(execute)()
     if SweepCallback.last_failed:
         _fail(f"{SweepCallback.last_failed} grid point(s) failed; their runs hold the errors.", EXIT_RUN_FAILED)
+    if SweepCallback.register_error:
+        _fail(f"the sweep finished but registration failed: {SweepCallback.register_error}", EXIT_RUN_FAILED)
 
 
 def _relog(argv: list[str]) -> None:
@@ -222,7 +226,33 @@ def _report(argv: list[str]) -> None:
         _fail(str(exc), EXIT_CONFIG_ERROR)
 
 
-COMMANDS = {"run": _run, "log": _relog, "report": _report}
+def _register(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="mlflow-energy register",
+        description="Register the most efficient run that meets every constraint in the MLflow Model Registry.",
+    )
+    parser.add_argument("--experiment", required=True, help="MLflow experiment name")
+    parser.add_argument("--sweep", help="only runs of this sweep (tag mlflow_energy.sweep_id)")
+    parser.add_argument("--name", required=True, help="registered model name")
+    parser.add_argument("--metric", default="energy/j_per_token", help="metric to optimise (default energy/j_per_token)")
+    parser.add_argument("--direction", choices=["auto", "min", "max"], default="auto",
+                        help="auto: max for throughput/ and efficiency/ metrics, else min")  # fmt: skip
+    parser.add_argument("--max", action="append", default=[], metavar="METRIC=VALUE", help="upper bound (repeatable)")
+    parser.add_argument("--min", action="append", default=[], metavar="METRIC=VALUE", help="lower bound (repeatable)")
+    parser.add_argument("--alias", default="efficient", help="alias to point at the champion (default efficient)")
+    parser.add_argument("--reference", action="store_true", help="hub models: record hub id and revision, copy no weights")
+    parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
+    args = parser.parse_args(argv)
+    from mlflow_energy.tracking.registry import RegistryError, select_and_register
+
+    try:
+        select_and_register(args.tracking_uri, args.experiment, args.sweep, args.name, args.metric, args.direction,
+                         args.max, args.min, args.alias, args.reference)  # fmt: skip
+    except RegistryError as exc:
+        _fail(str(exc), EXIT_CONFIG_ERROR)
+
+
+COMMANDS = {"run": _run, "log": _relog, "report": _report, "register": _register}
 
 
 def main(argv: list[str] | None = None) -> None:

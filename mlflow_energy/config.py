@@ -85,6 +85,21 @@ class TrackingConfig:
 
 
 @dataclass
+class RegisterConfig:
+    """Register the sweep's most efficient model when it ends (``mlflow-energy register`` does
+    the same on demand). ``max``/``min``: constraints as ``METRIC=NUMBER`` strings."""
+
+    enabled: bool = False
+    name: str | None = None
+    metric: str = "energy/j_per_token"
+    direction: str = "auto"  # auto (max for throughput/ and efficiency/, else min) | min | max
+    alias: str = "efficient"
+    max: list[str] = field(default_factory=list)
+    min: list[str] = field(default_factory=list)
+    reference: bool = False  # hub models: record hub id and revision instead of copying weights
+
+
+@dataclass
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
@@ -93,6 +108,7 @@ class RunConfig:
     quality: QualityConfig = field(default_factory=QualityConfig)
     carbon: CarbonConfig = field(default_factory=CarbonConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    register: RegisterConfig = field(default_factory=RegisterConfig)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
 
@@ -139,7 +155,7 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 # Keys that change where results go, not what is measured: left out of the config hash.
-_NOT_HASHED = ("tracking.", "bench.timeout_s", "bench.resume")
+_NOT_HASHED = ("tracking.", "register.", "bench.timeout_s", "bench.resume")
 
 
 def config_hash(config: RunConfig) -> str:
@@ -198,6 +214,14 @@ def validate(config: RunConfig) -> None:
                        ("quality.context_tokens", config.quality.context_tokens)):  # fmt: skip
         _require(value >= 2, f"{key}={value} must be at least 2 (one token predicts the next).")
     _require(b.idle_s >= 0, f"bench.idle_s={b.idle_s} must be 0 or more seconds.")
+    _require(
+        not config.register.enabled or bool(config.register.name),
+        "register.enabled=true needs register.name, the registered model's name; set register.name=NAME.",
+    )
+    _require(
+        config.register.direction in ("auto", "min", "max"),
+        f"register.direction={config.register.direction!r} is not auto, min or max; pick one.",
+    )
     _require(config.carbon.pue >= 1.0, f"carbon.pue={config.carbon.pue} must be at least 1.0 (1.0 = no overhead).")
     _validate_country(config.carbon.country_iso_code)
     _validate_prompts(w.prompts)

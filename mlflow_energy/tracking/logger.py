@@ -25,10 +25,26 @@ class TrackingError(RuntimeError):
     """The tracking store cannot be used: one sentence naming tracking.uri and the fix."""
 
 
+def check_reachable(tracking_uri: str) -> None:
+    """A tracking server must answer /health within seconds (MLflow's own client retries for
+    minutes before it gives up)."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=5)
+    except OSError as exc:
+        raise TrackingError(
+            f"the tracking server at {tracking_uri} does not answer ({exc}); start it or fix tracking.uri."
+        ) from None
+
+
 def prepare_experiment(tracking_uri: str, experiment: str) -> str:
     """Creates the store and experiment before any measurement, so a bad URI fails in seconds."""
     from mlflow.tracking import MlflowClient
 
+    check_reachable(tracking_uri)
     try:
         client = MlflowClient(tracking_uri=tracking_uri)
         found = client.get_experiment_by_name(experiment)

@@ -126,6 +126,7 @@ class SweepCallback(Callback):
     """Registered in conf/config.yaml under hydra.callbacks; active for multiruns only."""
 
     last_failed: int = 0  # read by the CLI after the sweep for its exit code
+    register_error: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from mlflow.tracking import MlflowClient
@@ -170,6 +171,21 @@ class SweepCallback(Callback):
             return
         outcomes = read_outcomes(sweep_dir)
         SweepCallback.last_failed = finish_sweep(state, outcomes, sweep_dir)
+        if config.register.enabled:
+            self._register(config, state)
+
+    @staticmethod
+    def _register(config: DictConfig, state: SweepState) -> None:
+        """``register.enabled=true``: the sweep's most efficient qualifying model, as the
+        ``register`` command would choose it."""
+        from mlflow_energy.tracking.registry import RegistryError, select_and_register
+
+        r = config.register
+        try:
+            select_and_register(state.tracking_uri, config.tracking.experiment, state.sweep_id, r.name, r.metric,
+                             r.direction, list(r.max), list(r.min), r.alias, r.reference)  # fmt: skip
+        except RegistryError as exc:
+            SweepCallback.register_error = str(exc)
 
 
 def _find_parent(client: Any, experiment_id: str, sweep_id: str) -> Any:

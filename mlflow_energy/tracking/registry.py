@@ -1,0 +1,334 @@
+"""Choose the most efficient run that is still good enough and register its model.
+
+Selection: FINISHED measurement runs of an experiment (optionally one sweep) that meet every
+constraint; the best by one metric; ties broken on the J/token-tokens/s Pareto front, then
+by speed. Registration: the run's exact model (weights, dtype, quantization) as a text
+generating pyfunc, or in reference mode its hub id and revision; the version carries the
+energy evidence as tags and an energy card as description. The alias moves only to a
+version that is better on the same metric, measured on the same hardware class.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlflow_energy.config import ModelConfig
+from mlflow_energy.report.pareto import pareto_front
+from mlflow_energy.tracking import names
+
+ENERGY, SPEED = "energy/j_per_token", "throughput/tokens_per_s"
+HIGHER_IS_BETTER_SECTIONS = ("throughput/", "efficiency/")
+TEXT_GENERATOR = Path(__file__).resolve().parent / "text_generator.py"
+QUANTIZATION_CODE = Path(__file__).resolve().parents[1] / "inference" / "quantization.py"
+
+# Version tags: the energy evidence a deployment pipeline can read without opening the run.
+EVIDENCE = {
+    "energy.j_per_token": "energy/j_per_token",
+    "energy.net_j_per_token": "energy/net_j_per_token",
+    "energy.gpu_net_j_per_token": "energy/gpu_net_j_per_token",
+    "throughput.tokens_per_s": "throughput/tokens_per_s",
+    "emissions.g_co2e_per_1k_tokens": "emissions/g_co2e_per_1k_tokens",
+    "quality.perplexity": "quality/perplexity",
+}
+TAG_HARDWARE = "hardware"
+TAG_SOURCE_RUN = "source_run_id"
+TAG_SELECTED_BY = "selected_by"
+
+
+class RegistryError(RuntimeError):
+    """Selection or registration cannot go on; one sentence, the registry untouched."""
+
+
+def default_direction(metric: str) -> str:
+    return "max" if metric.startswith(HIGHER_IS_BETTER_SECTIONS) else "min"
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """``metric`` must be at most (``max``) or at least (``min``) ``bound``."""
+
+    metric: str
+    bound: float
+    kind: str
+
+    @classmethod
+    def parse(cls, text: str, kind: str) -> Constraint:
+        metric, sep, value = text.rpartition("=")
+        try:
+            return cls(metric, float(value), kind) if sep and metric else cls._bad(text, kind)
+        except ValueError:
+            return cls._bad(text, kind)
+
+    @staticmethod
+    def _bad(text: str, kind: str) -> Constraint:
+        raise RegistryError(f"--{kind} {text!r} must read METRIC=NUMBER, e.g. quality/perplexity=12.")
+
+    def violation(self, metrics: dict[str, float]) -> str | None:
+        value = metrics.get(self.metric)
+        if value is None:
+            return f"{self.metric} not logged"
+        if self.kind == "max" and value > self.bound:
+            return f"{self.metric} {value:.4g} > {self.bound:g}"
+        if self.kind == "min" and value < self.bound:
+            return f"{self.metric} {value:.4g} < {self.bound:g}"
+        return None
+
+
+@dataclass
+class Candidate:
+    run: Any
+    kept: bool
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return self.run.info.run_name or self.run.info.run_id
+
+    def metric(self, key: str) -> float | None:
+        return self.run.data.metrics.get(key)
+
+
+@dataclass
+class Selection:
+    candidates: list[Candidate]
+    chosen: Candidate
+    metric: str
+    direction: str
+
+
+def hardware_class(run: Any) -> str:
+    """What the figures are comparable across: the GPU model, else the CPU model."""
+    tags = run.data.tags
+    if tags.get(names.TAG_GPU_MODEL):
+        return f"gpu:{tags[names.TAG_GPU_MODEL]}"
+    return f"cpu:{tags.get(names.TAG_CPU_MODEL, 'unknown')}"
+
+
+def select(
+    client: Any, experiment: str, sweep_id: str | None, metric: str, direction: str, constraints: list[Constraint]
+) -> Selection:
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise RegistryError(f"there is no experiment named {experiment!r}; check --experiment.")
+    query = f"attributes.status = 'FINISHED' and tags.`{names.TAG_STATUS}` = 'finished'"
+    if sweep_id:
+        query += f" and tags.`{names.TAG_SWEEP_ID}` = '{sweep_id}'"
+    runs = [r for r in client.search_runs([found.experiment_id], filter_string=query)
+            if r.data.tags.get(names.TAG_SWEEP_PARENT) != "true"]  # fmt: skip
+    if not runs:
+        where = f"sweep {sweep_id!r} of experiment {experiment!r}" if sweep_id else f"experiment {experiment!r}"
+        raise RegistryError(f"{where} has no FINISHED measurement run; check --experiment and --sweep.")
+    logged = set().union(*(r.data.metrics for r in runs))
+    for key in [metric, *(c.metric for c in constraints)]:
+        if key not in logged:
+            raise RegistryError(f"no run logged the metric {key!r}; pick one such as {ENERGY} or {SPEED}.")
+    candidates = [_judge(run, metric, constraints) for run in runs]
+    kept = [c for c in candidates if c.kept]
+    if not kept:
+        raise RegistryError(
+            f"none of the {len(runs)} runs meets the constraints ({', '.join(sorted({c.reason for c in candidates}))}); "
+            "relax them or measure more configurations."
+        )
+    return Selection(candidates, _best(kept, metric, direction), metric, direction)
+
+
+def _judge(run: Any, metric: str, constraints: list[Constraint]) -> Candidate:
+    if run.data.params.get("model.weights") == "random":
+        return Candidate(run, False, "random weights: nothing to deploy")
+    if metric not in run.data.metrics:
+        return Candidate(run, False, f"{metric} not logged")
+    violations = [v for c in constraints if (v := c.violation(run.data.metrics))]
+    return Candidate(run, not violations, "; ".join(violations) or "meets every constraint")
+
+
+def _best(kept: list[Candidate], metric: str, direction: str) -> Candidate:
+    sign = 1 if direction == "min" else -1
+    best_value = min(sign * c.metric(metric) for c in kept)
+    tied = [c for c in kept if math.isclose(sign * c.metric(metric), best_value, rel_tol=1e-9)]
+    measured = [c for c in tied if c.metric(ENERGY) is not None and c.metric(SPEED) is not None]
+    front = {id(measured[i]) for i in pareto_front([c.metric(ENERGY) for c in measured], [c.metric(SPEED) for c in measured])}
+    return max(tied, key=lambda c: (id(c) in front, c.metric(SPEED) or 0.0))
+
+
+@dataclass
+class Registration:
+    name: str
+    version: str
+    alias: str
+    alias_moved: bool
+    message: str
+    previous_version: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def register(tracking_uri: str, selection: Selection, name: str, alias: str, reference: bool = False) -> Registration:
+    """Logs the chosen run's model (in a run of its own, tagged with the source run), registers
+    a version with its evidence, then decides the alias."""
+    import os
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per file is noise
+    client = MlflowClient(tracking_uri=tracking_uri)
+    run = selection.chosen.run
+    model_config, artifacts = _model_payload(run, reference)
+    tags = _version_tags(run, selection)
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run(experiment_id=run.info.experiment_id, run_name=f"register {name}",
+                          tags={TAG_SOURCE_RUN: run.info.run_id}):  # fmt: skip
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=str(TEXT_GENERATOR), artifacts=artifacts,
+            code_paths=[str(QUANTIZATION_CODE)], model_config=model_config,
+            pip_requirements=["torch", "transformers", "accelerate", "mlflow", "safetensors"],
+        )  # fmt: skip
+    version = mlflow.register_model(info.model_uri, name, tags=tags)
+    client.update_model_version(name, version.version, description=energy_card(run, selection, reference))
+    moved, message, previous = _decide_alias(client, name, alias, version.version, selection, tags[TAG_HARDWARE])
+    return Registration(name, version.version, alias, moved, message, previous, tags)
+
+
+def _model_payload(run: Any, reference: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    from mlflow_energy.inference.models import resolve_model
+
+    params = run.data.params
+    model = ModelConfig(name=params["model.name"], weights="pretrained", revision=_none(params.get("model.revision")))
+    source = resolve_model(model)
+    config = {
+        "dtype": params.get("model.dtype", "float32"),
+        "quantization": params.get("model.quantization", "none"),
+        "attn_implementation": params.get("model.attn_implementation", "sdpa"),
+        "max_new_tokens": int(params.get("workload.new_tokens", 32)),
+    }
+    if reference:
+        if source.kind != "hub":
+            raise RegistryError(f"--reference records a hub id, but {model.name!r} is a local model; drop --reference.")
+        return {**config, "hub_id": model.name, "revision": model.revision}, {}
+    if source.kind == "hub":
+        from huggingface_hub import snapshot_download
+
+        location = snapshot_download(model.name, revision=model.revision, local_files_only=True)
+        return config, {"model": location}
+    return config, {"model": source.location}
+
+
+def _none(value: str | None) -> str | None:
+    return None if value in (None, "None") else value
+
+
+def _version_tags(run: Any, selection: Selection) -> dict[str, str]:
+    metrics = run.data.metrics
+    tags = {tag: f"{metrics[key]:.6g}" for tag, key in EVIDENCE.items() if key in metrics}
+    tags[TAG_HARDWARE] = hardware_class(run)
+    tags[TAG_SOURCE_RUN] = run.info.run_id
+    tags[TAG_SELECTED_BY] = f"{selection.direction} {selection.metric}"
+    tags["selected_value"] = f"{metrics[selection.metric]:.6g}"
+    for param in ("model.name", "model.dtype", "model.quantization", "workload.batch_size", "resolved_device"):
+        if param in run.data.params:
+            tags[param] = run.data.params[param]
+    return tags
+
+
+def _decide_alias(
+    client: Any, name: str, alias: str, version: str, selection: Selection, hardware: str
+) -> tuple[bool, str, str | None]:
+    try:
+        champion = client.get_model_version_by_alias(name, alias)
+    except Exception:  # no such alias yet
+        client.set_registered_model_alias(name, alias, version)
+        return True, f"@{alias} now points to version {version} (first champion).", None
+    previous = champion.version
+    if champion.tags.get(TAG_HARDWARE) != hardware:
+        return False, (f"@{alias} stays on version {previous}: it was measured on {champion.tags.get(TAG_HARDWARE)}, "
+                       f"version {version} on {hardware}; figures from different hardware do not compare."), previous  # fmt: skip
+    if champion.tags.get(TAG_SELECTED_BY) != f"{selection.direction} {selection.metric}":
+        return False, (f"@{alias} stays on version {previous}: it was chosen by {champion.tags.get(TAG_SELECTED_BY)}, "
+                       f"not {selection.direction} {selection.metric}."), previous  # fmt: skip
+    old, new = float(champion.tags["selected_value"]), selection.chosen.metric(selection.metric)
+    better = new < old if selection.direction == "min" else new > old
+    if better:
+        client.set_registered_model_alias(name, alias, version)
+        return True, f"@{alias} moved from version {previous} to {version}: {selection.metric} {new:.4g} beats {old:.4g}.", previous
+    return False, (f"@{alias} stays on version {previous}: {selection.metric} {new:.4g} does not beat {old:.4g} "
+                   f"(version {version} is registered for the record)."), previous  # fmt: skip
+
+
+def energy_card(run: Any, selection: Selection, reference: bool) -> str:
+    m, p, t = run.data.metrics, run.data.params, run.data.tags
+
+    def fig(key: str, unit: str) -> str:
+        return f"{m[key]:.4g} {unit}" if key in m else "not measured"
+
+    return f"""# Energy card: {p.get('model.name')}
+
+Chosen as the {selection.direction} of `{selection.metric}` among {sum(c.kept for c in selection.candidates)} qualifying runs
+(of {len(selection.candidates)}); source run `{run.info.run_id}`.
+
+| figure | value |
+|---|---|
+| energy per token (gross, GPU + CPU + RAM) | {fig('energy/j_per_token', 'J')} |
+| energy per token (net of idle) | {fig('energy/net_j_per_token', 'J')} |
+| GPU energy per token (net of idle) | {fig('energy/gpu_net_j_per_token', 'J')} |
+| throughput | {fig('throughput/tokens_per_s', 'tokens/s')} |
+| emissions | {fig('emissions/g_co2e_per_1k_tokens', 'g CO2e per 1,000 tokens')} |
+| perplexity (held-out text) | {fig('quality/perplexity', '')} |
+
+**Measured on** {hardware_class(run)} ({p.get('resolved_device')}), dtype {p.get('model.dtype')},
+quantization {p.get('model.quantization', 'none')}, batch {p.get('workload.batch_size')},
+{p.get('workload.prompt_tokens')} prompt + {p.get('workload.new_tokens')} generated tokens per request.
+
+**How**: mlflow-energy {t.get(names.TAG_VERSION_PREFIX + 'mlflow-energy', '?')}; GPU energy from
+`{t.get(names.TAG_SOURCE_PREFIX + 'gpu')}`, CPU from `{t.get(names.TAG_SOURCE_PREFIX + 'cpu')}`, RAM from
+`{t.get(names.TAG_SOURCE_PREFIX + 'ram')}` (estimates are CodeCarbon models, not readings); identical warm-up,
+{fig('measurement/repetitions', 'windows')} of about {fig('measurement/window_s', 's')} each, energy CV
+{fig('measurement/energy_cv', '')}. {'Weights are referenced by hub id and revision, not copied.' if reference else 'The exact weights are stored with this version.'}
+"""
+
+
+def print_selection(selection: Selection, console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"candidates by {selection.direction} {selection.metric}")
+    for header in ("run", "run id", selection.metric, "J/token", "tokens/s", "perplexity", "kept", "why"):
+        table.add_column(header)
+    order = sorted(selection.candidates, key=lambda c: (not c.kept, c.metric(selection.metric) or math.inf))
+    for c in order:
+        chosen = c is selection.chosen
+
+        def fmt(key: str, c: Candidate = c) -> str:
+            value = c.metric(key)
+            return "-" if value is None else f"{value:.4g}"
+
+        table.add_row(("* " if chosen else "") + c.name, c.run.info.run_id[:8], fmt(selection.metric), fmt(ENERGY),
+                      fmt(SPEED), fmt("quality/perplexity"), "yes" if c.kept else "no",
+                      "chosen" if chosen else c.reason)  # fmt: skip
+    console.print(table)
+    console.print(f"Chosen: {selection.chosen.name} (run {selection.chosen.run.info.run_id})")
+
+
+def select_and_register(
+    tracking_uri: str, experiment: str, sweep: str | None, name: str, metric: str, direction: str,
+    maxima: list[str], minima: list[str], alias: str, reference: bool,
+) -> None:  # fmt: skip
+    """Select, print the candidates, register, say what happened to the alias. RegistryError
+    for every user-facing failure, before the registry is touched."""
+    from mlflow.tracking import MlflowClient
+
+    from mlflow_energy.report.console import wide_console
+    from mlflow_energy.tracking.logger import TrackingError, check_reachable
+
+    try:
+        check_reachable(tracking_uri)
+    except TrackingError as exc:
+        raise RegistryError(str(exc)) from None
+    constraints = [Constraint.parse(c, "max") for c in maxima] + [Constraint.parse(c, "min") for c in minima]
+    direction = default_direction(metric) if direction == "auto" else direction
+    selection = select(MlflowClient(tracking_uri=tracking_uri), experiment, sweep, metric, direction, constraints)
+    console = wide_console()
+    print_selection(selection, console)
+    outcome = register(tracking_uri, selection, name, alias, reference)
+    console.print(f"Registered {outcome.name} version {outcome.version}. {outcome.message}")
+    console.print(f'Load it: mlflow.pyfunc.load_model("models:/{outcome.name}@{outcome.alias}")')

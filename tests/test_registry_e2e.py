@@ -1,0 +1,105 @@
+"""Registering the most efficient model: selection, evidence, alias, refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from test_cli_e2e import run_cli
+from test_sweep_e2e import QUICK, sweep_runs
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def two_point_sweep(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("registry")
+    proc = run_cli(folder, "run", "-m", *QUICK, "workload.batch_size=1,4")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, parents, children = sweep_runs(folder)
+    return folder, parents[0].data.tags["mlflow_energy.sweep_id"], children
+
+
+def register(folder: Path, *args: str):
+    return run_cli(folder, "register", "--experiment", "mlflow-energy", "--name", "tiny-chat", *args)
+
+
+def test_register_picks_the_cheapest_qualifying_run_and_serves_text(two_point_sweep, tmp_path: Path) -> None:
+    folder, sweep_id, children = two_point_sweep
+    cheapest = min(children, key=lambda c: c.data.metrics["energy/j_per_token"])
+    proc = register(folder, "--sweep", sweep_id, "--max", "quality/perplexity=12", "--min", "throughput/tokens_per_s=1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "candidates by min energy/j_per_token" in proc.stdout and "first champion" in proc.stdout
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    version = client.get_model_version_by_alias("tiny-chat", "efficient")
+    assert version.tags["source_run_id"] == cheapest.info.run_id
+    assert float(version.tags["energy.j_per_token"]) == pytest.approx(cheapest.data.metrics["energy/j_per_token"], rel=1e-5)
+    assert float(version.tags["quality.perplexity"]) == pytest.approx(cheapest.data.metrics["quality/perplexity"], rel=1e-5)
+    assert version.tags["hardware"].startswith("cpu:")
+    assert "# Energy card: tiny-stories" in version.description and cheapest.info.run_id in version.description
+
+    mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/tiny-chat@efficient")
+    texts = model.predict(["Once upon a time, there was a"])
+    assert len(texts) == 1 and len(texts[0].split()) >= 5
+
+
+def test_a_worse_challenger_leaves_the_alias(two_point_sweep) -> None:
+    folder, sweep_id, children = two_point_sweep
+    slowest = min(children, key=lambda c: c.data.metrics["throughput/tokens_per_s"])
+    ceiling = slowest.data.metrics["throughput/tokens_per_s"] * 1.01  # only the slow, costlier point qualifies
+    proc = register(folder, "--sweep", sweep_id, "--max", f"throughput/tokens_per_s={ceiling}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias("tiny-chat", "efficient")
+    assert str(champion.version) == "1" and "stays on version 1" in proc.stdout
+    latest = client.get_model_version("tiny-chat", "2")
+    assert latest.tags["source_run_id"] == slowest.info.run_id
+
+
+def test_other_hardware_is_not_compared(two_point_sweep) -> None:
+    folder, sweep_id, _ = two_point_sweep
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    client.set_model_version_tag("tiny-chat", "1", "hardware", "gpu:NVIDIA H100 80GB HBM3")
+    proc = register(folder, "--sweep", sweep_id)
+    assert proc.returncode == 0 and "figures from different hardware do not compare" in proc.stdout
+    assert str(client.get_model_version_by_alias("tiny-chat", "efficient").version) == "1"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max", "quality/perplexity=1.0"], "none of the 2 runs meets the constraints"),
+        (["--metric", "energy/nothing_j"], "no run logged the metric 'energy/nothing_j'"),
+        (["--sweep", "0000000000"], "has no FINISHED measurement run"),
+        (["--max", "quality/perplexity"], "must read METRIC=NUMBER"),
+        (["--tracking-uri", "http://127.0.0.1:9"], "does not answer"),
+    ],
+)
+def test_refusals_leave_the_registry_untouched(tmp_path: Path, two_point_sweep, args: list[str], message: str) -> None:
+    folder, _, _ = two_point_sweep
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    before = [(v.name, v.version) for v in client.search_model_versions()]
+    proc = register(folder, *args)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert [(v.name, v.version) for v in client.search_model_versions()] == before
+
+
+def test_random_weights_are_not_registered(tmp_path: Path) -> None:
+    proc = run_cli(tmp_path, "run", *QUICK, "model=tiny")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = register(tmp_path)
+    assert proc.returncode == 2 and "random weights: nothing to deploy" in proc.stderr
+
+
+def test_a_sweep_can_register_when_it_ends(tmp_path: Path) -> None:
+    proc = run_cli(tmp_path, "run", "-m", *QUICK, "workload.batch_size=1,2", "register.enabled=true",
+                   "register.name=tiny-sweep", "register.max=['quality/perplexity=12']")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    version = client.get_model_version_by_alias("tiny-sweep", "efficient")
+    _, _, children = sweep_runs(tmp_path)
+    assert version.tags["source_run_id"] == min(children, key=lambda c: c.data.metrics["energy/j_per_token"]).info.run_id
