@@ -27,8 +27,9 @@ BENCH = ["bench=quick", "bench.idle_s=0.2", "bench.min_repetitions=2", "bench.mi
 
 def measured_work_s(result: dict) -> tuple[float, float]:
     """(model load s, measured work s) from a point's result.json."""
-    windows = [result["idle"], result["prefill"]["measurement"], *(r["measurement"] for r in result["repetitions"])]
-    work = sum(w["duration_s"] for w in windows if w) + sum(result["warmup_s"])
+    windows = [result["idle"], *result["warmup"], result["prefill"]["measurement"],
+               *(r["measurement"] for r in result["repetitions"])]  # fmt: skip
+    work = sum(w["duration_s"] for w in windows if w)
     return result["load"]["duration_s"], work
 
 

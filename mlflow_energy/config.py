@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 DTYPES = ("float32", "float16", "bfloat16")
 CACHES = ("dynamic", "static")
 WEIGHTS = ("pretrained", "random")
-BACKENDS = ("eager",)
+BACKENDS = ("eager", "static_compile")
 ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
 
 
@@ -44,8 +44,8 @@ class WorkloadConfig:
 
 @dataclass
 class BackendConfig:
-    name: str = "eager"
-    cache: str = "dynamic"  # KV cache: dynamic (grows per token) | static (preallocated)
+    name: str = "eager"  # eager | static_compile (static KV cache + torch.compile, compiled in the warm-up)
+    cache: str = "dynamic"  # KV cache: dynamic (grows per token) | static (preallocated); static_compile: static
 
 
 @dataclass
@@ -279,6 +279,10 @@ def _validate_hardware_support(config: RunConfig) -> None:
     device = resolve_device(config.device)
     reason = refusal(config.model.quantization, config.model.dtype, device)
     _require(reason is None, reason or "")
+    _require(
+        not (config.backend.name == "static_compile" and config.model.quantization == "dynamic_int8"),
+        "backend.name=static_compile cannot compile PyTorch's dynamic int8 modules; use backend.name=eager.",
+    )
     if device == "cpu" and config.model.dtype != "float32":
         import torch
 

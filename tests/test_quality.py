@@ -88,3 +88,14 @@ def test_quality_dataset_must_exist(tmp_path: Path) -> None:
         validate(config)
     config.quality.enabled = False
     validate(config)  # not evaluated, not checked
+
+
+def test_static_compile_gives_the_same_greedy_tokens_as_eager() -> None:
+    model, tokenizer = load(name="tiny-stories")
+    prompt = tokenizer(["Once upon a time,", "One windy day, Sam"], return_tensors="pt", padding=True)
+    batch = Batch(prompt["input_ids"], prompt["attention_mask"])
+    eager = generation.generate(model, batch, generation.fixed_length_config(model, tokenizer, 8))
+    compiled_config = generation.fixed_length_config(model, tokenizer, 8, compiled=True)
+    assert compiled_config.cache_implementation == "static" and compiled_config.compile_config is not None
+    compiled = generation.generate(model, batch, compiled_config)
+    assert compiled.tolist() == eager.tolist()

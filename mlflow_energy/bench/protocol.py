@@ -99,7 +99,9 @@ def run_protocol(config: RunConfig, out_dir: Path, save: Callable[[BenchResult],
                  result.model_parameters / 1e6, device, result.load.duration_s)
 
         batch = make_batch(w, tokenizer, model.config.vocab_size, device, config.model.seed)
-        gen_config = generation.fixed_length_config(model, tokenizer, w.new_tokens, config.backend.cache)
+        gen_config = generation.fixed_length_config(
+            model, tokenizer, w.new_tokens, config.backend.cache, compiled=config.backend.name == "static_compile"
+        )
         call = lambda: generation.generate(model, batch, gen_config)  # noqa: E731
 
         if b.idle_s > 0:
@@ -108,7 +110,9 @@ def run_protocol(config: RunConfig, out_dir: Path, save: Callable[[BenchResult],
 
         for i in range(b.warmup_runs):
             enter(f"warm-up {i + 1}/{b.warmup_runs}")
-            result.warmup_s.append(_timed(call, sync))
+            with meter.window(f"warmup_{i + 1}") as window:
+                call()
+            result.warmup.append(window.measurement)
         # The warm-up generate already ran this prefill shape; one more call times it.
         prefill_call = lambda: generation.prefill(model, batch)  # noqa: E731
         prefill_calls = _calls_for(b.min_window_s, _timed(prefill_call, sync))
@@ -119,7 +123,7 @@ def run_protocol(config: RunConfig, out_dir: Path, save: Callable[[BenchResult],
                 call_s.append(_timed(prefill_call, sync))
         result.prefill = PrefillWindow(window.measurement, call_s)
 
-        calls = _calls_for(b.min_window_s, result.warmup_s[-1])
+        calls = _calls_for(b.min_window_s, result.warmup[-1].duration_s)
         measured_s, k = 0.0, 0
         while k < b.min_repetitions or measured_s < b.min_duration_s:
             k += 1
@@ -162,7 +166,7 @@ def run_protocol(config: RunConfig, out_dir: Path, save: Callable[[BenchResult],
 
 
 def _measurements(result: BenchResult) -> list[Any]:
-    windows = [result.load, result.idle, result.prefill.measurement if result.prefill else None,
+    windows = [result.load, result.idle, *result.warmup, result.prefill.measurement if result.prefill else None,
                result.quality.measurement if result.quality else None]  # fmt: skip
     windows += [r.measurement for r in result.repetitions]
     return [m for m in windows if m is not None]

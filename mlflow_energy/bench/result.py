@@ -66,6 +66,8 @@ class Summary:
     energy_j_per_request: float | None = None
     energy_wh_per_1k_requests: float | None = None
     energy_load_j: float | None = None
+    energy_warmup_j: float | None = None
+    energy_compile_j: float | None = None  # static_compile: the first warm-up call, which compiles
     efficiency_tokens_per_kwh: float | None = None
     emissions_g_co2e: float | None = None
     emissions_g_co2e_per_1k_tokens: float | None = None
@@ -82,6 +84,8 @@ class Summary:
     latency_request_s_p50: float | None = None
     latency_request_s_p90: float | None = None
     latency_load_s: float | None = None
+    latency_warmup_s: float | None = None
+    latency_compile_s: float | None = None
     memory_gpu_peak_mb: float | None = None
     memory_ram_peak_mb: float | None = None
     measurement_repetitions: int | None = None
@@ -114,7 +118,7 @@ class BenchResult:
     tokens_per_call: int | None = None  # batch_size x new_tokens
     load: Measurement | None = None
     idle: Measurement | None = None
-    warmup_s: list[float] = field(default_factory=list)
+    warmup: list[Measurement] = field(default_factory=list)  # one window per warm-up call
     prefill: PrefillWindow | None = None
     repetitions: list[RepetitionWindow] = field(default_factory=list)
     quality: QualityWindow | None = None
@@ -135,6 +139,7 @@ class BenchResult:
         for key in ("load", "idle"):
             if data.get(key) is not None:
                 data[key] = Measurement.from_dict(data[key])
+        data["warmup"] = [Measurement.from_dict(m) for m in data.get("warmup", [])]
         if data.get("prefill") is not None:
             p = data["prefill"]
             data["prefill"] = PrefillWindow(Measurement.from_dict(p["measurement"]), p["call_s"])

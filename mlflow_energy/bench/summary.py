@@ -39,6 +39,11 @@ def summarize(result: BenchResult, timeline: list[TimelineSample], new_tokens: i
     if result.load is not None:
         s.energy_load_j = result.load.total_j
         s.latency_load_s = result.load.duration_s
+    if result.warmup:
+        s.energy_warmup_j = sum(w.total_j for w in result.warmup)
+        s.latency_warmup_s = sum(w.duration_s for w in result.warmup)
+        if result.config.get("backend", {}).get("name") == "static_compile":
+            s.energy_compile_j, s.latency_compile_s = result.warmup[0].total_j, result.warmup[0].duration_s
     s.memory_gpu_peak_mb, s.memory_ram_peak_mb = result.gpu_peak_mb, result.ram_peak_mb
     s.emissions_intensity_g_per_kwh = result.carbon_intensity_g_per_kwh
     if result.quality is not None:

@@ -7,13 +7,25 @@ from typing import Any
 from mlflow_energy.inference.prompts import Batch
 
 
-def fixed_length_config(model: Any, tokenizer: Any, new_tokens: int, cache: str = "dynamic") -> Any:
+def fixed_length_config(
+    model: Any, tokenizer: Any, new_tokens: int, cache: str = "dynamic", compiled: bool = False
+) -> Any:
     """Greedy, exactly ``new_tokens`` per row: min = max and EOS suppressed until then, so every
     run generates the same number of tokens and energy per token is comparable. ``cache``:
-    transformers' dynamic KV cache, or a static one preallocated to the full length."""
-    from transformers import GenerationConfig
+    transformers' dynamic KV cache, or a static one preallocated to the full length.
+    ``compiled``: static cache plus torch.compile of the decoding step (fixed shapes, so it
+    compiles once, in the warm-up; CUDA graphs on a GPU)."""
+    from transformers import CompileConfig, GenerationConfig
 
+    compile_config = None
+    if compiled:
+        cache = "static"
+        on_gpu = model.device.type == "cuda"
+        compile_config = CompileConfig(fullgraph=True, mode="reduce-overhead" if on_gpu else "default")
+        # transformers compiles on accelerators only unless this flag (its own test switch) is set.
+        compile_config._compile_all_devices = not on_gpu
     return GenerationConfig(
+        compile_config=compile_config,
         cache_implementation=None if cache == "dynamic" else cache,
         max_new_tokens=new_tokens,
         min_new_tokens=new_tokens,

@@ -10,9 +10,10 @@ from mlflow_energy.meter.sampler import HOST, TimelineSample
 
 
 def _phases(result: BenchResult) -> list[tuple[str, Measurement]]:
-    phases = [("load", result.load), ("idle", result.idle)]
+    phases = [("load", result.load), ("idle", result.idle), *(("warm-up", m) for m in result.warmup)]
     phases.append(("prefill", result.prefill.measurement if result.prefill else None))
     phases += [("generate", r.measurement) for r in result.repetitions]
+    phases.append(("quality", result.quality.measurement if result.quality else None))
     return [(label, m) for label, m in phases if m is not None]
 
 
@@ -36,7 +37,8 @@ def plot_timeline(samples: list[TimelineSample], result: BenchResult, path: Path
         points = [(s.t_s, s.utilization_pct) for s in samples if s.device == HOST]
         ax.plot([t for t, _ in points], [u for _, u in points], label="host CPU utilisation", linewidth=1)
         ax.set_ylabel("CPU utilisation (%)")
-    colours = {"load": "tab:gray", "idle": "tab:blue", "prefill": "tab:orange", "generate": "tab:green"}
+    colours = {"load": "tab:gray", "idle": "tab:blue", "warm-up": "tab:purple", "prefill": "tab:orange",
+               "generate": "tab:green", "quality": "tab:brown"}  # fmt: skip
     labelled: set[str] = set()
     for label, m in _phases(result):
         ax.axvspan(m.start_s, m.start_s + m.duration_s, color=colours[label], alpha=0.15,
