@@ -27,6 +27,7 @@ def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
 @dataclass
 class Workload:
     device: str
+    dtype: str
     tokens_per_call: int
     call: Callable[[], Any]
     sync: Callable[[], None]
@@ -57,6 +58,7 @@ def build_workload(args: argparse.Namespace) -> Workload:
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     return Workload(
         device=device,
+        dtype=dtype,
         tokens_per_call=args.batch * args.new_tokens,
         call=lambda: generation.generate(model, batch, gen_config),
         sync=sync,

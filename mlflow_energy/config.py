@@ -28,6 +28,7 @@ class ModelConfig:
     dtype: str = "float32"
     attn_implementation: str = "sdpa"
     quantization: str = "none"  # none | dynamic_int8 (CPU) | int8_weight_only (GPU, torchao)
+    device_map: str | None = None  # auto: shard the model over every visible GPU (accelerate)
     revision: str | None = None
     trust_remote_code: bool = False
     use_safetensors: bool = True
@@ -277,6 +278,14 @@ def _validate_hardware_support(config: RunConfig) -> None:
     from mlflow_energy.inference.quantization import refusal
 
     device = resolve_device(config.device)
+    _require(
+        config.model.device_map in (None, "auto"),
+        f"model.device_map={config.model.device_map!r} is not null or auto; pick one.",
+    )
+    _require(
+        config.model.device_map is None or device.startswith("cuda"),
+        "model.device_map=auto shards a model over GPUs, but this run is on the CPU; drop it or use a GPU.",
+    )
     reason = refusal(config.model.quantization, config.model.dtype, device)
     _require(reason is None, reason or "")
     _require(

@@ -102,3 +102,16 @@ def test_missing_figures_are_not_logged() -> None:
     assert metrics == {"energy/total_j": 3.0}
     with pytest.raises(ValueError):
         metric_key("joules_total")
+
+
+def test_per_gpu_energy_is_logged_only_for_several_gpus() -> None:
+    from mlflow_energy.bench.summary import gpu_j_by_device
+    from mlflow_energy.tracking.names import per_gpu_energy_metrics
+
+    r = sample_result()
+    assert per_gpu_energy_metrics(gpu_j_by_device(r)) == {}  # one GPU: energy/gpu_j says it all
+    for rep in r.repetitions:
+        rep.measurement.gpu_j["1"] = 10.0
+    by_device = gpu_j_by_device(r)
+    assert by_device == {"0": pytest.approx(837.0), "1": pytest.approx(20.0)}  # the rejected window is left out
+    assert per_gpu_energy_metrics(by_device) == {"energy/gpu0_j": pytest.approx(837.0), "energy/gpu1_j": pytest.approx(20.0)}

@@ -28,7 +28,7 @@ from mlflow_energy.bench.result import (
 from mlflow_energy.bench.summary import summarize
 from mlflow_energy.config import RunConfig, as_dict, config_hash, resolve_device
 from mlflow_energy.inference import generation
-from mlflow_energy.inference.models import load_model, load_tokenizer, parameter_count, resolve_model
+from mlflow_energy.inference.models import input_device, load_model, load_tokenizer, parameter_count, resolve_model
 from mlflow_energy.inference.prompts import make_batch
 from mlflow_energy.inference.quality import heldout_text, perplexity
 from mlflow_energy.inference.quantization import int8_linear_count
@@ -98,7 +98,7 @@ def run_protocol(config: RunConfig, out_dir: Path, save: Callable[[BenchResult],
         log.info("loaded %s (%.1f M parameters) on %s in %.1f s", config.model.name,
                  result.model_parameters / 1e6, device, result.load.duration_s)
 
-        batch = make_batch(w, tokenizer, model.config.vocab_size, device, config.model.seed)
+        batch = make_batch(w, tokenizer, model.config.vocab_size, input_device(model), config.model.seed)
         gen_config = generation.fixed_length_config(
             model, tokenizer, w.new_tokens, config.backend.cache, compiled=config.backend.name == "static_compile"
         )
@@ -139,7 +139,7 @@ def run_protocol(config: RunConfig, out_dir: Path, save: Callable[[BenchResult],
             enter("quality (perplexity on held-out text)")
             text = heldout_text(config.quality.dataset)
             with meter.window("quality") as window:
-                score = perplexity(model, tokenizer, text, config.quality, device)
+                score = perplexity(model, tokenizer, text, config.quality, str(input_device(model)))
             result.quality = QualityWindow(window.measurement, score.perplexity, score.tokens)
             log.info("perplexity %.3f over %d tokens", score.perplexity, score.tokens)
 

@@ -122,3 +122,13 @@ def summarize(result: BenchResult, timeline: list[TimelineSample], new_tokens: i
         s.emissions_g_co2e = s.energy_total_j / JOULES_PER_KWH * result.pue * result.carbon_intensity_g_per_kwh
         s.emissions_g_co2e_per_1k_tokens = s.emissions_g_co2e / tokens * 1000
     return s
+
+
+def gpu_j_by_device(result: BenchResult) -> dict[str, float]:
+    """Gross joules per GPU (CUDA index) over the valid generate windows."""
+    totals: dict[str, float] = defaultdict(float)
+    for r in result.repetitions:
+        if r.measurement.valid:
+            for index, joules in r.measurement.gpu_j.items():
+                totals[index] += joules
+    return dict(totals)

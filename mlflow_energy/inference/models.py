@@ -124,17 +124,35 @@ def load_model(source: ModelSource, model: ModelConfig, device: str) -> Any:
         config = AutoConfig.from_pretrained(source.location, trust_remote_code=model.trust_remote_code)
         with torch.device(device):  # initialise on the target device: an 8B model never touches host RAM
             lm = AutoModelForCausalLM.from_config(config, dtype=dtype, **common)
+        if model.device_map == "auto":
+            lm = _shard(lm)
     else:
         lm = AutoModelForCausalLM.from_pretrained(
             source.location,
             revision=model.revision if source.kind == "hub" else None,
             dtype=dtype,
             use_safetensors=model.use_safetensors,
-            device_map=device,
+            device_map=model.device_map or device,
             **common,
         )
     lm.eval()
     return quantize(lm, model.quantization)
+
+
+def _shard(lm: Any) -> Any:
+    """Spreads a model built on one GPU over every visible GPU, balanced by memory, as
+    ``from_pretrained(device_map="auto")`` does for saved weights."""
+    from accelerate import dispatch_model, infer_auto_device_map
+    from accelerate.utils import get_balanced_memory
+
+    no_split = getattr(lm, "_no_split_modules", None) or []
+    memory = get_balanced_memory(lm, no_split_module_classes=no_split)
+    return dispatch_model(lm, device_map=infer_auto_device_map(lm, max_memory=memory, no_split_module_classes=no_split))
+
+
+def input_device(lm: Any) -> Any:
+    """Where input ids must go: the device of the embedding layer (GPU 0 of a sharded model)."""
+    return lm.get_input_embeddings().weight.device
 
 
 def parameter_count(lm: Any) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from mlflow_energy.bench.result import CODECARBON_DIR, RESULT_FILE, TIMELINE_FILE, BenchResult
+from mlflow_energy.bench.summary import gpu_j_by_device
 from mlflow_energy.config import flatten
 from mlflow_energy.meter.sampler import TimelineSample, read_timeline_csv
 from mlflow_energy.report.timeline import plot_timeline
@@ -125,7 +126,8 @@ def log_result(
     run_id = run.info.run_id
     now_ms = int(time.time() * 1000)
     summary = result.summary
-    metrics = [Metric(k, v, now_ms, 0) for k, v in (names.summary_metrics(summary).items() if summary else [])]
+    figures = {**(names.summary_metrics(summary) if summary else {}), **names.per_gpu_energy_metrics(gpu_j_by_device(result))}
+    metrics = [Metric(k, v, now_ms, 0) for k, v in figures.items()]
     timeline_path = out_dir / TIMELINE_FILE
     timeline = read_timeline_csv(timeline_path) if timeline_path.is_file() else []
     metrics += _timeline_metrics(timeline)

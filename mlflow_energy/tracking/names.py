@@ -71,6 +71,11 @@ def summary_metrics(summary: Summary) -> dict[str, float]:
     return {metric_key(k): float(v) for k, v in asdict(summary).items() if v is not None}
 
 
+def per_gpu_energy_metrics(gpu_j: dict[str, float]) -> dict[str, float]:
+    """``energy/gpu0_j``, ``energy/gpu1_j``...: logged when a run spans several GPUs."""
+    return {f"energy/gpu{index}_j": joules for index, joules in gpu_j.items()} if len(gpu_j) > 1 else {}
+
+
 def timeline_power_metric(device: str) -> str:
     """Stepped power time series of one GPU: ``power/gpu0_w`` (step = sample number)."""
     return f"power/{device}_w"
