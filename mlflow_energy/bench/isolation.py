@@ -58,9 +58,9 @@ def run_isolated(config: RunConfig, out_dir: Path) -> BenchResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / RESULT_FILE).unlink(missing_ok=True)
     (out_dir / REQUEST_FILE).write_text(json.dumps(as_dict(config), indent=2))
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")  # a sweep job's GPU lease sets it
-    code, timed_out = _ZYGOTE.run(out_dir, {} if visible is None else {"CUDA_VISIBLE_DEVICES": visible},
-                                  config.bench.timeout_s)  # fmt: skip
+    # The GPUs of this call (a sweep job's lease sets them), not those the zygote started with.
+    visible = {"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    code, timed_out = _ZYGOTE.run(out_dir, visible, config.bench.timeout_s)
     try:
         result = BenchResult.read(out_dir)
     except FileNotFoundError:  # died before its first save

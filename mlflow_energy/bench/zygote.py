@@ -6,7 +6,7 @@ for requests on stdin and forks a child for each. Every benchmark still runs in 
 process, with its own address space and its own CUDA context, and the parent can still kill
 it on timeout. Protocol, one JSON or text line each way:
 
-    parent -> zygote   {"out_dir": "...", "env": {"CUDA_VISIBLE_DEVICES": "1"}}
+    parent -> zygote   {"out_dir": "...", "env": {"CUDA_VISIBLE_DEVICES": "1"}}   (null: unset it)
     zygote -> parent   started <pid>            then, when it ends: exited <pid> <code>
 
 A code below 0 is minus the signal that killed the child, as in ``subprocess``.
@@ -67,7 +67,11 @@ def _serve() -> None:
         pid = os.fork()
         if pid == 0:
             os.dup2(2, 1)  # the child must never write into the reply channel
-            os.environ.update(request["env"])
+            for key, value in request["env"].items():  # None: unset (the zygote's own value is stale)
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
             code = 1
             try:
                 code = run_child(Path(request["out_dir"]))
@@ -109,7 +113,7 @@ class Zygote:
             raise RuntimeError(f"the benchmark zygote answered {line!r} instead of {word!r}")
         return line.split()
 
-    def run(self, out_dir: Path, env: dict[str, str], timeout_s: float) -> tuple[int, bool]:
+    def run(self, out_dir: Path, env: dict[str, str | None], timeout_s: float) -> tuple[int, bool]:
         """Runs one benchmark child: (exit code, whether it was stopped for passing timeout_s)."""
         process = self._ensure_started()
         assert process.stdin is not None
