@@ -100,13 +100,19 @@ def test_no_nvml_measures_no_gpu_and_says_why() -> None:
 )
 def test_cuda_visible_devices_mapping(visible: str | None, expected: list[str]) -> None:
     nvml = FakeNvml([FakeGpu(u) for u in UUIDS])
-    assert [h.uuid for h in resolve_visible_handles(nvml, visible)] == expected
+    assert [h.uuid for _, h in resolve_visible_handles(nvml, visible)] == expected
 
 
 def test_torch_uuids_win_over_the_environment() -> None:
     nvml = FakeNvml([FakeGpu(u) for u in UUIDS])
-    gpus = NvmlGpus(nvml=nvml, cuda_visible_devices="0", cuda_uuids=["cccc3333", "aaaa1111"])
+    gpus = NvmlGpus(nvml=nvml, cuda_visible_devices="0", cuda_uuids={0: "cccc3333", 1: "aaaa1111"})
     assert [(d.cuda_index, d.uuid) for d in gpus.devices] == [(0, UUIDS[2]), (1, UUIDS[0])]
+
+
+def test_only_the_gpu_a_run_uses_is_measured() -> None:
+    nvml = FakeNvml([FakeGpu(u) for u in UUIDS])
+    gpus = NvmlGpus(nvml=nvml, cuda_uuids={1: "bbbb2222"})  # cuda:1 of three visible GPUs
+    assert [(d.cuda_index, d.uuid) for d in gpus.devices] == [(1, UUIDS[1])]
 
 
 def test_timeline_records_gpu_state() -> None:

@@ -54,13 +54,15 @@ def _calls_for(min_window_s: float, one_call_s: float) -> int:
 
 
 def _meter_for(device: str, config: RunConfig, out_dir: Path) -> tuple[EnergyMeter, Callable[[], None]]:
-    """GPUs are measured only when the run uses them; CPU and RAM always, through CodeCarbon."""
+    """The GPUs the model runs on are measured (every visible one when sharded, else its own):
+    an idle neighbour would add its idle draw to the figures. CPU and RAM always, through
+    CodeCarbon."""
     import torch
 
     host = HostEnergy(config.carbon.country_iso_code, config.carbon.region, out_dir / CODECARBON_DIR)
     if device.startswith("cuda"):
-        uuids = [str(torch.cuda.get_device_properties(i).uuid) for i in range(torch.cuda.device_count())]
-        gpus = NvmlGpus(cuda_uuids=uuids)
+        used = range(torch.cuda.device_count()) if config.model.device_map else [int(device.partition(":")[2] or 0)]
+        gpus = NvmlGpus(cuda_uuids={i: str(torch.cuda.get_device_properties(i).uuid) for i in used})
         sync: Callable[[], None] = torch.cuda.synchronize
     else:
         gpus = NvmlGpus(disabled_reason="the run uses the CPU, so no GPU is measured")

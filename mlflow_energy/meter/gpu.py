@@ -41,20 +41,21 @@ def _normalise_uuid(uuid: str) -> str:
 
 
 def resolve_visible_handles(
-    nvml: Any, cuda_visible_devices: str | None, cuda_uuids: list[str] | None = None
-) -> list[Any]:
-    """NVML handles of the GPUs this process sees, in CUDA index order.
+    nvml: Any, cuda_visible_devices: str | None, cuda_uuids: dict[int, str] | None = None
+) -> list[tuple[int, Any]]:
+    """(CUDA index, NVML handle) of the GPUs to measure, in CUDA index order.
 
-    ``cuda_uuids`` (from torch, one per CUDA index) is exact and wins. Otherwise the
-    CUDA_VISIBLE_DEVICES value is parsed as CUDA does: comma-separated indices or (prefixes
-    of) UUIDs, stopping at the first entry that names no device; unset means every GPU.
-    Indices assume CUDA_DEVICE_ORDER=PCI_BUS_ID, which is why UUIDs are preferred.
+    ``cuda_uuids`` (CUDA index -> UUID, from torch) is exact and wins; it may name a subset,
+    the GPUs a run uses. Otherwise the CUDA_VISIBLE_DEVICES value is parsed as CUDA does:
+    comma-separated indices or (prefixes of) UUIDs, stopping at the first entry that names no
+    device; unset means every GPU. Indices assume CUDA_DEVICE_ORDER=PCI_BUS_ID, which is why
+    UUIDs are preferred.
     """
     if cuda_uuids is not None:
-        return [nvml.nvmlDeviceGetHandleByUUID(_normalise_uuid(u)) for u in cuda_uuids]
+        return [(i, nvml.nvmlDeviceGetHandleByUUID(_normalise_uuid(u))) for i, u in sorted(cuda_uuids.items())]
     count = nvml.nvmlDeviceGetCount()
     if cuda_visible_devices is None:
-        return [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+        return list(enumerate(nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)))
     all_handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
     all_uuids = [_text(nvml.nvmlDeviceGetUUID(h)) for h in all_handles]
     handles: list[Any] = []
@@ -67,7 +68,7 @@ def resolve_visible_handles(
             handles.append(all_handles[next(i for i, u in enumerate(all_uuids) if u.startswith(entry))])
         else:
             break  # CUDA ignores this entry and every one after it
-    return handles
+    return list(enumerate(handles))
 
 
 class NvmlGpus:
@@ -77,7 +78,7 @@ class NvmlGpus:
         self,
         nvml: Any | None = None,
         cuda_visible_devices: str | None = None,
-        cuda_uuids: list[str] | None = None,
+        cuda_uuids: dict[int, str] | None = None,
         disabled_reason: str | None = None,
     ) -> None:
         """``disabled_reason`` set: measure no GPU (a CPU run), without touching NVML."""
@@ -97,8 +98,7 @@ class NvmlGpus:
         except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded...
             self.unavailable_reason = f"NVML did not initialise ({exc})"
             return
-        handles = resolve_visible_handles(nvml, cuda_visible_devices, cuda_uuids)
-        for cuda_index, handle in enumerate(handles):
+        for cuda_index, handle in resolve_visible_handles(nvml, cuda_visible_devices, cuda_uuids):
             self.devices.append(
                 GpuDevice(
                     cuda_index=cuda_index,
