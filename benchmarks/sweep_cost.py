@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,7 @@ def measured_work_s(result: dict) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--points", type=int, choices=sorted(GRIDS), default=12)
+    parser.add_argument("--keep", type=Path, help="keep the sweep's folders here (for results_table.py)")
     args = parser.parse_args()
     cli = str(Path(sys.executable).parent / "mlflow-energy")
     with tempfile.TemporaryDirectory() as tmp:
@@ -44,6 +46,8 @@ def main() -> None:
         wall = time.perf_counter() - started
         if proc.returncode != 0:
             sys.exit(f"the sweep failed:\n{proc.stderr[-3000:]}")
+        if args.keep:
+            shutil.copytree(tmp, args.keep, dirs_exist_ok=True)
         outcomes = [json.loads(p.read_text()) for p in Path(tmp).rglob("mlflow_energy_outcome.json")]
         print(f"{'point':<55} {'wall s':>7} {'load s':>7} {'work s':>7} {'fixed s':>8}")
         fixed_all = []

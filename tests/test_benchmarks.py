@@ -1,0 +1,47 @@
+"""Every benchmark script runs once in its CPU mode with tiny settings, so none can rot."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+TINY = ["--batch", "2", "--prompt-tokens", "16", "--new-tokens", "8"]
+
+
+def bench(tmp_path: Path, script: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_overhead(tmp_path: Path) -> None:
+    out = bench(tmp_path, "overhead.py", *TINY, "--pairs", "3", "--calls", "2")
+    assert "metered/bare tokens/s: mean" in out and out.count("\n") >= 6
+
+
+def test_bare_and_accuracy(tmp_path: Path) -> None:
+    assert "bare tokens/s" in bench(tmp_path, "bare.py", *TINY, "--calls", "2")
+    assert "no GPU on this machine" in bench(tmp_path, "accuracy.py", *TINY)
+
+
+def test_repeatability(tmp_path: Path) -> None:
+    out = bench(tmp_path, "repeatability.py", "--repetitions", "3", "--", "bench=quick", "quality=off")
+    assert "3 windows on cpu" in out and "CV" in out
+
+
+def test_vs_bare(tmp_path: Path) -> None:
+    assert "tool/bare tokens/s:" in bench(tmp_path, "vs_bare.py", *TINY, "--rounds", "1", "--calls", "2")
+
+
+def test_sweep_cost_and_results_table(tmp_path: Path) -> None:
+    out = bench(tmp_path, "sweep_cost.py", "--points", "4", "--keep", str(tmp_path / "kept"))
+    assert "4 points in" in out and "fixed cost per point" in out
+    sweep_dir = next((tmp_path / "kept").glob("multirun/*/*"))
+    table = bench(tmp_path, "results_table.py", str(sweep_dir))
+    assert table.count("| model.dtype=") == 4
