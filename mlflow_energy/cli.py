@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     from mlflow_energy.config import RunConfig
@@ -35,7 +35,7 @@ EXIT_RUN_FAILED = 1
 EXIT_TRACKING_ERROR = 3
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int) -> NoReturn:
     print(f"mlflow-energy: error: {message}", file=sys.stderr)
     raise SystemExit(code)
 

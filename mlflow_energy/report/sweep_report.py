@@ -242,14 +242,11 @@ def rebuild_report(tracking_uri: str, experiment: str, sweep_id: str | None, fol
     """``mlflow-energy report``: the same report from what is stored (the parent's sweep_points.json)."""
     from mlflow.tracking import MlflowClient
 
+    from mlflow_energy.tracking.logger import search_experiment_runs
+
     client = MlflowClient(tracking_uri=tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        raise LookupError(f"there is no experiment named {experiment!r} in {tracking_uri}; check --experiment.")
-    query = f"tags.`{names.TAG_SWEEP_PARENT}` = 'true'"
-    if sweep_id:
-        query += f" and tags.`{names.TAG_SWEEP_ID}` = '{sweep_id}'"
-    parents = client.search_runs([found.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"])
+    _, parents = search_experiment_runs(client, experiment, f"tags.`{names.TAG_SWEEP_PARENT}` = 'true'", sweep_id,
+                                        order_by=["attributes.start_time DESC"])  # fmt: skip
     if not parents:
         which = f"sweep {sweep_id!r}" if sweep_id else "any sweep"
         raise LookupError(f"experiment {experiment!r} holds no parent run of {which}; check --sweep.")

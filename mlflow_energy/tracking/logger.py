@@ -175,6 +175,19 @@ def _log_artifacts(
         client.log_artifacts(run_id, str(out_dir / CODECARBON_DIR), CODECARBON_DIR)
 
 
+def search_experiment_runs(
+    client: Any, experiment: str, query: str, sweep_id: str | None = None, order_by: list[str] | None = None
+) -> tuple[str, list[Any]]:
+    """(experiment id, runs matching ``query``, of one sweep when ``sweep_id`` is given);
+    LookupError when the experiment does not exist."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise LookupError(f"there is no experiment named {experiment!r}; check --experiment.")
+    if sweep_id:
+        query += f" and tags.`{names.TAG_SWEEP_ID}` = '{sweep_id}'"
+    return found.experiment_id, client.search_runs([found.experiment_id], filter_string=query, order_by=order_by)
+
+
 def find_finished_run(tracking_uri: str, experiment_id: str, config_hash: str) -> Any:
     """The latest FINISHED run of the experiment that measured this exact configuration."""
     from mlflow.tracking import MlflowClient

@@ -110,14 +110,14 @@ def hardware_class(run: Any) -> str:
 def select(
     client: Any, experiment: str, sweep_id: str | None, metric: str, direction: str, constraints: list[Constraint]
 ) -> Selection:
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        raise RegistryError(f"there is no experiment named {experiment!r}; check --experiment.")
+    from mlflow_energy.tracking.logger import search_experiment_runs
+
     query = f"attributes.status = 'FINISHED' and tags.`{names.TAG_STATUS}` = 'finished'"
-    if sweep_id:
-        query += f" and tags.`{names.TAG_SWEEP_ID}` = '{sweep_id}'"
-    runs = [r for r in client.search_runs([found.experiment_id], filter_string=query)
-            if r.data.tags.get(names.TAG_SWEEP_PARENT) != "true"]  # fmt: skip
+    try:
+        _, found = search_experiment_runs(client, experiment, query, sweep_id)
+    except LookupError as exc:
+        raise RegistryError(str(exc)) from None
+    runs = [r for r in found if r.data.tags.get(names.TAG_SWEEP_PARENT) != "true"]
     if not runs:
         where = f"sweep {sweep_id!r} of experiment {experiment!r}" if sweep_id else f"experiment {experiment!r}"
         raise RegistryError(f"{where} has no FINISHED measurement run; check --experiment and --sweep.")
