@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -14,10 +14,6 @@ class EnergySource:
     RAPL = "rapl"  # CodeCarbon reading Intel/AMD RAPL counters
     ESTIMATE = "estimate"  # CodeCarbon model (TDP, CPU load or RAM size); not a measurement
     NONE = "none"  # domain absent (no GPU)
-
-    @staticmethod
-    def is_measured(source: str) -> bool:
-        return source in (EnergySource.NVML_COUNTER, EnergySource.POWER_SAMPLING, EnergySource.RAPL)
 
 
 @dataclass
@@ -62,9 +58,6 @@ class Measurement:
     @property
     def valid(self) -> bool:
         return not self.problems
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Measurement:
