@@ -60,7 +60,12 @@ def run_isolated(config: RunConfig, out_dir: Path) -> BenchResult:
     (out_dir / REQUEST_FILE).write_text(json.dumps(as_dict(config), indent=2))
     # The GPUs of this call (a sweep job's lease sets them), not those the zygote started with.
     visible = {"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")}
-    code, timed_out = _ZYGOTE.run(out_dir, visible, config.bench.timeout_s)
+    zygote_error = None
+    try:
+        code, timed_out = _ZYGOTE.run(out_dir, visible, config.bench.timeout_s)
+    except (RuntimeError, OSError) as exc:  # the zygote itself died: the next run starts a new one
+        _ZYGOTE.close()
+        code, timed_out, zygote_error = 1, False, f"the benchmark process could not be started ({exc})"
     try:
         result = BenchResult.read(out_dir)
     except FileNotFoundError:  # died before its first save
@@ -70,7 +75,7 @@ def run_isolated(config: RunConfig, out_dir: Path) -> BenchResult:
         result.error = f"timed out after bench.timeout_s={config.bench.timeout_s:g} s during {result.phase}"
     elif result.status != "finished":
         result.status = "failed"
-        result.error = result.error or f"{_describe_exit(code)} during {result.phase}"
+        result.error = result.error or zygote_error or f"{_describe_exit(code)} during {result.phase}"
     if result.summary is None:  # killed before it could summarise what it had measured
         w = config.workload
         result.summary = summarize(result, [], w.new_tokens, w.batch_size)

@@ -137,6 +137,13 @@ def run_protocol(config: RunConfig, out_dir: Path, save: Callable[[BenchResult],
             result.repetitions.append(RepetitionWindow(window.measurement, request_s))
             measured_s += window.measurement.duration_s
 
+        # Peaks of the measured workload, read before the quality evaluation adds its own.
+        if device.startswith("cuda"):
+            result.gpu_peak_mb = sum(
+                torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count())
+            ) / 2**20
+        result.ram_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
         if config.quality.enabled:  # after the energy windows, never inside them
             enter("quality (perplexity on held-out text)")
             text = heldout_text(config.quality.dataset)
@@ -145,11 +152,6 @@ def run_protocol(config: RunConfig, out_dir: Path, save: Callable[[BenchResult],
             result.quality = QualityWindow(window.measurement, score.perplexity, score.tokens)
             log.info("perplexity %.3f over %d tokens", score.perplexity, score.tokens)
 
-        if device.startswith("cuda"):
-            result.gpu_peak_mb = sum(
-                torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count())
-            ) / 2**20
-        result.ram_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         result.status = "finished"
         result.phase = "done"
     except BaseException as exc:

@@ -137,7 +137,10 @@ class Zygote:
         if self._process is not None and self._process.poll() is None:
             assert self._process.stdin is not None
             self._process.stdin.close()  # the zygote's loop ends on end of input
-            self._process.wait(10)
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
         self._process = None
 
 
