@@ -73,7 +73,7 @@ def isolated_device(device: str, parallel_jobs: int, lease_dir: Path) -> Iterato
         log.warning("%d parallel jobs share %d GPUs: jobs wait for a free GPU.", parallel_jobs, len(gpus))
     previous = os.environ.get("CUDA_VISIBLE_DEVICES")
     with gpu_lease(lease_dir, gpus) as gpu:
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # the spawned child sees this GPU only
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # the benchmark child sees this GPU only
         log.info("this job measures GPU %s alone", gpu)
         try:
             yield
