@@ -123,3 +123,9 @@ def test_quantized_and_float32_points_both_log_quality(tmp_path: Path) -> None:
     assert quantized.data.params["model.quantization"] == "dynamic_int8"
     assert int(quantized.data.params["model.int8_layers"]) >= 28
     assert "model.int8_layers" not in plain.data.params
+
+
+def test_an_unreachable_tracking_server_stops_the_sweep_before_any_job(tmp_path: Path) -> None:
+    proc = run_cli(tmp_path, "run", "-m", *QUICK, "workload.batch_size=1,2", "tracking.uri=http://127.0.0.1:9")
+    assert proc.returncode == 2 and "does not answer" in proc.stderr and "Traceback" not in proc.stderr
+    assert not list(tmp_path.glob("multirun/*/*/*/result.json"))

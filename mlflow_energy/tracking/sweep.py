@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -131,13 +132,19 @@ class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from mlflow.tracking import MlflowClient
 
-        from mlflow_energy.tracking.logger import prepare_experiment
+        from mlflow_energy.tracking.logger import TrackingError, prepare_experiment
 
         uri, experiment = config.tracking.uri, config.tracking.experiment
-        experiment_id = prepare_experiment(uri, experiment)
+        try:
+            experiment_id = prepare_experiment(uri, experiment)
+        except TrackingError as exc:  # before any job: one sentence, nothing launched
+            print(f"mlflow-energy: error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
         points = grid_points(config)
         keys = swept_keys(points)
-        sweep_id = hashlib.sha256(json.dumps([experiment, sorted(map(sorted, points or [[str(time.time())]]))]).encode()).hexdigest()[:10]
+        # The same grid in the same experiment is the same sweep (resumed); an unknown grid is new.
+        grid = sorted(sorted(point) for point in points) if points else [str(time.time())]
+        sweep_id = hashlib.sha256(json.dumps([experiment, grid]).encode()).hexdigest()[:10]
         client = MlflowClient(tracking_uri=uri)
         parent = _find_parent(client, experiment_id, sweep_id)
         sweep_overrides = {o.partition("=")[0]: o.partition("=")[2] for o in config.hydra.overrides.task}
