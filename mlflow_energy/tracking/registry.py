@@ -56,15 +56,14 @@ class Constraint:
 
     @classmethod
     def parse(cls, text: str, kind: str) -> Constraint:
-        metric, sep, value = text.rpartition("=")
+        metric, _, value = text.rpartition("=")
         try:
-            return cls(metric, float(value), kind) if sep and metric else cls._bad(text, kind)
+            bound = float(value)
         except ValueError:
-            return cls._bad(text, kind)
-
-    @staticmethod
-    def _bad(text: str, kind: str) -> Constraint:
-        raise RegistryError(f"--{kind} {text!r} must read METRIC=NUMBER, e.g. quality/perplexity=12.")
+            bound = None
+        if not metric or bound is None:
+            raise RegistryError(f"--{kind} {text!r} must read METRIC=NUMBER, e.g. quality/perplexity=12.")
+        return cls(metric, bound, kind)
 
     def violation(self, metrics: dict[str, float]) -> str | None:
         value = metrics.get(self.metric)
