@@ -1,9 +1,20 @@
-"""Does measuring slow the work down? tokens/s of the same generate loop with the full meter
-running (NVML counter windows, power-sampling thread, CodeCarbon tasks) and without, in one
-process, alternating so that drift (clocks, temperature) hits both sides alike.
+"""Does measuring slow the work down? tokens/s of one generate call with the full meter running
+(NVML counter reads at the window edges, the power-sampling thread, CodeCarbon's task) against
+the same call bare, in one process.
 
-    python benchmarks/overhead.py --pairs 3                         # CPU, tiny model
-    python benchmarks/overhead.py --model llama-3.2-1b --batch 8 --prompt-tokens 256 --new-tokens 256
+Each round times one side per variant, back to back, in an order that rotates every round so
+that drift (clocks, temperature, other tenants of the host) hits every variant alike:
+
+- bare again: a second bare side, the A/A control. Its spread is what this host can resolve;
+  on a host whose CPU speed wanders, no overhead smaller than that can be seen.
+- metered: the meter as `mlflow-energy run` uses it, the figure for the goal.
+- with --breakdown also: the sampling thread alone, and CodeCarbon alone.
+
+For each variant the table gives the mean of (its tokens/s / bare tokens/s of the same round)
+with a 95% interval, and the median.
+
+    python benchmarks/overhead.py --rounds 5                        # CPU, tiny model
+    python benchmarks/overhead.py --model llama-3.2-1b --batch 8 --prompt-tokens 256 --new-tokens 64 --rounds 60
 
 Goal: at most 1% slowdown on GPU.
 """
@@ -13,62 +24,104 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Workload, add_workload_arguments, build_workload  # noqa: E402
 
-from mlflow_energy.bench.stats import describe  # noqa: E402
+from mlflow_energy.bench.stats import describe, percentile  # noqa: E402
 from mlflow_energy.meter.energy_meter import EnergyMeter  # noqa: E402
 from mlflow_energy.meter.gpu import NvmlGpus  # noqa: E402
 from mlflow_energy.meter.host import HostEnergy  # noqa: E402
 
+SAMPLE_PERIOD_S = 0.1  # the tool's default bench.sample_period_s
 
-def metered_tokens_per_s(work: Workload, calls: int, folder: Path) -> float:
-    """tokens/s as the tool reports it: tokens over the duration of the measured window."""
-    gpus = NvmlGpus() if work.device.startswith("cuda") else NvmlGpus(disabled_reason="CPU run")
-    meter = EnergyMeter(work.sync, 0.1, HostEnergy("USA", None, folder), gpus)
-    try:
-        with meter.window("overhead") as window:
-            for _ in range(calls):
-                work.call()
-                work.sync()  # the bench synchronizes after each call to time it
-    finally:
-        meter.close()
-    return calls * work.tokens_per_call / window.measurement.duration_s
+
+class Sides:
+    """The timed sides. One NVML handle set and one CodeCarbon tracker serve every side (their
+    set-up is not what a run pays per window); each metered side starts its own sampling thread."""
+
+    def __init__(self, work: Workload, calls: int, folder: Path) -> None:
+        self.work, self.calls = work, calls
+        on_gpu = work.device.startswith("cuda")
+        self.gpus = NvmlGpus() if on_gpu else NvmlGpus(disabled_reason="CPU run")
+        self.host = HostEnergy("USA", None, folder)
+        self.sampler_busy_s = self.metered_s = 0.0
+        self.windows = 0
+
+    def bare(self) -> float:
+        return self.work.timed(self.calls)
+
+    def metered(self, sample_period_s: float | None, host: HostEnergy | None) -> float:
+        """Seconds as the tool reports them: the duration of the meter's window."""
+        meter = EnergyMeter(self.work.sync, sample_period_s, host, self.gpus)
+        try:
+            self.windows += 1
+            with meter.window(f"overhead{self.windows}") as window:  # CodeCarbon needs unique task names
+                for _ in range(self.calls):
+                    self.work.call()
+                    self.work.sync()  # the bench synchronizes after each call to time it
+        finally:
+            meter.sampler.stop()
+        assert window.measurement is not None
+        if sample_period_s is not None:
+            self.sampler_busy_s += meter.sampler.busy_s
+            self.metered_s += window.measurement.duration_s
+        return window.measurement.duration_s
+
+    def variants(self, breakdown: bool) -> dict[str, Callable[[], float]]:
+        chosen = {
+            "bare": self.bare,
+            "bare again": self.bare,
+            "metered": lambda: self.metered(SAMPLE_PERIOD_S, self.host),
+        }
+        if breakdown:
+            chosen["sampler only"] = lambda: self.metered(SAMPLE_PERIOD_S, None)
+            chosen["CodeCarbon only"] = lambda: self.metered(None, self.host)
+        return chosen
+
+    def close(self) -> None:
+        self.host.close()
+        self.gpus.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_workload_arguments(parser)
-    parser.add_argument("--pairs", type=int, default=3, help="bare/metered pairs (at least 3)")
-    parser.add_argument("--calls", type=int, default=10, help="generate calls per side of a pair")
+    parser.add_argument("--rounds", type=int, default=30, help="rounds of one side per variant (at least 3)")
+    parser.add_argument("--calls", type=int, default=1, help="generate calls per side")
+    parser.add_argument("--breakdown", action="store_true", help="also time the sampler and CodeCarbon alone")
     args = parser.parse_args()
-    if args.pairs < 3:
-        parser.error("--pairs must be at least 3")
+    if args.rounds < 3:
+        parser.error("--rounds must be at least 3")
     work = build_workload(args)
     work.timed(2)  # warm-up identical to the measured calls
-    print(f"overhead: {work.description}, {args.calls} calls per side, {args.pairs} pairs")
-    print(f"{'pair':>4} {'bare tok/s':>12} {'metered tok/s':>14} {'ratio':>7}")
-    ratios = []
     with tempfile.TemporaryDirectory() as tmp:
-        for pair in range(args.pairs):
-            # Alternate which side goes first so slow drift does not favour one.
-            sides = ["bare", "metered"] if pair % 2 == 0 else ["metered", "bare"]
-            speeds = {}
-            for side in sides:
-                if side == "bare":
-                    speeds[side] = args.calls * work.tokens_per_call / work.timed(args.calls)
-                else:
-                    speeds[side] = metered_tokens_per_s(work, args.calls, Path(tmp))
-            ratios.append(speeds["metered"] / speeds["bare"])
-            print(f"{pair + 1:>4} {speeds['bare']:>12.1f} {speeds['metered']:>14.1f} {ratios[-1]:>7.4f}")
-    stats = describe(ratios)
-    print(
-        f"metered/bare tokens/s: mean {stats.mean:.4f} (95% CI {stats.ci95_low:.4f}-{stats.ci95_high:.4f}); "
-        f"slowdown {100 * (1 - stats.mean):.2f}%"
-    )
+        sides = Sides(work, args.calls, Path(tmp))
+        variants = sides.variants(args.breakdown)
+        names = list(variants)
+        seconds: dict[str, list[float]] = {name: [] for name in names}
+        try:
+            for r in range(args.rounds):
+                for name in names[r % len(names) :] + names[: r % len(names)]:
+                    seconds[name].append(variants[name]())
+        finally:
+            sides.close()
+    tokens = args.calls * work.tokens_per_call
+    print(f"overhead: {work.description}, {args.calls} call(s) per side, {args.rounds} rounds")
+    print(f"{'variant':<16} {'tok/s median':>12} {'ratio to bare':>14} {'95% CI':>16} {'median':>8}")
+    for name in names:
+        ratios = [b / s for b, s in zip(seconds["bare"], seconds[name])]
+        stats = describe(ratios)
+        interval = "" if stats.ci95_low is None else f"{stats.ci95_low:.4f}-{stats.ci95_high:.4f}"
+        print(f"{name:<16} {tokens / percentile(seconds[name], 50):>12.1f} {stats.mean:>14.4f} {interval:>16} "
+              f"{percentile(ratios, 50):>8.4f}")  # fmt: skip
+    busy = 100 * sides.sampler_busy_s / sides.metered_s
+    print(f"sampling thread busy {busy:.2f}% of the metered time (an upper bound on what it can take from the work)")
+    metered = describe([b / s for b, s in zip(seconds["bare"], seconds["metered"])])
+    print(f"metered/bare tokens/s: mean {metered.mean:.4f}; slowdown {100 * (1 - metered.mean):.2f}%")
 
 
 if __name__ == "__main__":

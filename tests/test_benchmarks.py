@@ -21,8 +21,10 @@ def bench(tmp_path: Path, script: str, *args: str) -> str:
 
 
 def test_overhead(tmp_path: Path) -> None:
-    out = bench(tmp_path, "overhead.py", *TINY, "--pairs", "3", "--calls", "2")
-    assert "metered/bare tokens/s: mean" in out and out.count("\n") >= 6
+    out = bench(tmp_path, "overhead.py", *TINY, "--rounds", "5", "--calls", "2", "--breakdown")
+    for variant in ("bare again", "metered", "sampler only", "CodeCarbon only"):
+        assert f"\n{variant} " in out
+    assert "metered/bare tokens/s: mean" in out and "sampling thread busy" in out
 
 
 def test_bare_and_accuracy(tmp_path: Path) -> None:
@@ -33,6 +35,7 @@ def test_bare_and_accuracy(tmp_path: Path) -> None:
 def test_repeatability(tmp_path: Path) -> None:
     out = bench(tmp_path, "repeatability.py", "--repetitions", "3", "--", "bench=quick", "quality=off")
     assert "3 windows on cpu" in out and "CV" in out
+    assert "bare loop, same windows in this process: tokens/s CV" in out
 
 
 def test_vs_bare(tmp_path: Path) -> None:

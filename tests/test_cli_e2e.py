@@ -18,8 +18,8 @@ CLI = str(Path(sys.executable).parent / "mlflow-energy")
 QUICK = ["bench=quick"]
 
 
-def run_cli(cwd: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+def run_cli(cwd: Path, *args: str, timeout: float = 600, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | (env_extra or {})
     return subprocess.run([CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -126,9 +126,13 @@ def test_wrong_type_is_refused_by_the_schema(tmp_path: Path) -> None:
     assert "workload.batch_size" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_timeout_ends_the_run_failed_and_keeps_measurements(tmp_path: Path) -> None:
-    proc = run_cli(tmp_path, "run", *QUICK, "bench.min_duration_s=100000", "bench.timeout_s=25")
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_timeout_ends_the_run_failed_and_keeps_measurements(tmp_path: Path, start: str) -> None:
+    # spawn: the path taken where a library initialises CUDA on import (torchao), so forking is unsafe.
+    env = {"MLFLOW_ENERGY_NO_FORK": "1"} if start == "spawn" else {}
+    proc = run_cli(tmp_path, "run", *QUICK, "bench.min_duration_s=100000", "bench.timeout_s=25", env_extra=env)
     assert proc.returncode == 1
+    assert ("starts a fresh Python process" in proc.stderr) == (start == "spawn")
     client, run = only_run(tmp_path)
     assert run.info.status == "FAILED"
     assert "timed out after bench.timeout_s=25" in run.data.tags["mlflow_energy.error"]

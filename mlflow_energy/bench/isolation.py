@@ -81,3 +81,7 @@ def run_isolated(config: RunConfig, out_dir: Path) -> BenchResult:
         result.summary = summarize(result, [], w.new_tokens, w.batch_size)
     result.write(out_dir)
     return result
+
+
+if __name__ == "__main__":  # the zygote's way to start a child without forking
+    sys.exit(run_child(Path(sys.argv[1])))

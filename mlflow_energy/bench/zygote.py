@@ -4,7 +4,12 @@ Starting a Python process and importing torch, transformers and CodeCarbon costs
 every grid point. The zygote pays it once: it imports them (never touching CUDA), then waits
 for requests on stdin and forks a child for each. Every benchmark still runs in its own
 process, with its own address space and its own CUDA context, and the parent can still kill
-it on timeout. Protocol, one JSON or text line each way:
+it on timeout.
+
+A forked child cannot use CUDA if the zygote initialised it, and some libraries do on import
+(torchao checks the GPU's compute capability; transformers imports it whenever it is
+installed). The zygote then starts each child as a fresh Python process instead, as it does
+when ``MLFLOW_ENERGY_NO_FORK=1`` is set. Protocol, one JSON or text line each way:
 
     parent -> zygote   {"out_dir": "...", "env": {"CUDA_VISIBLE_DEVICES": "1"}}   (null: unset it)
     zygote -> parent   started <pid>            then, when it ends: exited <pid> <code>
@@ -22,6 +27,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
@@ -56,31 +62,68 @@ def _preload() -> None:
             HostEnergy("USA", None, Path(tmp))  # fills CodeCarbon's per-process hardware cache
 
 
-def _serve() -> None:
+NO_FORK_ENV = "MLFLOW_ENERGY_NO_FORK"
+
+
+def _why_not_fork() -> str | None:
+    """Why children cannot be forked from this process; None when they can."""
+    import torch
+
+    if os.environ.get(NO_FORK_ENV) == "1":
+        return f"{NO_FORK_ENV}=1 is set"
+    if torch.cuda.is_initialized():
+        return "a library initialised CUDA while being imported (torchao does)"
+    return None
+
+
+def _apply(changes: dict[str, str | None], env: MutableMapping[str, str]) -> None:
+    for key, value in changes.items():  # None: unset (the zygote's own value is stale)
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+
+
+def _fork_child(request: dict) -> tuple[int, Callable[[], int]]:
+    """(pid, a call that waits for its exit code)."""
     from mlflow_energy.bench.isolation import run_child
 
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(2, 1)  # the child must never write into the reply channel
+        _apply(request["env"], os.environ)
+        code = 1
+        try:
+            code = run_child(Path(request["out_dir"]))
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+    return pid, lambda: os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def _spawn_child(request: dict) -> tuple[int, Callable[[], int]]:
+    """The same child as a fresh interpreter: it pays the imports again, but forks nothing."""
+    env = dict(os.environ)
+    _apply(request["env"], env)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "mlflow_energy.bench.isolation", request["out_dir"]], stdout=sys.stderr, env=env
+    )
+    return child.pid, child.wait
+
+
+def _serve() -> None:
     _preload()
+    no_fork = _why_not_fork()
+    if no_fork:
+        print(f"mlflow-energy: each benchmark starts a fresh Python process (a few seconds more each): {no_fork}.",
+              file=sys.stderr, flush=True)  # fmt: skip
+    start = _spawn_child if no_fork else _fork_child
     reply = sys.stdout
     print("ready", file=reply, flush=True)
     for line in sys.stdin:
-        request = json.loads(line)
-        pid = os.fork()
-        if pid == 0:
-            os.dup2(2, 1)  # the child must never write into the reply channel
-            for key, value in request["env"].items():  # None: unset (the zygote's own value is stale)
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-            code = 1
-            try:
-                code = run_child(Path(request["out_dir"]))
-            finally:
-                sys.stderr.flush()
-                os._exit(code)
+        pid, wait = start(json.loads(line))
         print(f"started {pid}", file=reply, flush=True)
-        _, status = os.waitpid(pid, 0)
-        print(f"exited {pid} {os.waitstatus_to_exitcode(status)}", file=reply, flush=True)
+        print(f"exited {pid} {wait()}", file=reply, flush=True)
 
 
 class Zygote:

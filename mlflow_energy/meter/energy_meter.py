@@ -35,7 +35,7 @@ class EnergyMeter:
     Args:
         synchronize: called right before every counter read and timestamp (the bench passes
             ``torch.cuda.synchronize`` on GPU) so that queued kernels land in their window.
-        sample_period_s: power timeline period.
+        sample_period_s: power timeline period; None: no sampling thread, samples at window edges only.
         host: CodeCarbon wrapper for CPU and RAM; None measures the GPUs alone.
         gpus: the visible GPUs; a default ``NvmlGpus()`` when None.
     """
@@ -43,7 +43,7 @@ class EnergyMeter:
     def __init__(
         self,
         synchronize: Callable[[], None] = _no_sync,
-        sample_period_s: float = 0.1,
+        sample_period_s: float | None = 0.1,
         host: HostEnergy | None = None,
         gpus: NvmlGpus | None = None,
     ) -> None:

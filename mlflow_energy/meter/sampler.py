@@ -64,9 +64,13 @@ def read_timeline_csv(path: Path) -> list[TimelineSample]:
 
 
 class PowerSampler:
-    """Samples every ``period_s`` seconds until stopped; wakes only to read, never spins."""
+    """Samples every ``period_s`` seconds until stopped; wakes only to read, never spins.
 
-    def __init__(self, gpus: NvmlGpus, period_s: float, origin: float) -> None:
+    ``period_s`` None: no background thread, only the samples taken by ``sample_now`` calls.
+    ``busy_s`` is the time the thread spent sampling: its whole footprint on the process.
+    """
+
+    def __init__(self, gpus: NvmlGpus, period_s: float | None, origin: float) -> None:
         self._gpus = gpus
         self._period_s = period_s
         self._origin = origin
@@ -75,11 +79,13 @@ class PowerSampler:
         self._lock = threading.Lock()
         self._samples: list[TimelineSample] = []
         self._thread = threading.Thread(target=self._loop, name="mlflow-energy-sampler", daemon=True)
+        self.busy_s = 0.0
 
     def start(self) -> None:
         self._process.cpu_percent(None)  # the first call only primes the counter
         psutil.cpu_percent(None)
-        self._thread.start()
+        if self._period_s is not None:
+            self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -87,9 +93,12 @@ class PowerSampler:
             self._thread.join()
 
     def _loop(self) -> None:
+        assert self._period_s is not None
         next_tick = time.perf_counter()
         while not self._stop.is_set():
+            tick = time.perf_counter()
             self.sample_now()
+            self.busy_s += time.perf_counter() - tick
             next_tick += self._period_s
             self._stop.wait(max(0.0, next_tick - time.perf_counter()))
 
