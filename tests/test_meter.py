@@ -10,6 +10,7 @@ import pytest
 from fake_nvml import FakeGpu, FakeNvml
 from mlflow_energy.meter import EnergyMeter, EnergySource
 from mlflow_energy.meter.gpu import NvmlGpus, resolve_visible_handles
+from mlflow_energy.meter.sampler import PowerSampler
 
 UUIDS = ["GPU-aaaa1111", "GPU-bbbb2222", "GPU-cccc3333"]
 
@@ -121,3 +122,17 @@ def test_timeline_records_gpu_state() -> None:
     meter.close()
     rows = [s for s in meter.timeline() if s.device == "gpu0"]
     assert rows and rows[0].power_w == 150.5 and rows[0].sm_clock_mhz == 1980 and rows[0].memory_used_mb == 2048
+
+
+def test_sampler_reads_power_every_tick_and_the_rest_once_a_second() -> None:
+    gpus = NvmlGpus(nvml=FakeNvml([FakeGpu(UUIDS[0], power_mw=150_500)]))
+    sampler = PowerSampler(gpus, 0.05, time.perf_counter())
+    sampler.start()
+    time.sleep(1.3)
+    sampler.stop()
+    rows = [s for s in sampler.samples() if s.device == "gpu0"]
+    full = [s for s in rows if s.temperature_c is not None]
+    assert all(s.power_w == 150.5 and s.sm_clock_mhz == 1980 for s in rows)
+    assert len(full) == 2 and len(rows) >= 20  # ticks at 0 s and 1 s carry every field
+    assert len([s for s in sampler.samples() if s.device == "host"]) == 2
+    assert 0 < sampler.busy_s < 1.3

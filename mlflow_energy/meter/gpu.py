@@ -133,14 +133,18 @@ class NvmlGpus:
         except self._nvml.NVMLError:
             return None
 
-    def read(self, device: GpuDevice) -> GpuReading:
+    def read(self, device: GpuDevice, full: bool = True) -> GpuReading:
+        """Power and SM clock; with ``full`` also temperature, utilisation and memory."""
         nvml, query = self._nvml, self._query
         power = query(device, "nvmlDeviceGetPowerUsage")
+        clock = query(device, "nvmlDeviceGetClockInfo", nvml.NVML_CLOCK_SM)
+        if not full:
+            return GpuReading(None if power is None else power / 1000.0, clock, None, None, None)
         util = query(device, "nvmlDeviceGetUtilizationRates")
         memory = query(device, "nvmlDeviceGetMemoryInfo")
         return GpuReading(
             power_w=None if power is None else power / 1000.0,
-            sm_clock_mhz=query(device, "nvmlDeviceGetClockInfo", nvml.NVML_CLOCK_SM),
+            sm_clock_mhz=clock,
             temperature_c=query(device, "nvmlDeviceGetTemperature", nvml.NVML_TEMPERATURE_GPU),
             utilization_pct=None if util is None else util.gpu,
             memory_used_mb=None if memory is None else memory.used / 2**20,

@@ -13,6 +13,7 @@ import psutil
 from mlflow_energy.meter.gpu import NvmlGpus
 
 HOST = "host"
+FULL_READING_PERIOD_S = 1.0  # the slow-moving fields; power and SM clock are read every tick
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,11 @@ def read_timeline_csv(path: Path) -> list[TimelineSample]:
 class PowerSampler:
     """Samples every ``period_s`` seconds until stopped; wakes only to read, never spins.
 
+    Each tick reads GPU power and SM clock; temperature, utilisation, memory and the host row
+    are read once per FULL_READING_PERIOD_S. Every read is a call that hands the interpreter
+    lock to this thread and back, and a launch-bound generate loop feels each hand-over.
+    ``busy_s`` is the time the thread spent sampling, its whole footprint on the process.
     ``period_s`` None: no background thread, only the samples taken by ``sample_now`` calls.
-    ``busy_s`` is the time the thread spent sampling: its whole footprint on the process.
     """
 
     def __init__(self, gpus: NvmlGpus, period_s: float | None, origin: float) -> None:
@@ -94,30 +98,34 @@ class PowerSampler:
 
     def _loop(self) -> None:
         assert self._period_s is not None
-        next_tick = time.perf_counter()
+        full_every = max(1, round(FULL_READING_PERIOD_S / self._period_s))
+        next_tick, ticks = time.perf_counter(), 0
         while not self._stop.is_set():
-            tick = time.perf_counter()
-            self.sample_now()
-            self.busy_s += time.perf_counter() - tick
+            tick_start = time.perf_counter()
+            self.sample_now(full=ticks % full_every == 0)
+            self.busy_s += time.perf_counter() - tick_start
+            ticks += 1
             next_tick += self._period_s
             self._stop.wait(max(0.0, next_tick - time.perf_counter()))
 
-    def sample_now(self) -> None:
+    def sample_now(self, full: bool = True) -> None:
+        """One sample of every device; ``full`` False: GPU power and clock only."""
         now = time.perf_counter()
         t_s, stamp = now - self._origin, int(time.time() * 1000)
         rows = [
-            TimelineSample(t_s, stamp, f"gpu{d.cuda_index}", **asdict(self._gpus.read(d)))
+            TimelineSample(t_s, stamp, f"gpu{d.cuda_index}", **asdict(self._gpus.read(d, full)))
             for d in self._gpus.devices
         ]
-        rows.append(
-            TimelineSample(
-                t_s,
-                stamp,
-                HOST,
-                utilization_pct=psutil.cpu_percent(None),
-                memory_used_mb=self._process.memory_info().rss / 2**20,
+        if full:
+            rows.append(
+                TimelineSample(
+                    t_s,
+                    stamp,
+                    HOST,
+                    utilization_pct=psutil.cpu_percent(None),
+                    memory_used_mb=self._process.memory_info().rss / 2**20,
+                )
             )
-        )
         with self._lock:
             self._samples.extend(rows)
 
