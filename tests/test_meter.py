@@ -128,11 +128,11 @@ def test_sampler_reads_power_every_tick_and_the_rest_once_a_second() -> None:
     gpus = NvmlGpus(nvml=FakeNvml([FakeGpu(UUIDS[0], power_mw=150_500)]))
     sampler = PowerSampler(gpus, 0.05, time.perf_counter())
     sampler.start()
-    time.sleep(1.3)
+    time.sleep(1.5)
     sampler.stop()
     rows = [s for s in sampler.samples() if s.device == "gpu0"]
     full = [s for s in rows if s.temperature_c is not None]
     assert all(s.power_w == 150.5 and s.sm_clock_mhz == 1980 for s in rows)
     assert len(full) == 2 and len(rows) >= 20  # ticks at 0 s and 1 s carry every field
     assert len([s for s in sampler.samples() if s.device == "host"]) == 2
-    assert 0 < sampler.busy_s < 1.3
+    assert 0 < sampler.busy_s < 1.5
