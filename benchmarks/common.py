@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -67,3 +71,14 @@ def build_workload(args: argparse.Namespace) -> Workload:
             f"{args.prompt_tokens} prompt + {args.new_tokens} new tokens"
         ),
     )
+
+
+def run_tool(folder: Path, overrides: list[str]) -> dict:
+    """`mlflow-energy run` in a subprocess, its files and store in ``folder``: its result.json.
+    Exits with the tool's stderr when it fails."""
+    command = [sys.executable, "-m", "mlflow_energy", "run", f"hydra.run.dir={folder}/out",
+               f"tracking.uri=sqlite:///{folder}/mlflow.db", *overrides]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"the tool failed:\n{proc.stderr[-3000:]}")
+    return json.loads((folder / "out" / "result.json").read_text())

@@ -14,15 +14,13 @@ Goal: CV at most 2% on a GPU. Everything after `--` is passed to `mlflow-energy 
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import build_workload  # noqa: E402
+from common import build_workload, run_tool  # noqa: E402
 
 from mlflow_energy.bench.stats import describe  # noqa: E402
 
@@ -49,13 +47,8 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="overrides for mlflow-energy run (after --)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "mlflow_energy", "run", f"bench.min_repetitions={args.repetitions}",
-                   "bench.min_duration_s=0.001", f"hydra.run.dir={tmp}/out", f"tracking.uri=sqlite:///{tmp}/mlflow.db",
-                   *args.overrides]  # fmt: skip
-        proc = subprocess.run(command, capture_output=True, text=True)
-        if proc.returncode != 0:
-            sys.exit(f"the run failed:\n{proc.stderr[-3000:]}")
-        result = json.loads((Path(tmp) / "out" / "result.json").read_text())
+        overrides = [f"bench.min_repetitions={args.repetitions}", "bench.min_duration_s=0.001", *args.overrides]
+        result = run_tool(Path(tmp), overrides)
     s = result["summary"]
     per_window = [r["measurement"] for r in result["repetitions"]]
     print(f"repeatability: {' '.join(args.overrides) or 'defaults'}, {len(per_window)} windows on {result['device']}")

@@ -10,29 +10,22 @@ Goal: tool / bare at least 0.97.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import add_workload_arguments, build_workload  # noqa: E402
+from common import add_workload_arguments, build_workload, run_tool  # noqa: E402
 
 from mlflow_energy.bench.stats import describe  # noqa: E402
 
 
-def tool_tokens_per_s(args: argparse.Namespace, dtype: str, folder: Path, index: int) -> float:
-    out = folder / f"tool{index}"
-    command = [sys.executable, "-m", "mlflow_energy", "run", f"model.name={args.model}", f"model.weights={args.weights}",
-               f"model.dtype={dtype}", f"device={args.device}", f"workload.batch_size={args.batch}",
-               f"workload.prompt_tokens={args.prompt_tokens}", f"workload.new_tokens={args.new_tokens}", "quality=off",
-               f"hydra.run.dir={out}", f"tracking.uri=sqlite:///{folder}/mlflow.db"]  # fmt: skip
-    proc = subprocess.run(command, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"the tool failed:\n{proc.stderr[-3000:]}")
-    return json.loads((out / "result.json").read_text())["summary"]["throughput_tokens_per_s"]
+def tool_tokens_per_s(args: argparse.Namespace, dtype: str, folder: Path) -> float:
+    overrides = [f"model.name={args.model}", f"model.weights={args.weights}", f"model.dtype={dtype}",
+                 f"device={args.device}", f"workload.batch_size={args.batch}", f"workload.prompt_tokens={args.prompt_tokens}",
+                 f"workload.new_tokens={args.new_tokens}", "quality=off"]  # fmt: skip
+    return run_tool(folder, overrides)["summary"]["throughput_tokens_per_s"]
 
 
 def main() -> None:
@@ -48,7 +41,7 @@ def main() -> None:
         for i in range(args.rounds + 1):
             bare.append(args.calls * work.tokens_per_call / work.timed(args.calls))
             if i < args.rounds:
-                tool.append(tool_tokens_per_s(args, work.dtype, Path(tmp), i))
+                tool.append(tool_tokens_per_s(args, work.dtype, Path(tmp) / f"tool{i}"))
     ratio = describe(tool).mean / describe(bare).mean
     print(f"vs_bare: {work.description}")
     print(f"bare tokens/s {', '.join(f'{v:.1f}' for v in bare)}; tool tokens/s {', '.join(f'{v:.1f}' for v in tool)}")

@@ -136,14 +136,15 @@ class NvmlGpus:
     def read(self, device: GpuDevice, full: bool = True) -> GpuReading:
         """Power and SM clock; with ``full`` also temperature, utilisation and memory."""
         nvml, query = self._nvml, self._query
-        power = query(device, "nvmlDeviceGetPowerUsage")
+        power_mw = query(device, "nvmlDeviceGetPowerUsage")
+        power_w = None if power_mw is None else power_mw / 1000.0
         clock = query(device, "nvmlDeviceGetClockInfo", nvml.NVML_CLOCK_SM)
         if not full:
-            return GpuReading(None if power is None else power / 1000.0, clock, None, None, None)
+            return GpuReading(power_w, clock, temperature_c=None, utilization_pct=None, memory_used_mb=None)
         util = query(device, "nvmlDeviceGetUtilizationRates")
         memory = query(device, "nvmlDeviceGetMemoryInfo")
         return GpuReading(
-            power_w=None if power is None else power / 1000.0,
+            power_w=power_w,
             sm_clock_mhz=clock,
             temperature_c=query(device, "nvmlDeviceGetTemperature", nvml.NVML_TEMPERATURE_GPU),
             utilization_pct=None if util is None else util.gpu,

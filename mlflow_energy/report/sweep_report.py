@@ -23,7 +23,7 @@ from mlflow_energy.tracking.sweep import PointOutcome, SweepState
 
 log = logging.getLogger("mlflow_energy.sweep")
 
-ENERGY, SPEED, QUALITY = "energy/j_per_token", "throughput/tokens_per_s", "quality/perplexity"
+ENERGY, SPEED, QUALITY = names.ENERGY_PER_TOKEN, names.THROUGHPUT, names.PERPLEXITY
 COLUMNS = [
     ENERGY,
     "energy/net_j_per_token",

@@ -205,15 +205,15 @@ def log_refused(
     tracking_uri: str, experiment_id: str, run_name: str, overrides: list[str], error: str, extra_tags: dict[str, str]
 ) -> str:
     """A grid point refused before measuring (bad model, bad value) as a FAILED run with its error."""
-    from mlflow.entities import Param, RunStatus, RunTag
+    from mlflow.entities import RunStatus, RunTag
     from mlflow.tracking import MlflowClient
 
-    from mlflow_energy.tracking.sweep import param_key
+    from mlflow_energy.tracking.sweep import override_params
 
     client = MlflowClient(tracking_uri=tracking_uri)
     run_id = client.create_run(experiment_id, run_name=run_name).info.run_id
     tags = {**extra_tags, names.TAG_STATUS: "failed", names.TAG_ERROR: error[:5000]}
-    params = [Param(param_key(k), v) for k, _, v in (o.partition("=") for o in overrides)]
+    params = override_params(overrides)
     client.log_batch(run_id, params=params, tags=[RunTag(k, v) for k, v in tags.items()])
     client.log_text(run_id, error + "\n", names.ARTIFACT_ERROR)
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))

@@ -47,15 +47,20 @@ METRIC_SWEEP_FINISHED = "sweep/finished"
 METRIC_SWEEP_FAILED = "sweep/failed"
 METRIC_SWEEP_SKIPPED = "sweep/skipped"
 
+# The axes of every efficiency comparison (report, Pareto fronts, registry).
+ENERGY_PER_TOKEN = "energy/j_per_token"
+THROUGHPUT = "throughput/tokens_per_s"
+PERPLEXITY = "quality/perplexity"
+
 # Metrics a sweep ranks its children by, and whether lower is better.
 RANKED_METRICS = {
-    "energy/j_per_token": "min",
+    ENERGY_PER_TOKEN: "min",
     "energy/gpu_net_j_per_token": "min",
     "emissions/g_co2e_per_1k_tokens": "min",
-    "throughput/tokens_per_s": "max",
+    THROUGHPUT: "max",
     "latency/ttft_s_p50": "min",
     "latency/request_s_p50": "min",
-    "quality/perplexity": "min",
+    PERPLEXITY: "min",
 }
 
 

@@ -19,7 +19,7 @@ from mlflow_energy.config import ModelConfig
 from mlflow_energy.report.pareto import pareto_front
 from mlflow_energy.tracking import names
 
-ENERGY, SPEED = "energy/j_per_token", "throughput/tokens_per_s"
+ENERGY, SPEED = names.ENERGY_PER_TOKEN, names.THROUGHPUT
 HIGHER_IS_BETTER_SECTIONS = ("throughput/", "efficiency/")
 TEXT_GENERATOR = Path(__file__).resolve().parent / "text_generator.py"
 QUANTIZATION_CODE = Path(__file__).resolve().parents[1] / "inference" / "quantization.py"
@@ -31,7 +31,7 @@ EVIDENCE = {
     "energy.gpu_net_j_per_token": "energy/gpu_net_j_per_token",
     "throughput.tokens_per_s": "throughput/tokens_per_s",
     "emissions.g_co2e_per_1k_tokens": "emissions/g_co2e_per_1k_tokens",
-    "quality.perplexity": "quality/perplexity",
+    "quality.perplexity": names.PERPLEXITY,
 }
 TAG_HARDWARE = "hardware"
 TAG_SOURCE_RUN = "source_run_id"
@@ -302,7 +302,7 @@ def print_selection(selection: Selection, console: Any) -> None:
             return "-" if value is None else f"{value:.4g}"
 
         table.add_row(("* " if chosen else "") + c.name, c.run.info.run_id[:8], fmt(selection.metric), fmt(ENERGY),
-                      fmt(SPEED), fmt("quality/perplexity"), "yes" if c.kept else "no",
+                      fmt(SPEED), fmt(names.PERPLEXITY), "yes" if c.kept else "no",
                       "chosen" if chosen else c.reason)  # fmt: skip
     console.print(table)
     console.print(f"Chosen: {selection.chosen.name} (run {selection.chosen.run.info.run_id})")

@@ -88,10 +88,14 @@ def grid_points(config: DictConfig) -> list[list[str]] | None:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    params = config.hydra.sweeper.get("params") or {}
-    arguments = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
+    arguments = _sweeper_arguments(config) + list(config.hydra.overrides.task)
     overrides = OverridesParser.create().parse_overrides(arguments)
     return BasicSweeper.split_arguments(overrides, None)[0]
+
+
+def _sweeper_arguments(config: DictConfig) -> list[str]:
+    """The grid set in a config file (``hydra.sweeper.params``), as command-line overrides."""
+    return [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
 
 
 def swept_keys(points: list[list[str]] | None) -> list[str]:
@@ -147,8 +151,6 @@ class SweepCallback(Callback):
         sweep_id = hashlib.sha256(json.dumps([experiment, grid]).encode()).hexdigest()[:10]
         client = MlflowClient(tracking_uri=uri)
         parent = _find_parent(client, experiment_id, sweep_id)
-        sweep_overrides = {o.partition("=")[0]: o.partition("=")[2] for o in config.hydra.overrides.task}
-        sweep_overrides.update({k: str(v) for k, v in (config.hydra.sweeper.get("params") or {}).items()})
         if parent is None:
             run = client.create_run(
                 experiment_id,
@@ -156,7 +158,9 @@ class SweepCallback(Callback):
                 tags={names.TAG_SWEEP_ID: sweep_id, names.TAG_SWEEP_PARENT: "true"},
             )
             parent_id = run.info.run_id
-            client.log_batch(parent_id, params=_params(sweep_overrides))
+            # A key set both ways takes the sweeper's value, as Hydra does.
+            overrides = [*config.hydra.overrides.task, *_sweeper_arguments(config)]
+            client.log_batch(parent_id, params=override_params(overrides))
         else:
             parent_id = parent.info.run_id
             client.update_run(parent_id, status="RUNNING")
@@ -204,13 +208,11 @@ def _find_parent(client: Any, experiment_id: str, sweep_id: str) -> Any:
     return runs[0] if runs else None
 
 
-def _params(overrides: dict[str, str]) -> list[Any]:
+def override_params(overrides: list[str]) -> list[Any]:
+    """``key=value`` overrides as MLflow params, the last of a key winning: ``+precision`` ->
+    ``precision`` (MLflow allows no ``+`` or ``~`` in names), values cut to MLflow's 6,000
+    characters."""
     from mlflow.entities import Param
 
-    return [Param(param_key(k), v[:6000]) for k, v in overrides.items()]
-
-
-def param_key(override_key: str) -> str:
-    """An override's key as an MLflow param name: ``+precision`` -> ``precision`` (MLflow
-    allows no ``+`` or ``~``)."""
-    return override_key.lstrip("+~")
+    values = {k.lstrip("+~"): v for k, _, v in (o.partition("=") for o in overrides)}
+    return [Param(k, v[:6000]) for k, v in values.items()]
