@@ -63,12 +63,32 @@ class BenchConfig:
     warmup_runs: int = 1
     min_repetitions: int = 3
     min_duration_s: float = 5.0
+    # Windows continue until the 95% interval of the headline J/token is at most target_ci of it
+    # (half-width / value), or until max_duration_s of measured windows.
+    target_ci: float = 0.02
+    max_duration_s: float = 60.0
     min_window_s: float = 1.0  # each measured window lasts at least this long (counter updates ~10 Hz)
+    align_to_counter: bool = True  # GPU window edges wait for the next energy-counter update
     idle_s: float = 2.0
     timeout_s: float = 1800.0
     sample_period_s: float = 0.1
-    max_cv: float = 0.05  # coefficient of variation above which a run is flagged
+    # Before the workload, a GPU run waits cooldown_s, then until the GPU is below
+    # cooldown_below_c (null: no temperature wait), for at most cooldown_max_s.
+    cooldown_s: float = 0.0
+    cooldown_below_c: float | None = 60.0
+    cooldown_max_s: float = 60.0
     resume: bool = True  # in a sweep, skip grid points already FINISHED with the same config hash
+
+
+@dataclass
+class SweepConfig:
+    """``replicates``: how many times a multirun measures each grid point, in a shuffled order
+    (``shuffle_seed``), so slow drift of a shared machine spreads over every point.
+    ``replicate``: which replicate a job is (set by the sweeper; part of the config hash)."""
+
+    replicates: int = 1
+    shuffle_seed: int = 0
+    replicate: int = 0
 
 
 @dataclass
@@ -98,6 +118,7 @@ class RegisterConfig:
     max: list[str] = field(default_factory=list)
     min: list[str] = field(default_factory=list)
     reference: bool = False  # hub models: record hub id and revision instead of copying weights
+    allow_overlap: bool = False  # move the alias on a better value even when the 95% intervals overlap
 
 
 @dataclass
@@ -110,14 +131,19 @@ class RunConfig:
     carbon: CarbonConfig = field(default_factory=CarbonConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     register: RegisterConfig = field(default_factory=RegisterConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
 
 def register_schema() -> None:
-    """Makes ``schema`` (the first entry of conf/config.yaml's defaults) type-check every key."""
+    """Makes ``schema`` (the first entry of conf/config.yaml's defaults) type-check every key,
+    and makes the replicating sweeper (its last entry) known to Hydra."""
     from hydra.core.config_store import ConfigStore
 
+    from mlflow_energy.tracking.sweeper import register_sweeper
+
     ConfigStore.instance().store(name="schema", node=RunConfig)
+    register_sweeper()
 
 
 def config_dir() -> Path:
@@ -156,13 +182,24 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 # Keys that change where results go, not what is measured: left out of the config hash.
-_NOT_HASHED = ("tracking.", "register.", "bench.timeout_s", "bench.resume")
+_NOT_HASHED = ("tracking.", "register.", "bench.timeout_s", "bench.resume", "sweep.replicates", "sweep.shuffle_seed")
+REPLICATE_KEY = "sweep.replicate"
+
+
+def _digest(config: RunConfig, leave_out: tuple[str, ...]) -> str:
+    flat = {k: v for k, v in flatten(as_dict(config)).items() if not k.startswith(leave_out)}
+    return hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def config_hash(config: RunConfig) -> str:
-    """Stable 12-hex digest of what is measured (model, workload, backend, bench, device)."""
-    flat = {k: v for k, v in flatten(as_dict(config)).items() if not k.startswith(_NOT_HASHED)}
-    return hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:12]
+    """Stable 12-hex digest of what is measured (model, workload, backend, bench, device), the
+    replicate number included: each replicate is measured (and resumed) on its own."""
+    return _digest(config, _NOT_HASHED)
+
+
+def point_hash(config: RunConfig) -> str:
+    """The config hash without the replicate number: the replicates of one grid point share it."""
+    return _digest(config, (*_NOT_HASHED, REPLICATE_KEY))
 
 
 def _require(condition: bool, message: str) -> None:
@@ -215,6 +252,14 @@ def validate(config: RunConfig) -> None:
                        ("quality.context_tokens", config.quality.context_tokens)):  # fmt: skip
         _require(value >= 2, f"{key}={value} must be at least 2 (one token predicts the next).")
     _require(b.idle_s >= 0, f"bench.idle_s={b.idle_s} must be 0 or more seconds.")
+    _require(0 < b.target_ci < 1, f"bench.target_ci={b.target_ci} must be a fraction between 0 and 1, "
+             "such as 0.02 for an interval within 2% of the value.")
+    _require(b.max_duration_s >= b.min_duration_s, f"bench.max_duration_s={b.max_duration_s} is below "
+             f"bench.min_duration_s={b.min_duration_s}; raise it or lower bench.min_duration_s.")
+    for key, value in (("bench.cooldown_s", b.cooldown_s), ("bench.cooldown_max_s", b.cooldown_max_s)):
+        _require(value >= 0, f"{key}={value} must be 0 or more seconds.")
+    _require(config.sweep.replicates >= 1, f"sweep.replicates={config.sweep.replicates} must be at least 1.")
+    _require(config.sweep.replicate >= 0, f"sweep.replicate={config.sweep.replicate} must be 0 or more.")
     _require(
         not config.register.enabled or bool(config.register.name),
         "register.enabled=true needs register.name, the registered model's name; set register.name=NAME.",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -20,9 +22,12 @@ class FakeGpu:
     name: str = "Fake H100"
     energy_mj: list[int] | None = field(default_factory=lambda: [0])  # successive counter reads; None: no counter
     power_mw: int = 100_000
+    counter: Callable[[], int] | None = None  # a counter read off a clock (ClockedCounter) instead
     _reads: int = 0
 
     def next_energy(self) -> int:
+        if self.counter is not None:
+            return self.counter()
         if self.energy_mj is None:
             raise NVMLError_NotSupported("not supported")
         value = self.energy_mj[min(self._reads, len(self.energy_mj) - 1)]
@@ -92,3 +97,17 @@ class FakeNvml:
 
     def nvmlSystemGetDriverVersion(self) -> str:
         return "999.99"
+
+
+@dataclass
+class ClockedCounter:
+    """A total-energy counter like a real GPU's: the GPU draws ``power_w`` all the time, and the
+    counter shows it only in steps, once every ``period_s``."""
+
+    power_w: float
+    period_s: float
+    origin: float = field(default_factory=time.perf_counter)
+
+    def __call__(self) -> int:
+        steps = int((time.perf_counter() - self.origin) / self.period_s)
+        return int(steps * self.period_s * self.power_w * 1000)

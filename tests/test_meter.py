@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from fake_nvml import FakeGpu, FakeNvml
+from fake_nvml import ClockedCounter, FakeGpu, FakeNvml
 from mlflow_energy.meter import EnergyMeter, EnergySource
 from mlflow_energy.meter.gpu import NvmlGpus, resolve_visible_handles
 from mlflow_energy.meter.sampler import PowerSampler
@@ -32,6 +32,23 @@ def test_counter_difference_per_visible_gpu() -> None:
     assert m.gpu_total_j == pytest.approx(350.5)
     assert m.total_j == pytest.approx(350.5)  # no host meter: GPU only
     assert m.valid and m.duration_s >= 0.05
+
+
+@pytest.mark.parametrize("idle_first", [False, True])
+def test_aligned_edges_read_the_counter_at_its_updates(idle_first: bool) -> None:
+    """A counter that moves every 50 ms: an unaligned 0.12 s window can read 40% off; aligned,
+    the energy is the power times the window, whatever the phase of the counter."""
+    gpu = FakeGpu(UUIDS[0], counter=ClockedCounter(power_w=200.0, period_s=0.05))
+    meter = EnergyMeter(gpus=NvmlGpus(nvml=FakeNvml([gpu])), sample_period_s=None, align_to_counter=True)
+    if idle_first:  # the edge waits are then valued at the idle baseline's power (200 W here too)
+        meter.measure_idle(0.1)
+    with meter.window("generate") as w:
+        time.sleep(0.12)
+    meter.close()
+    m = w.measurement
+    assert m.gpu_j["0"] == pytest.approx(200.0 * m.duration_s, rel=0.05)
+    assert 0 < m.edge_wait_s <= 0.1 + 0.01  # at most one counter period at each edge
+    assert m.edge_idle_j == pytest.approx(200.0 * m.edge_wait_s, rel=0.1)
 
 
 def test_counter_going_backwards_is_rejected_not_logged() -> None:

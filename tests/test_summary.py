@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from mlflow_energy.bench.result import BenchResult, PrefillWindow, RepetitionWindow, Summary
-from mlflow_energy.bench.summary import summarize
+from mlflow_energy.bench.summary import conclude, summarize
+from mlflow_energy.report.headline import headline
 from mlflow_energy.config import RunConfig, as_dict, config_hash
 from mlflow_energy.meter.measurement import Measurement
 from mlflow_energy.meter.sampler import TimelineSample
@@ -40,21 +41,26 @@ def test_summary_arithmetic() -> None:
     # The rejected third window counts for speed but not for energy.
     assert s.measurement_repetitions == 2 and s.measurement_rejected_windows == 1
     assert s.measurement_generated_tokens == 80 and s.measurement_requests == 8
-    assert s.energy_total_j == pytest.approx(840.0)
-    assert s.energy_total_j == pytest.approx(s.energy_gpu_j + s.energy_cpu_j + s.energy_ram_j)
-    assert s.energy_j_per_token == pytest.approx(840.0 / 80)
-    assert s.energy_j_per_request == pytest.approx(105.0)
-    assert s.energy_wh_per_1k_requests == pytest.approx(105.0 * 1000 / 3600)
-    assert s.energy_idle_w == pytest.approx(51.0) and s.energy_gpu_idle_w == pytest.approx(50.0)
-    assert s.energy_net_j == pytest.approx(840.0 - 51.0 * 4.0)
+    # Measured first: the headline counts the GPU counter only; CodeCarbon's CPU and RAM
+    # estimates (3 J) are kept under the with_estimates names and in emissions.
+    assert s.energy_total_j == pytest.approx(837.0) == pytest.approx(s.energy_gpu_j)
+    assert s.energy_with_estimates_total_j == pytest.approx(s.energy_gpu_j + s.energy_cpu_j + s.energy_ram_j)
+    assert s.energy_j_per_token == pytest.approx(837.0 / 80)
+    assert s.energy_with_estimates_j_per_token == pytest.approx(840.0 / 80)
+    assert s.energy_j_per_request == pytest.approx(837.0 / 8)
+    assert s.energy_wh_per_1k_requests == pytest.approx(837.0 / 8 * 1000 / 3600)
+    assert s.energy_idle_w == pytest.approx(50.0) and s.energy_gpu_idle_w == pytest.approx(50.0)
+    assert s.energy_net_j == pytest.approx(837.0 - 50.0 * 4.0)
     assert s.energy_gpu_net_j == pytest.approx(837.0 - 50.0 * 4.0)
     assert s.energy_gpu_net_j_per_token == pytest.approx((837.0 - 200.0) / 80)
     assert s.energy_prefill_j == pytest.approx(6.0)
-    # 210 J per call, minus 6 J prefill, over 2 rows x 9 decoded tokens.
-    assert s.energy_decode_j_per_token == pytest.approx((210.0 - 6.0) / 18)
-    assert s.energy_j_per_token_std == pytest.approx(((10.0 - 10.5) ** 2 + (11.0 - 10.5) ** 2) ** 0.5)
-    assert s.measurement_energy_cv == pytest.approx(s.energy_j_per_token_std / 10.5)
-    assert s.efficiency_tokens_per_kwh == pytest.approx(80 / (840.0 / 3.6e6))
+    # 209.25 J per call, minus 6 J prefill, over 2 rows x 9 decoded tokens.
+    assert s.energy_decode_j_per_token == pytest.approx((837.0 / 4 - 6.0) / 18)
+    per_window = [398.5 / 40, 438.5 / 40]
+    assert s.energy_j_per_token_std == pytest.approx(abs(per_window[1] - per_window[0]) / 2**0.5)
+    assert s.measurement_energy_cv == pytest.approx(s.energy_j_per_token_std / (sum(per_window) / 2))
+    assert 0 < s.energy_j_per_token_ci95_low < s.energy_j_per_token < s.energy_j_per_token_ci95_high
+    assert s.efficiency_tokens_per_kwh == pytest.approx(80 / (837.0 / 3.6e6))
     assert s.emissions_g_co2e == pytest.approx(840.0 / 3.6e6 * 1.5 * 360.0)
     assert s.power_gpu_mean_w == pytest.approx(837.0 / 4.0)
     assert s.power_gpu_max_w == 230.0  # the 999 W sample lies outside the generate windows
@@ -67,9 +73,44 @@ def test_no_gpu_means_no_gpu_figures() -> None:
     r = sample_result()
     for m in [r.idle, *(w.measurement for w in r.repetitions)]:
         m.gpu_j, m.gpu_source, m.problems = {}, "none", []
-    s = summarize(r, [], NEW, BATCH)
+    conclude(r, [])
+    s, a = r.summary, r.assessment
     assert s.energy_gpu_j is None and s.energy_gpu_net_j is None and s.power_gpu_mean_w is None
+    # Nothing measured: the estimate is the headline, and says so.
     assert s.energy_total_j == pytest.approx(4.5) and s.energy_idle_w == pytest.approx(1.0)
+    assert s.energy_with_estimates_total_j == pytest.approx(4.5)
+    assert a.headline == "estimate" and a.headline_sources == ["cpu:estimate:cpu_load", "ram:estimate"]
+    assert a.warnings[0].startswith("estimate: no measured energy source")
+    assert headline(r).endswith("ESTIMATE (cpu:estimate:cpu_load, ram:estimate)")
+
+
+def test_rapl_counts_as_measured_and_ram_estimate_stays_out() -> None:
+    r = sample_result()
+    for m in [r.idle, *(w.measurement for w in r.repetitions)]:
+        m.gpu_j, m.gpu_source, m.problems, m.cpu_source = {}, "none", [], "rapl"
+    conclude(r, [])
+    assert r.summary.energy_total_j == pytest.approx(3.0)  # CPU (RAPL) only: 1 J in each of 3 windows
+    assert r.assessment.headline_sources == ["cpu:rapl"] and r.assessment.estimated_sources == ["ram:estimate"]
+
+
+def test_negative_net_figures_are_below_the_noise_floor_not_logged() -> None:
+    r = sample_result()
+    r.idle = window("idle", 3.0, 2.0, 1000.0)  # 500 W idle: more than the windows drew
+    conclude(r, [])
+    assert r.summary.energy_net_j is None and r.summary.energy_gpu_net_j_per_token is None
+    assert {"energy_net_j", "energy_net_j_per_token", "energy_gpu_net_j"} <= set(r.assessment.below_noise_floor)
+    assert all(v >= 0 for v in summary_metrics(r.summary).values())
+
+
+def test_a_wide_interval_is_flagged_and_a_tight_one_is_not() -> None:
+    r = sample_result()  # two windows 10% apart: far wider than the 2% target
+    conclude(r, [])
+    assert r.assessment.target_reached is False
+    assert any("the machine is noisy" in w for w in r.assessment.warnings)
+    r.repetitions = [RepetitionWindow(window(f"generate_{i}", 6.0 + 2 * i, 2.0, 398.5 + i % 2), [1.0, 1.0])
+                     for i in range(6)]  # fmt: skip
+    conclude(r, [])
+    assert r.assessment.target_reached is True and r.assessment.warnings == []
 
 
 def test_result_round_trips_through_json(tmp_path: Path) -> None:

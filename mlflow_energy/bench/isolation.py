@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 
 from mlflow_energy.bench.result import RESULT_FILE, BenchResult
-from mlflow_energy.bench.summary import summarize
+from mlflow_energy.bench.summary import conclude
 from mlflow_energy.bench.zygote import Zygote
-from mlflow_energy.config import RunConfig, as_dict, config_hash, to_run_config
+from mlflow_energy.config import RunConfig, as_dict, config_hash, point_hash, to_run_config
 
 LOG_FORMAT = "[mlflow-energy %(asctime)s] %(message)s"
 BENCH_LOG = "bench.log"  # the child's progress, beside result.json
@@ -69,7 +69,7 @@ def run_isolated(config: RunConfig, out_dir: Path) -> BenchResult:
     try:
         result = BenchResult.read(out_dir)
     except FileNotFoundError:  # died before its first save
-        result = BenchResult(config=as_dict(config), config_hash=config_hash(config), status="failed")
+        result = BenchResult(as_dict(config), config_hash(config), point_hash(config), status="failed")
     if timed_out:
         result.status = "failed"
         result.error = f"timed out after bench.timeout_s={config.bench.timeout_s:g} s during {result.phase}"
@@ -77,8 +77,7 @@ def run_isolated(config: RunConfig, out_dir: Path) -> BenchResult:
         result.status = "failed"
         result.error = result.error or zygote_error or f"{_describe_exit(code)} during {result.phase}"
     if result.summary is None:  # killed before it could summarise what it had measured
-        w = config.workload
-        result.summary = summarize(result, [], w.new_tokens, w.batch_size)
+        conclude(result, [])
     result.write(out_dir)
     return result
 

@@ -1,9 +1,9 @@
-"""The measurement protocol, run inside the isolated child process.
+"""The measurement protocol, run inside the isolated child process, one function per phase.
 
-load (window) -> idle baseline (window) -> warm-up identical to the measured call ->
-prefill window (repeated forward passes) -> generate windows, repeated until both
-``bench.min_repetitions`` and ``bench.min_duration_s`` hold. The partial result is written
-after every phase so a crash keeps what was measured.
+load (window) -> cool-down (GPU) -> idle baseline (window) -> warm-up identical to the
+measured call -> prefill window (repeated forward passes) -> generate windows, repeated until
+the J/token interval is tight or the time cap is reached -> quality. The partial result is
+written after every phase so a crash keeps what was measured.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import math
 import resource
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,8 @@ from mlflow_energy.bench.result import (
     QualityWindow,
     RepetitionWindow,
 )
-from mlflow_energy.bench.summary import summarize
-from mlflow_energy.config import RunConfig, as_dict, config_hash, resolve_device
+from mlflow_energy.bench.summary import conclude, j_per_token_interval
+from mlflow_energy.config import BenchConfig, RunConfig, as_dict, config_hash, point_hash, resolve_device
 from mlflow_energy.inference import generation
 from mlflow_energy.inference.models import input_device, load_model, load_tokenizer, parameter_count, resolve_model
 from mlflow_energy.inference.prompts import make_batch
@@ -67,91 +68,58 @@ def _meter_for(device: str, config: RunConfig, out_dir: Path) -> tuple[EnergyMet
     else:
         gpus = NvmlGpus(disabled_reason="the run uses the CPU, so no GPU is measured")
         sync = lambda: None  # noqa: E731
-    return EnergyMeter(sync, config.bench.sample_period_s, host, gpus), sync
+    return EnergyMeter(sync, config.bench.sample_period_s, host, gpus, config.bench.align_to_counter), sync
+
+
+@dataclass
+class _Run:
+    """What the phases of one run share."""
+
+    config: RunConfig
+    result: BenchResult
+    meter: EnergyMeter
+    sync: Callable[[], None]
+    save: Callable[[BenchResult], None]
+
+    def enter(self, phase: str) -> None:
+        """Records the phase (a failure names it) and saves the partial result."""
+        self.result.phase = phase
+        self.save(self.result)
+        log.info("%s", phase)
+
+
+@dataclass
+class _Work:
+    """The loaded model and the exact calls that are measured."""
+
+    model: Any
+    tokenizer: Any
+    device: str
+    generate: Callable[[], Any]
+    prefill: Callable[[], Any]
 
 
 def run_protocol(config: RunConfig, out_dir: Path, save: Callable[[BenchResult], None]) -> BenchResult:
-    import torch
-
-    b, w = config.bench, config.workload
-    result = BenchResult(config=as_dict(config), config_hash=config_hash(config), pue=config.carbon.pue)
+    result = BenchResult(as_dict(config), config_hash(config), point_hash(config), pue=config.carbon.pue)
     device = resolve_device(config.device)
     result.device = device
-    result.tokens_per_call = w.batch_size * w.new_tokens
+    result.tokens_per_call = config.workload.batch_size * config.workload.new_tokens
     result.carbon_intensity_g_per_kwh = grid_intensity_g_per_kwh(config.carbon.country_iso_code, config.carbon.region)
     meter, sync = _meter_for(device, config, out_dir)
+    run = _Run(config, result, meter, sync, save)
     try:
         result.environment = environment.collect(meter)
-
-        def enter(phase: str) -> None:
-            result.phase = phase
-            save(result)
-            log.info("%s", phase)
-
-        enter("load")
-        source = resolve_model(config.model)
-        with meter.window("load") as window:
-            tokenizer = load_tokenizer(source, config.model)
-            model = load_model(source, config.model, device)
-        result.load = window.measurement
-        result.model_parameters = parameter_count(model)
-        if config.model.quantization != "none":
-            result.int8_layers = int8_linear_count(model)
-        log.info("loaded %s (%.1f M parameters) on %s in %.1f s", config.model.name,
-                 result.model_parameters / 1e6, device, result.load.duration_s)
-
-        batch = make_batch(w, tokenizer, model.config.vocab_size, input_device(model), config.model.seed)
-        gen_config = generation.fixed_length_config(
-            model, tokenizer, w.new_tokens, config.backend.cache, compiled=config.backend.name == "static_compile"
-        )
-        call = lambda: generation.generate(model, batch, gen_config)  # noqa: E731
-
-        if b.idle_s > 0:
-            enter(f"idle baseline ({b.idle_s:g} s)")
-            result.idle = meter.measure_idle(b.idle_s)
-
-        for i in range(b.warmup_runs):
-            enter(f"warm-up {i + 1}/{b.warmup_runs}")
-            with meter.window(f"warmup_{i + 1}") as window:
-                call()
-            result.warmup.append(window.measurement)
-        # The warm-up generate already ran this prefill shape; one more call times it.
-        prefill_call = lambda: generation.prefill(model, batch)  # noqa: E731
-        prefill_calls = _calls_for(b.min_window_s, _timed(prefill_call, sync))
-        enter(f"prefill window ({prefill_calls} forward passes)")
-        call_s: list[float] = []
-        with meter.window("prefill") as window:
-            for _ in range(prefill_calls):
-                call_s.append(_timed(prefill_call, sync))
-        result.prefill = PrefillWindow(window.measurement, call_s)
-
-        calls = _calls_for(b.min_window_s, result.warmup[-1].duration_s)
-        measured_s, k = 0.0, 0
-        while k < b.min_repetitions or measured_s < b.min_duration_s:
-            k += 1
-            enter(f"repetition {k} (>= {b.min_repetitions}, {measured_s:.1f}/{b.min_duration_s:g} s, {calls} calls)")
-            request_s: list[float] = []
-            with meter.window(f"generate_{k}") as window:
-                for _ in range(calls):
-                    request_s.append(_timed(call, sync))
-            result.repetitions.append(RepetitionWindow(window.measurement, request_s))
-            measured_s += window.measurement.duration_s
-
-        # Peaks of the measured workload, read before the quality evaluation adds its own.
-        if device.startswith("cuda"):
-            result.gpu_peak_mb = sum(
-                torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count())
-            ) / 2**20
-        result.ram_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
+        work = _load(run, device)
+        _cool_down(run)
+        if config.bench.idle_s > 0:
+            run.enter(f"idle baseline ({config.bench.idle_s:g} s)")
+            result.idle = meter.measure_idle(config.bench.idle_s)
+        _warm_up(run, work)
+        _prefill(run, work)
+        _generate(run, work)
+        _record_peaks(run, device)
         if config.quality.enabled:  # after the energy windows, never inside them
-            enter("quality (perplexity on held-out text)")
-            text = heldout_text(config.quality.dataset)
-            with meter.window("quality") as window:
-                score = perplexity(model, tokenizer, text, config.quality, str(input_device(model)))
-            result.quality = QualityWindow(window.measurement, score.perplexity, score.tokens)
-            log.info("perplexity %.3f over %d tokens", score.perplexity, score.tokens)
-
+            _quality(run, work)
         result.status = "finished"
         result.phase = "done"
     except BaseException as exc:
@@ -163,10 +131,127 @@ def run_protocol(config: RunConfig, out_dir: Path, save: Callable[[BenchResult],
         timeline = meter.timeline()
         write_timeline_csv(timeline, out_dir / TIMELINE_FILE)
         result.problems = [p for m in _measurements(result) for p in m.problems]
-        result.summary = summarize(result, timeline, w.new_tokens, w.batch_size)
+        conclude(result, timeline)
         result.ended_ms = int(time.time() * 1000)
         save(result)
     return result
+
+
+def _load(run: _Run, device: str) -> _Work:
+    config, result = run.config, run.result
+    run.enter("load")
+    source = resolve_model(config.model)
+    with run.meter.window("load") as window:
+        tokenizer = load_tokenizer(source, config.model)
+        model = load_model(source, config.model, device)
+    result.load = window.measurement
+    result.model_parameters = parameter_count(model)
+    if config.model.quantization != "none":
+        result.int8_layers = int8_linear_count(model)
+    log.info("loaded %s (%.1f M parameters) on %s in %.1f s", config.model.name,
+             result.model_parameters / 1e6, device, result.load.duration_s)  # fmt: skip
+    batch = make_batch(config.workload, tokenizer, model.config.vocab_size, input_device(model), config.model.seed)
+    gen_config = generation.fixed_length_config(
+        model, tokenizer, config.workload.new_tokens, config.backend.cache,
+        compiled=config.backend.name == "static_compile",
+    )  # fmt: skip
+    return _Work(model, tokenizer, device, lambda: generation.generate(model, batch, gen_config),
+                 lambda: generation.prefill(model, batch))  # fmt: skip
+
+
+def _cool_down(run: _Run) -> None:
+    """A GPU run waits ``bench.cooldown_s``, then until its GPUs are below
+    ``bench.cooldown_below_c`` (for at most ``bench.cooldown_max_s``): a hot GPU from the
+    previous grid point draws more for the same work."""
+    b, gpus = run.config.bench, run.meter.gpus
+    if not gpus.devices or (b.cooldown_s <= 0 and b.cooldown_below_c is None):
+        return
+    run.enter(f"cool-down ({b.cooldown_s:g} s, then below {b.cooldown_below_c} C for at most {b.cooldown_max_s:g} s)")
+    started = time.monotonic()
+    time.sleep(b.cooldown_s)
+    deadline = time.monotonic() + b.cooldown_max_s
+    while b.cooldown_below_c is not None and time.monotonic() < deadline:
+        hottest = gpus.hottest_c()
+        if hottest is None or hottest < b.cooldown_below_c:
+            break
+        time.sleep(1.0)
+    run.result.cooldown_s = time.monotonic() - started
+    log.info("cool-down took %.1f s; GPU at %s C", run.result.cooldown_s, gpus.hottest_c())
+
+
+def _warm_up(run: _Run, work: _Work) -> None:
+    n = run.config.bench.warmup_runs
+    for i in range(n):
+        run.enter(f"warm-up {i + 1}/{n}")
+        with run.meter.window(f"warmup_{i + 1}") as window:
+            work.generate()
+        run.result.warmup.append(window.measurement)
+
+
+def _prefill(run: _Run, work: _Work) -> None:
+    """Prefill passes repeated inside one window long enough for the counter; the warm-up
+    generate already ran this prefill shape, and one more pass times it."""
+    calls = _calls_for(run.config.bench.min_window_s, _timed(work.prefill, run.sync))
+    run.enter(f"prefill window ({calls} forward passes)")
+    call_s: list[float] = []
+    with run.meter.window("prefill") as window:
+        for _ in range(calls):
+            call_s.append(_timed(work.prefill, run.sync))
+    run.result.prefill = PrefillWindow(window.measurement, call_s)
+
+
+def _generate(run: _Run, work: _Work) -> None:
+    calls = _calls_for(run.config.bench.min_window_s, run.result.warmup[-1].duration_s)
+
+    def measure(k: int, status: str) -> RepetitionWindow:
+        run.enter(f"repetition {k} ({calls} calls; {status})")
+        request_s: list[float] = []
+        with run.meter.window(f"generate_{k}") as window:
+            for _ in range(calls):
+                request_s.append(_timed(work.generate, run.sync))
+        return RepetitionWindow(window.measurement, request_s)
+
+    repeat_until_tight(measure, run.result.repetitions, run.result.tokens_per_call or 1, run.config.bench)
+
+
+def repeat_until_tight(
+    measure: Callable[[int, str], RepetitionWindow], windows: list[RepetitionWindow], tokens_per_call: int,
+    bench: BenchConfig,
+) -> None:  # fmt: skip
+    """Appends generate windows until ``bench.min_repetitions`` and ``bench.min_duration_s``
+    hold and the 95% interval of the headline J/token is within ``bench.target_ci`` of it,
+    or ``bench.max_duration_s`` of windows is reached (the minimums still apply)."""
+    measured_s, status = 0.0, "no interval yet"
+    while True:
+        window = measure(len(windows) + 1, status)
+        windows.append(window)
+        measured_s += window.measurement.duration_s
+        interval = j_per_token_interval(windows, tokens_per_call)
+        if interval is not None:
+            status = f"interval {interval.relative_half_width:.1%}, target {bench.target_ci:.0%}"
+        status += f", {measured_s:.1f}/{bench.max_duration_s:g} s"
+        if len(windows) < bench.min_repetitions or measured_s < bench.min_duration_s:
+            continue
+        if measured_s >= bench.max_duration_s or (interval and interval.relative_half_width <= bench.target_ci):
+            return
+
+
+def _record_peaks(run: _Run, device: str) -> None:
+    """Peaks of the measured workload, read before the quality evaluation adds its own."""
+    import torch
+
+    if device.startswith("cuda"):
+        run.result.gpu_peak_mb = sum(torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count())) / 2**20
+    run.result.ram_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _quality(run: _Run, work: _Work) -> None:
+    run.enter("quality (perplexity on held-out text)")
+    text = heldout_text(run.config.quality.dataset)
+    with run.meter.window("quality") as window:
+        score = perplexity(work.model, work.tokenizer, text, run.config.quality, str(input_device(work.model)))
+    run.result.quality = QualityWindow(window.measurement, score.perplexity, score.tokens)
+    log.info("perplexity %.3f over %d tokens", score.perplexity, score.tokens)
 
 
 def _measurements(result: BenchResult) -> list[Any]:

@@ -44,8 +44,12 @@ class QualityWindow:
 @dataclass
 class Summary:
     """Derived figures; each field becomes the MLflow metric ``<section>/<rest>`` (first ``_``
-    -> ``/``), see tracking/names.py. None where not applicable (no GPU, no idle baseline...).
-    Energy is gross over the measured generate windows unless the name says net."""
+    -> ``/``), see tracking/names.py. None where not applicable (no GPU, no idle baseline...)
+    or below the noise floor (see ``Assessment.below_noise_floor``).
+    Energy is gross over the measured generate windows unless the name says net. Every
+    ``energy_*`` figure that is not per domain counts the headline domains only: the measured
+    ones, or every domain when none is measured (``Assessment.headline``); ``with_estimates``
+    figures add CodeCarbon's estimated domains."""
 
     energy_total_j: float | None = None
     energy_gpu_j: float | None = None
@@ -65,17 +69,23 @@ class Summary:
     energy_decode_j_per_token: float | None = None
     energy_j_per_request: float | None = None
     energy_wh_per_1k_requests: float | None = None
+    energy_with_estimates_total_j: float | None = None
+    energy_with_estimates_j_per_token: float | None = None
+    energy_with_estimates_j_per_request: float | None = None
+    energy_with_estimates_wh_per_1k_requests: float | None = None
     energy_load_j: float | None = None
     energy_warmup_j: float | None = None
     energy_compile_j: float | None = None  # static_compile: the first warm-up call, which compiles
     efficiency_tokens_per_kwh: float | None = None
-    emissions_g_co2e: float | None = None
+    emissions_g_co2e: float | None = None  # from energy with estimates (the accounting convention)
     emissions_g_co2e_per_1k_tokens: float | None = None
     emissions_intensity_g_per_kwh: float | None = None
     power_gpu_mean_w: float | None = None
     power_gpu_max_w: float | None = None
     throughput_tokens_per_s: float | None = None
     throughput_tokens_per_s_std: float | None = None
+    throughput_tokens_per_s_ci95_low: float | None = None
+    throughput_tokens_per_s_ci95_high: float | None = None
     throughput_requests_per_s: float | None = None
     latency_ttft_s_p50: float | None = None
     latency_ttft_s_p90: float | None = None
@@ -95,10 +105,39 @@ class Summary:
     measurement_generated_tokens: int | None = None
     measurement_requests: int | None = None
     measurement_energy_cv: float | None = None
+    measurement_ci_relative: float | None = None  # half-width of the J/token interval / J/token
+    measurement_target_ci: float | None = None  # bench.target_ci the windows aimed for
+    measurement_edge_wait_s: float | None = None  # mean wait per window for counter updates
+    measurement_cooldown_s: float | None = None  # wait before the workload (bench.cooldown_*)
+    measurement_gpu_temperature_c: float | None = None  # hottest GPU at the first measured window's start
     quality_perplexity: float | None = None
     quality_tokens: int | None = None
     quality_eval_j: float | None = None  # energy the evaluation itself used (not in energy/*)
     quality_eval_s: float | None = None
+
+
+@dataclass
+class Assessment:
+    """How far a run's figures can be trusted, in words a console, a tag and a description share.
+
+    Attributes:
+        headline: ``measured`` (GPU counters, sampled GPU power, RAPL) or ``estimate`` (no
+            measured domain: CodeCarbon's models are the headline).
+        headline_sources: ``domain:source`` of each domain the headline counts.
+        estimated_sources: ``domain:source`` of each estimated domain left out of it.
+        interval: ``one run's windows`` or ``N replicates``: what the J/token interval covers.
+        target_reached: the J/token interval met ``bench.target_ci``; None without an interval.
+        below_noise_floor: metric keys left out because noise made them negative.
+        warnings: sentences that say why the figures need care; empty when they don't.
+    """
+
+    headline: str = "measured"
+    headline_sources: list[str] = field(default_factory=list)
+    estimated_sources: list[str] = field(default_factory=list)
+    interval: str = "one run's windows"
+    target_reached: bool | None = None
+    below_noise_floor: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -107,6 +146,7 @@ class BenchResult:
 
     config: dict[str, Any]
     config_hash: str
+    point_hash: str = ""  # config hash without the replicate number (see config.point_hash)
     started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     ended_ms: int | None = None
     status: str = "running"
@@ -127,8 +167,10 @@ class BenchResult:
     ram_peak_mb: float | None = None
     carbon_intensity_g_per_kwh: float | None = None
     pue: float = 1.0
+    cooldown_s: float | None = None  # waited before the workload for the GPU to cool (bench.cooldown_*)
     problems: list[str] = field(default_factory=list)
     summary: Summary | None = None
+    assessment: Assessment | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -151,6 +193,8 @@ class BenchResult:
         ]
         if data.get("summary") is not None:
             data["summary"] = Summary(**data["summary"])
+        if data.get("assessment") is not None:
+            data["assessment"] = Assessment(**data["assessment"])
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -1,4 +1,5 @@
-"""Sample statistics for repeated measurements: mean, std, Student-t 95% interval, CV."""
+"""Sample statistics for repeated measurements: mean, std, CV, and 95% intervals for positive
+quantities (log scale, so an interval of a positive quantity never reaches zero)."""
 
 from __future__ import annotations
 
@@ -54,3 +55,38 @@ def percentile(values: list[float], q: float) -> float:
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A 95% interval around ``value`` for a positive quantity, from ``n`` samples."""
+
+    value: float
+    low: float
+    high: float
+    n: int
+
+    @property
+    def relative_half_width(self) -> float:
+        """Half the interval's width as a fraction of the value (0.02: within about 2%)."""
+        return (self.high - self.low) / 2 / self.value
+
+    def overlaps(self, other: Interval) -> bool:
+        """Overlapping 95% intervals: the two values cannot be told apart (a conservative test)."""
+        return self.low <= other.high and other.low <= self.high
+
+
+def positive_interval(samples: list[float], value: float | None = None) -> Interval | None:
+    """Student-t interval on the log scale: ``[value / f, value * f]`` with
+    ``f = exp(t975(n-1) * sd(log samples) / sqrt(n))``. Fit for ratios of positive quantities
+    (J/token, tokens/s): it is never below zero and is wider above than below, as their
+    spread is. ``value`` defaults to the geometric mean of the samples; the bench passes the
+    ratio of sums (total J / total tokens), which differs from it by O(CV^2), far inside the
+    interval. None with fewer than two samples or a sample that is not positive."""
+    if len(samples) < 2 or any(x <= 0 for x in samples):
+        return None
+    logs = [math.log(x) for x in samples]
+    spread = describe(logs).std or 0.0
+    center = math.exp(sum(logs) / len(logs)) if value is None else value
+    factor = math.exp(t975(len(samples) - 1) * spread / math.sqrt(len(samples)))
+    return Interval(center, center / factor, center * factor, len(samples))

@@ -16,6 +16,10 @@ from mlflow_energy.meter.sampler import PowerSampler, TimelineSample
 log = logging.getLogger(__name__)
 
 
+# A counter that has not moved in this long is read as it is (an edge left unaligned).
+_COUNTER_WAIT_LIMIT_S = 0.5
+
+
 @dataclass
 class WindowHandle:
     """Filled in when the ``with meter.window(...)`` block ends."""
@@ -23,6 +27,15 @@ class WindowHandle:
     measurement: Measurement | None = None
     start_s: float = 0.0  # meter clock
     end_s: float = 0.0
+
+
+@dataclass
+class CounterEdge:
+    """The GPU counters at one window edge. ``mj``: each counter's value; ``at_s``: when each
+    value appeared (meter clock; the edge time itself where not aligned)."""
+
+    mj: dict[int, int]
+    at_s: dict[int, float]
 
 
 def _no_sync() -> None:
@@ -38,6 +51,10 @@ class EnergyMeter:
         sample_period_s: power timeline period; None: no sampling thread, samples at window edges only.
         host: CodeCarbon wrapper for CPU and RAM; None measures the GPUs alone.
         gpus: the visible GPUs; a default ``NvmlGpus()`` when None.
+        align_to_counter: wait at each window edge for every GPU counter's next update, so the
+            counter difference covers a known span (the counter moves about every 100 ms; an
+            unaligned 1 s window reads up to 10% of its energy early or late). The waits lie
+            outside the window; the GPU's idle power over them is taken out of its energy.
     """
 
     def __init__(
@@ -46,8 +63,11 @@ class EnergyMeter:
         sample_period_s: float | None = 0.1,
         host: HostEnergy | None = None,
         gpus: NvmlGpus | None = None,
+        align_to_counter: bool = False,
     ) -> None:
         self._sync = synchronize
+        self._align = align_to_counter
+        self._gpu_idle_w: dict[int, float] = {}  # per CUDA index, once measure_idle has run
         self.gpus = gpus if gpus is not None else NvmlGpus()
         self.host = host
         self._origin = time.perf_counter()
@@ -67,14 +87,35 @@ class EnergyMeter:
     def now_s(self) -> float:
         return time.perf_counter() - self._origin
 
+    def _counter_edge(self) -> CounterEdge:
+        """The counters now, or, when aligning, each at its next update."""
+        first = self.gpus.energy_mj()
+        now = self.now_s()
+        edge = CounterEdge(first, {i: now for i in first})
+        if not (self._align and first):
+            return edge
+        waiting = set(first)
+        while waiting and self.now_s() - now < _COUNTER_WAIT_LIMIT_S:
+            before = self.now_s()
+            reading = self.gpus.energy_mj()
+            seen_s = (before + self.now_s()) / 2  # the update happened around this read
+            for i in [i for i in waiting if reading[i] != first[i]]:
+                edge.mj[i], edge.at_s[i] = reading[i], seen_s
+                waiting.discard(i)
+        return edge
+
+    def _gpu_temperatures(self) -> dict[str, float]:
+        return {str(d.cuda_index): t for d in self.gpus.devices if (t := self.gpus.temperature_c(d)) is not None}
+
     @contextmanager
     def window(self, name: str) -> Iterator[WindowHandle]:
         handle = WindowHandle()
+        temperatures = self._gpu_temperatures()
         if self.host:
             self.host.start(name)
         self._sync()
+        start = self._counter_edge()
         handle.start_s = self.now_s()
-        start_mj = self.gpus.energy_mj()
         self.sampler.sample_now()  # bound the power integral at the window edges
         try:
             yield handle
@@ -84,37 +125,50 @@ class EnergyMeter:
             raise
         self._sync()
         handle.end_s = self.now_s()
-        end_mj = self.gpus.energy_mj()
+        end = self._counter_edge()
         self.sampler.sample_now()
         cpu_j = ram_j = None
         if self.host:
             cpu_j, ram_j = self.host.stop(name)
-        handle.measurement = self._measurement(name, handle, start_mj, end_mj, cpu_j, ram_j)
+        handle.measurement = self._measurement(name, handle, start, end, cpu_j, ram_j)
+        handle.measurement.gpu_temperature_c = temperatures
         for problem in handle.measurement.problems:
             log.warning("Window %s: %s", name, problem)
+
+    def _edge_idle_j(self, index: int, delta_j: float, span_s: float, wait_s: float) -> float:
+        """GPU energy of the waits outside the window: idle power (measured in the idle
+        baseline) times the wait; before an idle baseline, the span's own mean power."""
+        power_w = self._gpu_idle_w.get(index, delta_j / span_s if span_s > 0 else 0.0)
+        return min(delta_j, power_w * wait_s)
 
     def _measurement(
         self,
         name: str,
         handle: WindowHandle,
-        start_mj: dict[int, int],
-        end_mj: dict[int, int],
+        start: CounterEdge,
+        end: CounterEdge,
         cpu_j: float | None,
         ram_j: float | None,
     ) -> Measurement:
         duration = handle.end_s - handle.start_s
         gpu_j: dict[str, float] = {}
         problems: list[str] = []
+        waits: list[float] = [0.0]
+        edge_idle_j = 0.0
         for device in self.gpus.devices:
             i = device.cuda_index
             if device.has_energy_counter:
-                delta_mj = end_mj[i] - start_mj[i]
+                delta_mj = end.mj[i] - start.mj[i]
                 if delta_mj < 0:
                     problems.append(f"gpu{i} energy counter went backwards by {-delta_mj} mJ; reading rejected")
                 elif delta_mj == 0:
                     problems.append(f"gpu{i} energy counter did not move over {duration:.3f} s; reading rejected")
                 else:
-                    gpu_j[str(i)] = delta_mj / 1000.0
+                    wait_s = (handle.start_s - start.at_s[i]) + (end.at_s[i] - handle.end_s) if self._align else 0.0
+                    idle_j = self._edge_idle_j(i, delta_mj / 1000.0, end.at_s[i] - start.at_s[i], max(0.0, wait_s))
+                    gpu_j[str(i)] = delta_mj / 1000.0 - idle_j
+                    waits.append(wait_s)
+                    edge_idle_j += idle_j
             else:
                 integral = self.sampler.power_integral_j(f"gpu{i}", handle.start_s, handle.end_s)
                 if integral is None:
@@ -132,13 +186,18 @@ class EnergyMeter:
             cpu_source=self.host.cpu_source if self.host else EnergySource.NONE,
             ram_source=self.host.ram_source if self.host else EnergySource.NONE,
             problems=problems,
+            edge_wait_s=max(waits),
+            edge_idle_j=edge_idle_j,
         )
 
     def measure_idle(self, seconds: float) -> Measurement:
-        """Energy of ``seconds`` of doing nothing: the baseline for net figures."""
+        """Energy of ``seconds`` of doing nothing: the baseline for net figures, and the power
+        taken out of later windows for their edge waits."""
         with self.window("idle") as w:
             time.sleep(seconds)
         assert w.measurement is not None
+        if w.measurement.duration_s > 0:
+            self._gpu_idle_w = {int(i): j / w.measurement.duration_s for i, j in w.measurement.gpu_j.items()}
         return w.measurement
 
     def timeline(self) -> list[TimelineSample]:

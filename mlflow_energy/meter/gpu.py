@@ -133,6 +133,15 @@ class NvmlGpus:
         except self._nvml.NVMLError:
             return None
 
+    def temperature_c(self, device: GpuDevice) -> float | None:
+        value = self._query(device, "nvmlDeviceGetTemperature", self._nvml.NVML_TEMPERATURE_GPU)
+        return None if value is None else float(value)
+
+    def hottest_c(self) -> float | None:
+        """The highest temperature among the measured GPUs; None without a reading."""
+        readings = [t for d in self.devices if (t := self.temperature_c(d)) is not None]
+        return max(readings) if readings else None
+
     def read(self, device: GpuDevice, full: bool = True) -> GpuReading:
         """Power and SM clock; with ``full`` also temperature, utilisation and memory."""
         nvml, query = self._nvml, self._query
@@ -146,7 +155,7 @@ class NvmlGpus:
         return GpuReading(
             power_w=power_w,
             sm_clock_mhz=clock,
-            temperature_c=query(device, "nvmlDeviceGetTemperature", nvml.NVML_TEMPERATURE_GPU),
+            temperature_c=self.temperature_c(device),
             utilization_pct=None if util is None else util.gpu,
             memory_used_mb=None if memory is None else memory.used / 2**20,
         )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
+
+DOMAINS = ("gpu", "cpu", "ram")
 
 
 class EnergySource:
@@ -14,6 +17,11 @@ class EnergySource:
     RAPL = "rapl"  # CodeCarbon reading Intel/AMD RAPL counters
     ESTIMATE = "estimate"  # CodeCarbon model (TDP, CPU load or RAM size); not a measurement
     NONE = "none"  # domain absent (no GPU)
+
+    @staticmethod
+    def is_measured(source: str) -> bool:
+        """A reading of the hardware (counter, sampled power, RAPL), not a model of it."""
+        return source in (EnergySource.NVML_COUNTER, EnergySource.POWER_SAMPLING, EnergySource.RAPL)
 
 
 @dataclass
@@ -33,6 +41,11 @@ class Measurement:
         cpu_source: ``rapl`` or ``estimate:<codecarbon mode>``.
         ram_source: ``rapl`` or ``estimate``.
         problems: readings rejected in this window (counter went backwards, read zero...).
+        edge_wait_s: time spent waiting for the GPU counters to update at both edges
+            (``bench.align_to_counter``); outside ``duration_s``.
+        edge_idle_j: GPU energy drawn during those waits, taken out of ``gpu_j`` (idle power
+            from the idle baseline times each GPU's wait; see docs/metrics.md).
+        gpu_temperature_c: temperature of each GPU at the window's start, degrees Celsius.
     """
 
     name: str
@@ -45,10 +58,24 @@ class Measurement:
     cpu_source: str = EnergySource.NONE
     ram_source: str = EnergySource.NONE
     problems: list[str] = field(default_factory=list)
+    edge_wait_s: float = 0.0
+    edge_idle_j: float = 0.0
+    gpu_temperature_c: dict[str, float] = field(default_factory=dict)
 
     @property
     def gpu_total_j(self) -> float:
         return sum(self.gpu_j.values())
+
+    def sources(self) -> dict[str, str]:
+        """Domain -> energy source, for the domains this window has a figure for."""
+        present = {"gpu": bool(self.gpu_j), "cpu": self.cpu_j is not None, "ram": self.ram_j is not None}
+        every = {"gpu": self.gpu_source, "cpu": self.cpu_source, "ram": self.ram_source}
+        return {d: every[d] for d in DOMAINS if present[d]}
+
+    def energy_j(self, domains: Collection[str]) -> float:
+        """Joules of the named domains (``gpu``, ``cpu``, ``ram``); absent ones count as zero."""
+        parts = {"gpu": self.gpu_total_j, "cpu": self.cpu_j or 0.0, "ram": self.ram_j or 0.0}
+        return sum(parts[d] for d in domains)
 
     @property
     def total_j(self) -> float:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from mlflow_energy.bench.result import BenchResult
+from mlflow_energy.bench.result import Assessment, BenchResult, Summary
+from mlflow_energy.report.headline import basis_label, headline
 
 
 def wide_console() -> Console:
@@ -18,44 +19,72 @@ def _fmt(value: float | None, unit: str, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}g} {unit}"
 
 
+def _interval(low: float | None, high: float | None) -> str:
+    return "" if low is None or high is None else f" ({low:.4g}-{high:.4g})"
+
+
+def _net(s: Summary, field: str, unit: str, dropped: list[str]) -> str:
+    return "below the noise floor" if field in dropped else _fmt(getattr(s, field), unit)
+
+
 def print_summary(result: BenchResult, where: str, ui_command: str | None, console: Console | None = None) -> None:
     console = console or wide_console()
-    s = result.summary
+    s, a = result.summary, result.assessment or Assessment()
     model, workload = result.config["model"], result.config["workload"]
     title = (
         f"{model['name']} ({model['weights']} weights, {model['dtype']}) on {result.device}: "
         f"batch {workload['batch_size']}, {workload['prompt_tokens']} prompt + {workload['new_tokens']} new tokens"
     )
-    table = Table(title=title, show_header=True, header_style="bold")
+    line = headline(result)
+    if line is not None and s is not None:
+        console.print(f"[bold]{title}[/bold]", soft_wrap=True)
+        console.print(f"[bold]Headline: {line}[/bold]", soft_wrap=True)
+        for warning in a.warnings:
+            console.print(f"[yellow]Read before quoting:[/yellow] {warning}", soft_wrap=True)
+        console.print(_table(s, a, result), soft_wrap=True)
+    if result.problems:
+        console.print(f"[yellow]Rejected readings:[/yellow] {'; '.join(result.problems)}", soft_wrap=True)
+    if result.status != "finished":
+        console.print(f"[red]Run failed:[/red] {result.error}", soft_wrap=True)
+    console.print(f"Stored in {where}", soft_wrap=True)
+    if ui_command:
+        console.print(f"See it in the MLflow UI: [bold]{ui_command}[/bold]", soft_wrap=True)
+
+
+def _table(s: Summary, a: Assessment, result: BenchResult) -> Table:
+    """Headline rows first (the basis in their label), then each domain, then speed and latency."""
+    dropped = a.below_noise_floor
+    basis = basis_label(a)
+    table = Table(show_header=True, header_style="bold")
     table.add_column("figure")
     table.add_column("gross", justify="right")
     table.add_column("net of idle", justify="right")
-    if s is not None and s.throughput_tokens_per_s is not None:  # something was measured
-        sources = result.environment.get("energy_sources", {})
-        table.add_row("energy, measured windows", _fmt(s.energy_total_j, "J"), _fmt(s.energy_net_j, "J"))
-        table.add_row("  GPU", _fmt(s.energy_gpu_j, "J"), _fmt(s.energy_gpu_net_j, "J"))
-        table.add_row(f"  CPU ({sources.get('cpu', '-')})", _fmt(s.energy_cpu_j, "J"), "")
-        table.add_row(f"  RAM ({sources.get('ram', '-')})", _fmt(s.energy_ram_j, "J"), "")
-        ci = (
-            f" (95% CI {s.energy_j_per_token_ci95_low:.4g}-{s.energy_j_per_token_ci95_high:.4g})"
-            if s.energy_j_per_token_ci95_low is not None
-            else ""
-        )
-        table.add_row("energy per token", _fmt(s.energy_j_per_token, "J") + ci, _fmt(s.energy_net_j_per_token, "J"))
-        table.add_row("energy per 1,000 requests", _fmt(s.energy_wh_per_1k_requests, "Wh"), "")
-        table.add_row("emissions", _fmt(s.emissions_g_co2e, "g CO2e"), "")
-        table.add_row("throughput", _fmt(s.throughput_tokens_per_s, "tokens/s"), "")
-        table.add_row("time to first token p50", _fmt(s.latency_ttft_s_p50, "s"), "")
-        table.add_row("time per output token p50", _fmt(s.latency_tpot_ms_p50, "ms"), "")
-        table.add_row("request latency p50 / p90",
-                      f"{_fmt(s.latency_request_s_p50, 's')} / {_fmt(s.latency_request_s_p90, 's')}", "")
-        cv = None if s.measurement_energy_cv is None else s.measurement_energy_cv * 100
-        table.add_row("repetitions (energy CV)", f"{s.measurement_repetitions} ({_fmt(cv, '%', 2)})", "")
-        console.print(table)
-    if result.problems:
-        console.print(f"[yellow]Rejected readings:[/yellow] {'; '.join(result.problems)}")
-    if result.status != "finished":
-        console.print(f"[red]Run failed:[/red] {result.error}")
-    console.print(f"Stored in {where}")
-    if ui_command:
-        console.print(f"See it in the MLflow UI: [bold]{ui_command}[/bold]")
+    table.add_row(f"energy per token, {basis}",
+                  _fmt(s.energy_j_per_token, "J") + _interval(s.energy_j_per_token_ci95_low, s.energy_j_per_token_ci95_high),
+                  _net(s, "energy_net_j_per_token", "J", dropped))  # fmt: skip
+    table.add_row("energy per 1,000 requests", _fmt(s.energy_wh_per_1k_requests, "Wh"), "")
+    table.add_row("energy of the generate windows", _fmt(s.energy_total_j, "J"), _net(s, "energy_net_j", "J", dropped))
+    sources = dict(source.split(":", 1) for source in [*a.headline_sources, *a.estimated_sources])
+    for domain, figure in (("GPU", s.energy_gpu_j), ("CPU", s.energy_cpu_j), ("RAM", s.energy_ram_j)):
+        source = sources.get(domain.lower())
+        if source is None:
+            continue
+        kept_out = "" if f"{domain.lower()}:{source}" in a.headline_sources else ", not in the headline"
+        net = _net(s, "energy_gpu_net_j", "J", dropped) if domain == "GPU" else ""
+        table.add_row(f"  {domain} ({source}{kept_out})", _fmt(figure, "J"), net)
+    if s.energy_with_estimates_j_per_token is not None and a.headline == "measured":
+        table.add_row("energy per token with CodeCarbon's estimates", _fmt(s.energy_with_estimates_j_per_token, "J"), "")
+    table.add_row("emissions (energy with estimates)", _fmt(s.emissions_g_co2e, "g CO2e"), "")
+    table.add_row("throughput", _fmt(s.throughput_tokens_per_s, "tokens/s")
+                  + _interval(s.throughput_tokens_per_s_ci95_low, s.throughput_tokens_per_s_ci95_high), "")  # fmt: skip
+    table.add_row("time to first token p50", _fmt(s.latency_ttft_s_p50, "s"), "")
+    tpot = "below the noise floor" if "latency_tpot_ms_p50" in dropped else _fmt(s.latency_tpot_ms_p50, "ms")
+    table.add_row("time per output token p50", tpot, "")
+    table.add_row("request latency p50 / p90",
+                  f"{_fmt(s.latency_request_s_p50, 's')} / {_fmt(s.latency_request_s_p90, 's')}", "")  # fmt: skip
+    width = "-" if s.measurement_ci_relative is None else f"{s.measurement_ci_relative:.1%}"
+    target = "-" if s.measurement_target_ci is None else f"{s.measurement_target_ci:.0%}"
+    table.add_row("windows (interval half-width, target)", f"{s.measurement_repetitions} ({width}, {target})", "")
+    if s.measurement_gpu_temperature_c is not None:
+        table.add_row("GPU temperature at the first window", _fmt(s.measurement_gpu_temperature_c, "C", 3), "")
+    return table

@@ -16,6 +16,7 @@ from mlflow_energy.bench.result import CODECARBON_DIR, RESULT_FILE, TIMELINE_FIL
 from mlflow_energy.bench.summary import gpu_j_by_device
 from mlflow_energy.config import flatten
 from mlflow_energy.meter.sampler import TimelineSample, read_timeline_csv
+from mlflow_energy.report.headline import basis_label, description, trust_verdict
 from mlflow_energy.report.timeline import plot_timeline
 from mlflow_energy.tracking import names
 
@@ -85,11 +86,27 @@ def _tags(result: BenchResult) -> dict[str, str]:
             tags[names.TAG_VERSION_PREFIX + package] = version
     if result.error:
         tags[names.TAG_ERROR] = result.error[:5000]
-    cv, max_cv = (result.summary.measurement_energy_cv if result.summary else None), result.config["bench"]["max_cv"]
-    if cv is not None and cv > max_cv:
-        tags[names.TAG_HIGH_CV] = f"energy CV {cv:.1%} is above bench.max_cv={max_cv:.0%}: repeat with longer windows"
     if result.problems:
         tags[names.TAG_PROBLEMS] = "; ".join(result.problems)[:5000]
+    return {**tags, **_trust_tags(result)}
+
+
+def _trust_tags(result: BenchResult) -> dict[str, str]:
+    """What the headline counts, whether it can be trusted (a column users can show), and the
+    run description that says both."""
+    a = result.assessment
+    tags = {
+        names.TAG_TRUST: trust_verdict(a)[:5000],
+        names.TAG_DESCRIPTION: description(result),
+        names.TAG_REPLICATE: str(result.config.get("sweep", {}).get("replicate", 0)),
+    }
+    if result.point_hash:
+        tags[names.TAG_POINT_HASH] = result.point_hash
+    if a is not None and a.headline_sources:
+        tags[names.TAG_HEADLINE] = basis_label(a)
+    if a is not None and a.below_noise_floor:
+        keys = ", ".join(names.metric_key(f) for f in a.below_noise_floor)
+        tags[names.TAG_BELOW_NOISE_FLOOR] = f"{keys}: below the noise floor (noise exceeds the value), not logged"
     return tags
 
 

@@ -3,6 +3,11 @@
 Metric keys are ``<section>/<name>_<unit>`` so the MLflow UI groups charts by section. They
 are derived from the ``Summary`` field names (first ``_`` becomes ``/``), so result.json and
 the logged metrics cannot drift apart.
+
+Headline energy figures (``energy/total_j``, ``energy/j_per_token``...) count measured energy
+only (GPU counters or sampled GPU power, RAPL). The same figure with CodeCarbon's estimated
+domains added is ``energy/with_estimates_<name>`` (``WITH_ESTIMATES``). A 95% interval of a
+metric is ``<metric>_ci95_low`` / ``_ci95_high`` (``interval_keys``).
 """
 
 from __future__ import annotations
@@ -22,8 +27,13 @@ TAG_GPU_MODEL = TAG_PREFIX + "gpu_model"
 TAG_GPU_COUNT = TAG_PREFIX + "gpu_count"
 TAG_GPU_DRIVER = TAG_PREFIX + "gpu_driver"
 TAG_CPU_MODEL = TAG_PREFIX + "cpu_model"
-TAG_HIGH_CV = TAG_PREFIX + "warning.high_cv"
 TAG_PROBLEMS = TAG_PREFIX + "warning.rejected_readings"
+TAG_BELOW_NOISE_FLOOR = TAG_PREFIX + "warning.below_noise_floor"  # metrics left out, and why
+TAG_HEADLINE = TAG_PREFIX + "headline"  # what the headline energy counts: measured or estimate
+TAG_TRUST = TAG_PREFIX + "trust"  # "ok", or the sentences that say why the figures need care
+TAG_POINT_HASH = TAG_PREFIX + "point_hash"  # config hash without the replicate number
+TAG_REPLICATE = TAG_PREFIX + "replicate"
+TAG_DESCRIPTION = "mlflow.note.content"  # MLflow's run description
 TAG_VERSION_PREFIX = TAG_PREFIX + "version."
 TAG_SWEEP_ID = TAG_PREFIX + "sweep_id"  # on the parent and every child of a sweep
 TAG_SWEEP_PARENT = TAG_PREFIX + "sweep_parent"  # "true" on the parent run
@@ -47,6 +57,9 @@ METRIC_SWEEP_FINISHED = "sweep/finished"
 METRIC_SWEEP_FAILED = "sweep/failed"
 METRIC_SWEEP_SKIPPED = "sweep/skipped"
 
+WITH_ESTIMATES = "with_estimates_"  # energy/with_estimates_j_per_token: CodeCarbon estimates added
+TRUST_OK = "ok"
+
 # The axes of every efficiency comparison (report, Pareto fronts, registry).
 ENERGY_PER_TOKEN = "energy/j_per_token"
 THROUGHPUT = "throughput/tokens_per_s"
@@ -62,6 +75,11 @@ RANKED_METRICS = {
     "latency/request_s_p50": "min",
     PERPLEXITY: "min",
 }
+
+
+def interval_keys(metric: str) -> tuple[str, str]:
+    """``energy/j_per_token`` -> its 95% interval's metric keys (low, high)."""
+    return f"{metric}_ci95_low", f"{metric}_ci95_high"
 
 
 def metric_key(field_name: str) -> str:

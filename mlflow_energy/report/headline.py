@@ -1,0 +1,45 @@
+"""The one-line answer of a run, shared by the console, the run's description and its tags."""
+
+from __future__ import annotations
+
+from mlflow_energy.bench.result import Assessment, BenchResult
+
+
+def basis_label(a: Assessment) -> str:
+    """``measured (gpu:nvml_counter)`` or ``ESTIMATE (cpu:estimate:cpu_load, ram:estimate)``."""
+    label = "measured" if a.headline == "measured" else "ESTIMATE"
+    return f"{label} ({', '.join(a.headline_sources) or 'no source'})"
+
+
+def headline(result: BenchResult) -> str | None:
+    """``energy per token 0.1234 J, 95% interval 0.1210-0.1258 (one run's windows), measured
+    (gpu:nvml_counter)``; None when no energy figure exists."""
+    s, a = result.summary, result.assessment
+    if s is None or a is None or s.energy_j_per_token is None:
+        return None
+    interval = (
+        f", 95% interval {s.energy_j_per_token_ci95_low:.4g}-{s.energy_j_per_token_ci95_high:.4g} ({a.interval})"
+        if s.energy_j_per_token_ci95_low is not None
+        else ", no interval"
+    )
+    return f"energy per token {s.energy_j_per_token:.4g} J{interval}, {basis_label(a)}"
+
+
+def trust_verdict(a: Assessment | None) -> str:
+    """``ok``, or the warnings joined: the value of the run's trust tag."""
+    if a is None:
+        return "no assessment"
+    return "; ".join(a.warnings) if a.warnings else "ok"
+
+
+def description(result: BenchResult) -> str:
+    """The run description (Markdown) shown on the MLflow run page."""
+    line = headline(result) or f"no energy figure ({result.status})"
+    a = result.assessment
+    text = f"**{line}**\n\n"
+    if a is not None and a.warnings:
+        text += "Read before quoting: " + "; ".join(a.warnings) + ".\n\n"
+    if a is not None and a.estimated_sources:
+        text += (f"CodeCarbon's estimates ({', '.join(a.estimated_sources)}) are kept out of the headline: see "
+                 "`energy/with_estimates_*`; emissions include them.\n")  # fmt: skip
+    return text
