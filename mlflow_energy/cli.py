@@ -117,40 +117,47 @@ def _single_run(cfg: object, out_dir: Path) -> None:
 
 
 def _sweep_point(cfg: object, out_dir: Path, sweep: SweepState, sweep_dir: Path, num: int, overrides: list[str]) -> None:
-    """A grid point never stops the sweep: whatever happens becomes its outcome (and a run)."""
+    """A job (one replicate of a grid point) never stops the sweep: whatever happens becomes its
+    outcome (and a run)."""
     from mlflow_energy.bench.gpu_lease import isolated_device
     from mlflow_energy.bench.isolation import run_isolated
-    from mlflow_energy.config import ConfigError, config_hash
+    from mlflow_energy.config import ConfigError, config_hash, point_hash, to_run_config
     from mlflow_energy.tracking import names
     from mlflow_energy.tracking.logger import TrackingError, find_finished_run, log_refused
-    from mlflow_energy.tracking.sweep import PointOutcome, point_name, read_outcomes
+    from mlflow_energy.tracking.sweep import PointOutcome, point_name, read_outcomes, replicate_run_name
 
     started = time.time()
+    typed = to_run_config(cfg)  # before validation: a refused job still knows its point and replicate
+    point, replicate = point_hash(typed), typed.sweep.replicate
     name = point_name(overrides, sweep.swept_keys)
-    label = f"point {num + 1} of {sweep.points or '?'} ({name})"
+    run_name = replicate_run_name(name, replicate, sweep.replicates)
+    label = f"point {num + 1} of {sweep.points or '?'} ({run_name})"
     tags = {names.TAG_SWEEP_ID: sweep.sweep_id, names.TAG_MLFLOW_PARENT: sweep.parent_run_id}
     try:
         config = _validated(cfg)
     except (ConfigError, TrackingError) as exc:
-        run_id = log_refused(sweep.tracking_uri, sweep.experiment_id, name, overrides, str(exc), tags)
-        PointOutcome(num, name, "failed", run_id, None, str(exc)).write(out_dir)
+        refused_tags = {**tags, names.TAG_POINT_HASH: point, names.TAG_REPLICATE: str(replicate)}
+        run_id = log_refused(sweep.tracking_uri, sweep.experiment_id, run_name, overrides, str(exc), refused_tags)
+        PointOutcome(num, name, "failed", run_id, None, str(exc), point_hash=point, replicate=replicate).write(out_dir)
         sweep.progress(sweep_dir, f"{label}: refused: {exc}")
         return
     digest = config_hash(config)
     if config.bench.resume:
         existing = find_finished_run(sweep.tracking_uri, sweep.experiment_id, digest)
         if existing is not None:
-            PointOutcome(num, name, "skipped", existing.info.run_id, digest).write(out_dir)
+            PointOutcome(num, name, "skipped", existing.info.run_id, digest, point_hash=point,
+                         replicate=replicate).write(out_dir)  # fmt: skip
             sweep.progress(sweep_dir, f"{label}: skipped, already measured in run {existing.info.run_id} "
                                       "(bench.resume=false measures it again)")  # fmt: skip
             return
     sweep.progress(sweep_dir, f"{label}: starting; {_eta(sweep, read_outcomes(sweep_dir))}")
     with isolated_device(config.device, sweep.parallel_jobs, sweep_dir / "gpu_leases"):
         run_isolated(config, out_dir)
-    code, run_id = _log_and_report(out_dir, config.tracking.uri, config.tracking.experiment, name, tags)
+    code, run_id = _log_and_report(out_dir, config.tracking.uri, config.tracking.experiment, run_name, tags)
     status = "finished" if code == 0 else "failed"
     error = None if code == 0 else f"exit code {code}; see {out_dir}"
-    PointOutcome(num, name, status, run_id, digest, error, time.time() - started).write(out_dir)
+    PointOutcome(num, name, status, run_id, digest, error, time.time() - started, point_hash=point,
+                 replicate=replicate).write(out_dir)  # fmt: skip
     sweep.progress(sweep_dir, f"{label}: {status} in {time.time() - started:.0f} s")
 
 
@@ -241,13 +248,16 @@ def _register(argv: list[str]) -> None:
     parser.add_argument("--min", action="append", default=[], metavar="METRIC=VALUE", help="lower bound (repeatable)")
     parser.add_argument("--alias", default="efficient", help="alias to point at the champion (default efficient)")
     parser.add_argument("--reference", action="store_true", help="hub models: record hub id and revision, copy no weights")
+    parser.add_argument("--allow-overlap", action="store_true",
+                        help="move the alias to a better value even when the two 95%% intervals overlap "
+                             "(default: only when the challenger is better beyond both)")  # fmt: skip
     parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
     args = parser.parse_args(argv)
     from mlflow_energy.tracking.registry import RegistryError, select_and_register
 
     try:
         select_and_register(args.tracking_uri, args.experiment, args.sweep, args.name, args.metric, args.direction,
-                         args.max, args.min, args.alias, args.reference)  # fmt: skip
+                            args.max, args.min, args.alias, args.reference, args.allow_overlap)  # fmt: skip
     except RegistryError as exc:
         _fail(str(exc), EXIT_CONFIG_ERROR)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,9 +34,17 @@ def test_bare_and_accuracy(tmp_path: Path) -> None:
 
 
 def test_repeatability(tmp_path: Path) -> None:
-    out = bench(tmp_path, "repeatability.py", "--repetitions", "3", "--", "bench=quick", "quality=off")
-    assert "3 windows on cpu" in out and "CV" in out
-    assert "bare loop, same windows in this process: tokens/s CV" in out
+    out = bench(tmp_path, "repeatability.py", "--runs", "2", "--unaligned", "--bare", "--",
+                "bench=quick", "quality=off", "bench.min_repetitions=3")  # fmt: skip
+    runs = re.findall(r"adaptive run \d: J/token ([\d.e-]+) \[([\d.e-]+)-([\d.e-]+)\] \((\w+)\).* (\d+) windows", out)
+    assert len(runs) == 2
+    for value, low, high, headline, windows in runs:
+        assert 0 < float(low) <= float(value) <= float(high)
+        assert headline in ("measured", "estimate") and int(windows) >= 3
+    spread = re.search(r"spread of the headline across 2 runs: ([\d.]+)% \(max/min - 1\); every pair of intervals overlaps: (yes|no)", out)
+    assert spread and float(spread.group(1)) >= 0
+    assert re.search(r"per-window CV: aligned [\d.]+% \(mean of the adaptive runs\), unaligned [\d.]+%", out)
+    assert re.search(r"bare loop, same windows in this process: tokens/s CV [\d.]+%", out)
 
 
 def test_vs_bare(tmp_path: Path) -> None:

@@ -153,3 +153,11 @@ def test_sampler_reads_power_every_tick_and_the_rest_once_a_second() -> None:
     assert len(full) == 2 and len(rows) >= 20  # ticks at 0 s and 1 s carry every field
     assert len([s for s in sampler.samples() if s.device == "host"]) == 2
     assert 0 < sampler.busy_s < 1.5
+
+
+def test_counter_period_is_measured() -> None:
+    gpu = FakeGpu(UUIDS[0], counter=ClockedCounter(power_w=100.0, period_s=0.02))
+    meter = EnergyMeter(gpus=NvmlGpus(nvml=FakeNvml([gpu])), sample_period_s=None)
+    assert meter.counter_period_s() == pytest.approx(0.02, rel=0.25)
+    meter.close()
+    assert EnergyMeter(gpus=NvmlGpus(disabled_reason="CPU run"), sample_period_s=None).counter_period_s() is None

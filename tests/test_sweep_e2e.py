@@ -58,7 +58,9 @@ def test_sweep_is_one_parent_with_a_child_per_point(four_point_sweep, tmp_path: 
     assert len(rows) == 4 and any(r["pareto"] == "True" for r in rows)
     by_run = {c.info.run_id: c for c in children}
     for row in rows:
-        assert float(row["energy/j_per_token"]) == pytest.approx(by_run[row["run_id"]].data.metrics["energy/j_per_token"])
+        assert row["replicates"] == "1" and row["interval"] in ("one run's windows", "")
+        measured = by_run[row["run_ids"]].data.metrics["energy/j_per_token"]
+        assert float(row["energy/j_per_token"]) == pytest.approx(measured)
     best = parent.data.tags["mlflow_energy.best.energy/j_per_token"]
     cheapest = min(children, key=lambda c: c.data.metrics["energy/j_per_token"])
     assert cheapest.info.run_id in best
@@ -100,16 +102,29 @@ def test_a_bad_point_fails_alone_and_the_exit_code_says_so(tmp_path: Path) -> No
     assert parents[0].data.metrics["sweep/failed"] == 1 and parents[0].data.metrics["sweep/finished"] == 1
 
 
-def test_two_parallel_joblib_jobs_share_one_sqlite_store(tmp_path: Path) -> None:
-    proc = run_cli(tmp_path, "run", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *QUICK,
-                   "workload.batch_size=1,2")  # fmt: skip
+def test_two_parallel_joblib_jobs_share_one_sqlite_store_and_replicate(tmp_path: Path) -> None:
+    proc = run_cli(tmp_path, "run", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *QUICK, "quality=off",
+                   "workload.batch_size=1,2", "sweep.replicates=2")  # fmt: skip
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]
     assert "database is locked" not in output and "OperationalError" not in output
     assert "disturb each other" in output  # two jobs on one CPU: the tool warns
-    _, parents, children = sweep_runs(tmp_path)
-    assert len(parents) == 1 and len(children) == 2
+    client, parents, children = sweep_runs(tmp_path)
+    assert len(parents) == 1 and len(children) == 4  # 2 points x 2 replicates
     assert all(c.info.status == "FINISHED" for c in children)
+    assert {c.info.run_name for c in children} == {f"workload.batch_size={b} #{k}/2" for b in (1, 2) for k in (1, 2)}
+    assert len({c.data.tags["mlflow_energy.point_hash"] for c in children}) == 2
+    parent = parents[0]
+    assert parent.data.params["sweep.replicates"] == "2" and parent.data.metrics["sweep/finished"] == 4
+    summary = Path(client.download_artifacts(parent.info.run_id, "summary.csv", str(tmp_path)))
+    rows = list(csv.DictReader(summary.open()))
+    assert sorted(r["point"] for r in rows) == ["workload.batch_size=1", "workload.batch_size=2"]
+    assert all(r["replicates"] == "2" and r["interval"] == "2 replicates" for r in rows)
+    for row in rows:
+        replicates = [c.data.metrics["energy/j_per_token"] for c in children if c.info.run_id in row["run_ids"].split()]
+        assert float(row["energy/j_per_token"]) == pytest.approx(sum(replicates) / 2)
+        assert float(row["energy/j_per_token_ci95_low"]) <= float(row["energy/j_per_token"])
+    assert "indistinguishable" in parent.data.tags["mlflow_energy.best.energy/j_per_token"]
 
 
 def test_quantized_and_float32_points_both_log_quality(tmp_path: Path) -> None:

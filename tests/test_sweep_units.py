@@ -1,15 +1,45 @@
-"""Pure pieces of sweeps: Pareto fronts, grid naming, GPU leases."""
+"""Pure pieces of sweeps: Pareto fronts, the replicated job list, grid naming, replicate
+aggregation, the indistinguishable-from-best marking, the report's columns, GPU leases."""
 
+import csv
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
 from omegaconf import OmegaConf
 
 from mlflow_energy.bench.gpu_lease import gpu_lease
+from mlflow_energy.bench.stats import Interval, positive_interval
+from mlflow_energy.config import ConfigError
 from mlflow_energy.report.pareto import pareto_front
-from mlflow_energy.report.sweep_report import PointRow, best_per_metric, mark_pareto
-from mlflow_energy.tracking.sweep import grid_points, point_name, swept_keys
+from mlflow_energy.report.replicates import combine
+from mlflow_energy.report.sweep_report import (
+    BEST,
+    TIED,
+    UNTESTED,
+    WORSE,
+    PointRow,
+    best_per_metric,
+    best_tag,
+    mark_pareto,
+    mark_verdicts,
+    point_rows,
+    write_csv,
+)
+from mlflow_energy.tracking.sweep import (
+    PointOutcome,
+    grid_points,
+    point_name,
+    point_of_run_name,
+    replicate_run_name,
+    swept_keys,
+)
+from mlflow_energy.tracking.sweeper import ReplicatedSweeperConf, cartesian_grid, plan_jobs
+
+ENERGY, SPEED, TTFT = "energy/j_per_token", "throughput/tokens_per_s", "latency/ttft_s_p50"
+GRID = ["model.dtype=float32,bfloat16", "workload.batch_size=1,4,16"]
 
 
 def test_pareto_front_keeps_the_undominated() -> None:
@@ -22,30 +52,171 @@ def test_pareto_front_keeps_the_undominated() -> None:
 
 def test_mark_pareto_and_best_ignore_failed_points() -> None:
     rows = [
-        PointRow("a", "finished", "1", "0", metrics={"energy/j_per_token": 0.2, "throughput/tokens_per_s": 100}),
-        PointRow("b", "finished", "2", "0", metrics={"energy/j_per_token": 0.1, "throughput/tokens_per_s": 50}),
-        PointRow("c", "finished", "3", "0", metrics={"energy/j_per_token": 0.3, "throughput/tokens_per_s": 40}),
-        PointRow("d", "failed", "4", "0", error="boom"),
+        PointRow("a", "finished", ["1"], "0", metrics={ENERGY: 0.2, SPEED: 100}),
+        PointRow("b", "skipped", ["2"], "0", metrics={ENERGY: 0.1, SPEED: 50}),
+        PointRow("c", "finished", ["3"], "0", metrics={ENERGY: 0.3, SPEED: 40}),
+        PointRow("d", "failed", ["4"], "0", metrics={ENERGY: 0.05, SPEED: 500}, error="boom"),  # partial figures
     ]
     mark_pareto(rows)
     assert [r.pareto for r in rows] == [True, True, False, False]
     best = best_per_metric(rows)
-    assert best["energy/j_per_token"].name == "b" and best["throughput/tokens_per_s"].name == "a"
+    assert best[ENERGY].name == "b" and best[SPEED].name == "a"  # never the failed point
+
+
+def sweep_config(replicates: int = 1, shuffle_seed: int = 0, sweeper: str = ReplicatedSweeperConf._target_):
+    return OmegaConf.create({
+        "hydra": {"sweeper": {"_target_": sweeper, "params": {"workload.batch_size": "1,2"}},
+                  "overrides": {"task": ["model.dtype=float32,bfloat16", "bench=quick"]}},
+        "sweep": {"replicates": replicates, "shuffle_seed": shuffle_seed},
+    })  # fmt: skip
 
 
 def test_grid_points_include_sweeper_params_and_command_line() -> None:
-    config = OmegaConf.create({
-        "hydra": {
-            "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
-                        "params": {"workload.batch_size": "1,2"}},
-            "overrides": {"task": ["model.dtype=float32,bfloat16", "bench=quick"]},
-        }
-    })  # fmt: skip
-    points = grid_points(config)
+    points = grid_points(sweep_config())
     assert len(points) == 4
     keys = swept_keys(points)
     assert keys == ["workload.batch_size", "model.dtype"]
     assert point_name(points[0], keys) == "workload.batch_size=1,model.dtype=float32"
+    assert grid_points(sweep_config(sweeper="hydra_plugins.optuna.OptunaSweeper")) is None  # decides as it goes
+
+
+def test_one_replicate_is_the_basic_grid_in_its_order() -> None:
+    assert plan_jobs(GRID, 1, shuffle_seed=7) == cartesian_grid(GRID)
+    assert cartesian_grid(GRID)[:2] == [["model.dtype=float32", "workload.batch_size=1"],
+                                        ["model.dtype=float32", "workload.batch_size=4"]]  # fmt: skip
+
+
+def test_replicates_measure_every_point_once_per_shuffled_round() -> None:
+    grid = cartesian_grid(GRID)
+    jobs = plan_jobs(GRID, 3, shuffle_seed=0)
+    assert len(jobs) == 18
+    for k in range(3):
+        round_k = jobs[6 * k : 6 * (k + 1)]
+        assert all(job[-1] == f"sweep.replicate={k}" for job in round_k)
+        assert sorted(job[:-1] for job in round_k) == sorted(grid)  # every point once per round
+    first, second = [job[:-1] for job in jobs[:6]], [job[:-1] for job in jobs[6:12]]
+    assert first != grid and second != first  # each round in an order of its own
+
+
+def test_the_shuffle_is_fixed_by_the_seed() -> None:
+    assert plan_jobs(GRID, 3, shuffle_seed=5) == plan_jobs(GRID, 3, shuffle_seed=5)
+    assert plan_jobs(GRID, 3, shuffle_seed=5) != plan_jobs(GRID, 3, shuffle_seed=6)
+    assert sorted(plan_jobs(GRID, 3, shuffle_seed=5)) == sorted(plan_jobs(GRID, 3, shuffle_seed=6))
+
+
+def test_replicated_grid_names_points_without_the_replicate() -> None:
+    points = grid_points(sweep_config(replicates=2))
+    assert len(points) == 8
+    keys = swept_keys(points)
+    assert keys == ["workload.batch_size", "model.dtype"]  # sweep.replicate names nothing
+    name = point_name(points[0], keys)
+    assert "sweep." not in name
+    assert replicate_run_name(name, 1, 2) == f"{name} #2/2" and replicate_run_name(name, 0, 1) == name
+    assert point_of_run_name(replicate_run_name(name, 1, 2)) == name
+    assert point_name(["sweep.replicates=3", "sweep.replicate=1"], []) == "default"  # a single point
+
+
+@pytest.mark.parametrize(
+    ("arguments", "replicates", "message"),
+    [
+        (["sweep.replicates=1,2"], 1, "sweep.replicates cannot be swept"),
+        (["workload.batch_size=1,2", "sweep.replicate=1"], 2, "sweep.replicate is set by the sweeper"),
+        (["workload.batch_size=1,2"], 0, "sweep.replicates=0 must be at least 1"),
+    ],
+)
+def test_a_bad_plan_is_refused_in_one_sentence(arguments: list[str], replicates: int, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        plan_jobs(arguments, replicates, 0)
+
+
+def test_replicates_average_with_an_interval_across_them() -> None:
+    runs = [{ENERGY: v, f"{ENERGY}_ci95_low": v * 0.99, f"{ENERGY}_ci95_high": v * 1.01, SPEED: s}
+            for v, s in [(0.10, 100.0), (0.11, 90.0), (0.12, 80.0)]]  # fmt: skip
+    figures = combine(runs)
+    assert figures.metrics[ENERGY] == pytest.approx(0.11) and figures.runs == 3
+    assert figures.intervals[ENERGY] == positive_interval([0.10, 0.11, 0.12], value=figures.metrics[ENERGY])
+    assert f"{ENERGY}_ci95_low" not in figures.metrics  # one run's interval is not the point's
+    assert figures.covers == "3 replicates"
+
+
+def test_a_single_run_keeps_the_interval_of_its_windows() -> None:
+    run = {ENERGY: 0.1, f"{ENERGY}_ci95_low": 0.098, f"{ENERGY}_ci95_high": 0.103, SPEED: 50.0,
+           "measurement/repetitions": 7.0}  # fmt: skip
+    figures = combine([run])
+    assert figures.intervals == {ENERGY: Interval(0.1, 0.098, 0.103, 7)}  # tokens/s logged no interval
+    assert figures.covers == "one run's windows"
+    assert combine([{SPEED: 50.0}]).covers == ""  # no interval at all
+
+
+def fake_run(run_id: str, metrics: dict[str, float], status_tags: dict[str, str] | None = None) -> SimpleNamespace:
+    return SimpleNamespace(info=SimpleNamespace(run_id=run_id, experiment_id="0"),
+                           data=SimpleNamespace(metrics=metrics, params={"workload.batch_size": "1"},
+                                                tags=status_tags or {}))  # fmt: skip
+
+
+def test_report_rows_group_replicates_by_point_hash_and_fall_back_to_one_per_run() -> None:
+    runs = {"r1": fake_run("r1", {ENERGY: 0.10}), "r2": fake_run("r2", {ENERGY: 0.12}),
+            "r3": fake_run("r3", {ENERGY: 9.0}, {"mlflow_energy.error": "out of memory"}),
+            "old1": fake_run("old1", {ENERGY: 0.2}), "old2": fake_run("old2", {ENERGY: 0.3})}  # fmt: skip
+    client = SimpleNamespace(get_run=runs.__getitem__)
+    outcomes = [
+        PointOutcome(0, "bs=1", "finished", "r2", "c1", point_hash="p", replicate=1),
+        PointOutcome(1, "bs=1", "skipped", "r1", "c0", point_hash="p", replicate=0),
+        PointOutcome(2, "bs=1", "failed", "r3", "c2", "exit code 1", point_hash="p", replicate=2),
+        PointOutcome(3, "bs=4", "finished", "old1", "c3"),  # no point hash: each run its own row
+        PointOutcome(4, "bs=4", "finished", "old2", "c3"),
+    ]
+    rows = point_rows(client, outcomes)
+    assert [r.name for r in rows] == ["bs=1", "bs=4", "bs=4"]
+    point = rows[0]
+    assert point.run_ids == ["r1", "r2", "r3"]  # in replicate order
+    assert point.metrics[ENERGY] == pytest.approx(0.11)  # the failed replicate is left out
+    assert (point.status, point.replicates, point.failed_replicates) == ("finished", 2, 1)
+    assert point.covers == "2 replicates" and point.error == "out of memory"
+    assert rows[1].replicates == 1 and rows[1].covers == ""
+
+
+def ranked_rows() -> list[PointRow]:
+    def row(name: str, value: float, low: float | None, high: float | None, status: str = "finished") -> PointRow:
+        intervals = {ENERGY: Interval(value, low, high, 3)} if low is not None else {}
+        return PointRow(name, status, [f"run-{name}"], "0", metrics={ENERGY: value, TTFT: value},
+                        intervals=intervals, covers="3 replicates" if intervals else "")  # fmt: skip
+
+    return [
+        row("A", 0.100, 0.095, 0.105),
+        row("B", 0.104, 0.101, 0.108),  # overlaps A: indistinguishable
+        row("C", 0.120, 0.110, 0.130),  # clear of A: worse
+        row("D", 0.110, None, None),  # no interval: untested
+        row("E", 0.090, 0.080, 0.200, status="failed"),  # never ranked
+    ]
+
+
+def test_points_whose_interval_overlaps_the_best_are_indistinguishable() -> None:
+    rows = ranked_rows()
+    best = best_per_metric(rows)
+    mark_verdicts(rows, best)
+    assert best[ENERGY].name == "A"
+    assert [r.verdicts.get(ENERGY) for r in rows] == [BEST, TIED, WORSE, UNTESTED, None]
+    tag = best_tag(ENERGY, best[ENERGY], rows)
+    assert tag == ("A (run-A): 0.1 [0.095-0.105] from 3 replicates; indistinguishable: B; "
+                   "not tested (no interval): D")  # fmt: skip
+    # No interval on the best (TTFT here): nothing can be tested, and the tag says so.
+    assert [r.verdicts.get(TTFT) for r in rows[:4]] == [BEST, UNTESTED, UNTESTED, UNTESTED]
+    assert "cannot be tested" in best_tag(TTFT, best[TTFT], rows)
+
+
+def test_summary_csv_starts_with_the_key_metric_and_its_interval(tmp_path: Path) -> None:
+    rows = ranked_rows()[:2]
+    mark_verdicts(rows, best_per_metric(rows))
+    write_csv(rows, ["workload.batch_size"], tmp_path / "summary.csv")
+    with (tmp_path / "summary.csv").open() as f:
+        header, *lines = list(csv.reader(f))
+    assert header[:9] == ["point", ENERGY, f"{ENERGY}_ci95_low", f"{ENERGY}_ci95_high", SPEED,
+                          f"{SPEED}_ci95_low", f"{SPEED}_ci95_high", "replicates", "interval"]  # fmt: skip
+    assert header.index("status") > header.index(f"vs_best:{ENERGY}") and header[-2:] == ["run_ids", "error"]
+    second = dict(zip(header, lines[1]))
+    assert (second["point"], second[f"{ENERGY}_ci95_low"], second["interval"]) == ("B", "0.101", "3 replicates")
+    assert second[f"vs_best:{ENERGY}"] == TIED
 
 
 def test_concurrent_jobs_get_different_gpus(tmp_path: Path) -> None:

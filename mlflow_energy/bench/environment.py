@@ -42,6 +42,7 @@ def collect(meter: EnergyMeter) -> dict[str, Any]:
         "ram_total_gb": host.hardware.get("ram_total_size") if host else None,
         "gpu_driver": meter.gpus.driver_version(),
         "gpus": meter.gpus.describe() if meter.gpus.devices else [],
+        "gpu_counter_period_s": meter.counter_period_s(),
         "gpu_unavailable_reason": meter.gpus.unavailable_reason,
         "torch_threads": torch.get_num_threads(),
         "energy_sources": {

@@ -108,6 +108,7 @@ class Summary:
     measurement_ci_relative: float | None = None  # half-width of the J/token interval / J/token
     measurement_target_ci: float | None = None  # bench.target_ci the windows aimed for
     measurement_edge_wait_s: float | None = None  # mean wait per window for counter updates
+    measurement_edge_idle_share: float | None = None  # share of the counters' energy removed for the waits
     measurement_cooldown_s: float | None = None  # wait before the workload (bench.cooldown_*)
     measurement_gpu_temperature_c: float | None = None  # hottest GPU at the first measured window's start
     quality_perplexity: float | None = None

@@ -149,6 +149,9 @@ def _energy_figures(
     s.measurement_duration_s, s.measurement_window_s = duration, duration / len(windows)
     s.measurement_generated_tokens, s.measurement_requests = tokens, requests
     s.measurement_edge_wait_s = sum(w.edge_wait_s for w in windows) / len(windows)
+    edge_idle_j = sum(w.edge_idle_j for w in windows)
+    if edge_idle_j:
+        s.measurement_edge_idle_share = edge_idle_j / (edge_idle_j + sum(w.gpu_total_j for w in windows))
     temperatures = windows[0].gpu_temperature_c.values()
     s.measurement_gpu_temperature_c = max(temperatures) if temperatures else None
 

@@ -104,6 +104,24 @@ class EnergyMeter:
                 waiting.discard(i)
         return edge
 
+    def counter_period_s(self, updates: int = 4) -> float | None:
+        """The first GPU counter's update period, median of ``updates`` intervals between
+        changes (about 100 ms on an H100); None without a counter."""
+        counted = [d for d in self.gpus.devices if d.has_energy_counter]
+        if not counted:
+            return None
+        index = counted[0].cuda_index
+        changes: list[float] = []
+        last = self.gpus.energy_mj()[index]
+        deadline = self.now_s() + (updates + 1) * _COUNTER_WAIT_LIMIT_S
+        while len(changes) <= updates and self.now_s() < deadline:
+            value = self.gpus.energy_mj()[index]
+            if value != last:
+                changes.append(self.now_s())
+                last = value
+        gaps = sorted(b - a for a, b in zip(changes, changes[1:]))
+        return gaps[len(gaps) // 2] if gaps else None
+
     def _gpu_temperatures(self) -> dict[str, float]:
         return {str(d.cuda_index): t for d in self.gpus.devices if (t := self.gpus.temperature_c(d)) is not None}
 

@@ -1,5 +1,11 @@
 """The answer a sweep ends with: a console table, summary.csv, summary.html, pareto.png, and the
-best child per metric, all on the parent run. Rebuilt from the store by ``mlflow-energy report``."""
+best point per metric, all on the parent run. Rebuilt from the store by ``mlflow-energy report``.
+
+One row per grid point: its replicates (runs sharing a point hash) are averaged, with a 95%
+interval across them (``report/replicates.py``). For each ranked metric the best point is
+picked among the points that measured, and every other point whose interval overlaps the
+best's is marked indistinguishable from it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,79 +23,196 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from mlflow_energy.bench.stats import Interval
 from mlflow_energy.report.console import wide_console
 from mlflow_energy.report.pareto import pareto_front
+from mlflow_energy.report.replicates import combine, show
 from mlflow_energy.tracking import names
 from mlflow_energy.tracking.sweep import PointOutcome, SweepState
 
 log = logging.getLogger("mlflow_energy.sweep")
 
 ENERGY, SPEED, QUALITY = names.ENERGY_PER_TOKEN, names.THROUGHPUT, names.PERPLEXITY
+KEY_METRICS = [ENERGY, SPEED]  # first in summary.csv, with their intervals
 COLUMNS = [
-    ENERGY,
+    *KEY_METRICS,
     "energy/net_j_per_token",
     "energy/gpu_net_j_per_token",
-    SPEED,
     "latency/ttft_s_p50",
     "latency/tpot_ms_p50",
+    "latency/request_s_p50",
     "emissions/g_co2e_per_1k_tokens",
     "memory/gpu_peak_mb",
     "memory/ram_peak_mb",
     "measurement/energy_cv",
     QUALITY,
 ]
+LABELS = {  # the ranked metrics as the console heads them
+    ENERGY: "J/token",
+    SPEED: "tokens/s",
+    "energy/gpu_net_j_per_token": "GPU net J/token",
+    "emissions/g_co2e_per_1k_tokens": "g CO2e/1k tok",
+    "latency/ttft_s_p50": "TTFT p50 s",
+    "latency/request_s_p50": "request p50 s",
+    QUALITY: "perplexity",
+}
+# How a point compares with the best on one metric.
+BEST, TIED, WORSE, UNTESTED = "best", "indistinguishable", "worse", "untested"
 
 
 @dataclass
 class PointRow:
-    """One grid point as the report shows it (a skipped point shows the run that measured it)."""
+    """One grid point as the report shows it (a skipped replicate shows the run that measured it).
+
+    ``metrics`` are the mean of the replicates that measured (``replicates`` of them; every
+    replicate when all failed), ``intervals`` their 95% intervals, ``covers`` what those cover.
+    ``status``: finished | skipped (measured by an earlier launch) | failed (every replicate).
+    ``verdicts``: per ranked metric, how the point compares with the best (BEST, TIED...).
+    """
 
     name: str
     status: str
-    run_id: str | None
+    run_ids: list[str]
     experiment_id: str | None
     params: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    intervals: dict[str, Interval] = field(default_factory=dict)
+    covers: str = ""
+    replicates: int = 1
+    failed_replicates: int = 0
     error: str | None = None
+    trust: str = ""
     pareto: bool = False
+    verdicts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def measured(self) -> bool:
+        return self.status != "failed"
 
 
-def _row(client: Any, outcome: PointOutcome) -> PointRow:
-    if outcome.run_id is None:
-        return PointRow(outcome.name, outcome.status, None, None, error=outcome.error)
-    run = client.get_run(outcome.run_id)
-    error = run.data.tags.get(names.TAG_ERROR) or outcome.error
-    return PointRow(outcome.name, outcome.status, outcome.run_id, run.info.experiment_id,
-                    run.data.params, run.data.metrics, error)  # fmt: skip
+def point_rows(client: Any, outcomes: list[PointOutcome]) -> list[PointRow]:
+    """Outcomes grouped by point hash (by job where there is none), in the order points first ran."""
+    groups: dict[str, list[PointOutcome]] = {}
+    for outcome in outcomes:
+        groups.setdefault(outcome.point_hash or f"job {outcome.num}", []).append(outcome)
+    return [_row(client, sorted(group, key=lambda o: o.replicate)) for group in groups.values()]
+
+
+def _row(client: Any, group: list[PointOutcome]) -> PointRow:
+    runs = {o.run_id: client.get_run(o.run_id) for o in group if o.run_id}
+    measured = [runs[o.run_id] for o in group if o.run_id and o.status != "failed"]
+    failed = [o for o in group if o.status == "failed"]
+    shown = measured or list(runs.values())
+    figures = combine([run.data.metrics for run in shown])
+    status = "failed" if not measured else "finished" if any(o.status == "finished" for o in group) else "skipped"
+    errors = [(runs[o.run_id].data.tags.get(names.TAG_ERROR) if o.run_id else None) or o.error for o in failed]
+    first = shown[0] if shown else None
+    return PointRow(
+        group[0].name, status, list(runs), first.info.experiment_id if first else None,
+        first.data.params if first else {}, figures.metrics, figures.intervals, figures.covers,
+        figures.runs, len(failed), next((e for e in errors if e), None), _trust(shown),
+    )  # fmt: skip
+
+
+def _trust(runs: list[Any]) -> str:
+    """The runs' trust warnings, each once; ``ok`` when every run says so; empty when none says."""
+    verdicts = [run.data.tags.get(names.TAG_TRUST) for run in runs]
+    warnings = dict.fromkeys(v for v in verdicts if v and v != names.TRUST_OK)
+    return " ".join(warnings) or (names.TRUST_OK if any(verdicts) else "")
 
 
 def mark_pareto(rows: list[PointRow]) -> None:
-    measured = [r for r in rows if ENERGY in r.metrics and SPEED in r.metrics]
+    """The front among the points that measured (a failed point's partial figures stay off it)."""
+    measured = [r for r in rows if ENERGY in r.metrics and SPEED in r.metrics and r.measured]
     for i in pareto_front([r.metrics[ENERGY] for r in measured], [r.metrics[SPEED] for r in measured]):
         measured[i].pareto = True
 
 
 def best_per_metric(rows: list[PointRow]) -> dict[str, PointRow]:
+    """The best point per ranked metric, among the points that measured."""
     best = {}
     for metric, direction in names.RANKED_METRICS.items():
-        candidates = [r for r in rows if metric in r.metrics and r.status != "failed"]
+        candidates = [r for r in rows if metric in r.metrics and r.measured]
         if candidates:
             pick = min if direction == "min" else max
             best[metric] = pick(candidates, key=lambda r: r.metrics[metric])
     return best
 
 
+def mark_verdicts(rows: list[PointRow], best: dict[str, PointRow]) -> None:
+    """Indistinguishable from the best: the two 95% intervals overlap (a conservative test: a
+    point marked worse is worse beyond both intervals). Untested: one of them has no interval."""
+    for metric, top in best.items():
+        reference = top.intervals.get(metric)
+        for row in (r for r in rows if metric in r.metrics and r.measured):
+            interval = row.intervals.get(metric)
+            if row is top:
+                row.verdicts[metric] = BEST
+            elif reference is None or interval is None:
+                row.verdicts[metric] = UNTESTED
+            else:
+                row.verdicts[metric] = TIED if interval.overlaps(reference) else WORSE
+
+
+def best_tag(metric: str, top: PointRow, rows: list[PointRow]) -> str:
+    """``NAME (RUNS): 0.123 [0.120-0.126] from 3 replicates; indistinguishable: A, B``."""
+    interval = top.intervals.get(metric)
+    head = f"{top.name} ({', '.join(top.run_ids)}): {show(top.metrics[metric], interval)}"
+    if interval is None:
+        return f"{head}; no 95% interval, so which points are indistinguishable cannot be tested"
+    text = f"{head} from {top.covers}; indistinguishable: {', '.join(_with(rows, metric, TIED)) or 'none'}"
+    untested = _with(rows, metric, UNTESTED)
+    return (text + (f"; not tested (no interval): {', '.join(untested)}" if untested else ""))[:5000]
+
+
+def _with(rows: list[PointRow], metric: str, verdict: str) -> list[str]:
+    return [r.name for r in rows if r.verdicts.get(metric) == verdict]
+
+
 def _swept(rows: list[PointRow], keys: list[str]) -> list[str]:
     return [k for k in keys if any(k in r.params for r in rows)]
 
 
+Column = tuple[str, Callable[[PointRow], Any]]
+
+
+def _metric_columns(metric: str) -> list[Column]:
+    """The metric's value, and its interval where ranked metrics have one."""
+    columns: list[Column] = [(metric, lambda r: r.metrics.get(metric, ""))]
+    if metric in names.RANKED_METRICS:
+        low, high = names.interval_keys(metric)
+        columns += [(low, lambda r: r.intervals[metric].low if metric in r.intervals else ""),
+                    (high, lambda r: r.intervals[metric].high if metric in r.intervals else "")]  # fmt: skip
+    return columns
+
+
+def report_columns(keys: list[str]) -> list[Column]:
+    """summary.csv and summary.html: the point, the key metrics with their intervals, how many
+    replicates and what the intervals cover, the other metrics, the verdicts, then bookkeeping."""
+    return [
+        ("point", lambda r: r.name),
+        *(c for m in KEY_METRICS for c in _metric_columns(m)),
+        ("replicates", lambda r: r.replicates),
+        ("interval", lambda r: r.covers),
+        *(c for m in COLUMNS if m not in KEY_METRICS for c in _metric_columns(m)),
+        ("pareto", lambda r: r.pareto),
+        *((f"vs_best:{m}", lambda r, m=m: r.verdicts.get(m, "")) for m in names.RANKED_METRICS),
+        *((k, lambda r, k=k: r.params.get(k, "")) for k in keys),
+        ("status", lambda r: r.status),
+        ("failed_replicates", lambda r: r.failed_replicates),
+        ("trust", lambda r: r.trust),
+        ("run_ids", lambda r: " ".join(r.run_ids)),
+        ("error", lambda r: r.error or ""),
+    ]
+
+
 def write_csv(rows: list[PointRow], keys: list[str], path: Path) -> None:
+    columns = report_columns(keys)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["point", "status", "pareto", "run_id", *keys, *COLUMNS, "error"])
+        writer.writerow([header for header, _ in columns])
         for r in rows:
-            writer.writerow([r.name, r.status, r.pareto, r.run_id or "", *(r.params.get(k, "") for k in keys),
-                             *(r.metrics.get(c, "") for c in COLUMNS), r.error or ""])  # fmt: skip
+            writer.writerow([value(r) for _, value in columns])
 
 
 _SORT_JS = """
@@ -104,29 +228,35 @@ document.querySelectorAll('th').forEach((th, col) => th.addEventListener('click'
 
 
 def write_html(rows: list[PointRow], keys: list[str], path: Path, ui_base: str, title: str) -> None:
+    def anchor(r: PointRow, run_id: str, text: str) -> str:
+        href = f"{ui_base}/#/experiments/{r.experiment_id}/runs/{run_id}"
+        return f'<a href="{html.escape(href)}" target="_top">{html.escape(text)}</a>'
+
     def link(r: PointRow) -> str:
-        if not r.run_id:
-            return html.escape(r.name)
-        href = f"{ui_base}/#/experiments/{r.experiment_id}/runs/{r.run_id}"
-        return f'<a href="{html.escape(href)}" target="_top">{html.escape(r.name)}</a>'
+        """The name links to the run; with replicates, each replicate has its own link."""
+        if len(r.run_ids) == 1:
+            return anchor(r, r.run_ids[0], r.name)
+        return " ".join([html.escape(r.name), *(anchor(r, run_id, f"#{i + 1}") for i, run_id in enumerate(r.run_ids))])
 
     def cell(value: Any) -> str:
+        if isinstance(value, bool):
+            return f"<td>{'yes' if value else ''}</td>"
         if isinstance(value, float):
             return f'<td data-v="{value!r}">{value:.4g}</td>'
         return f"<td>{html.escape(str(value))}</td>"
 
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in ["point", "status", "Pareto", *keys, *COLUMNS])
+    columns = report_columns(keys)
+    head = "".join(f"<th>{html.escape(header)}</th>" for header, _ in columns)
     body = "\n".join(
-        "<tr>" + f"<td>{link(r)}</td>" + cell(r.status) + cell("yes" if r.pareto else "")
-        + "".join(cell(r.params.get(k, "")) for k in keys)
-        + "".join(cell(r.metrics.get(c, "")) for c in COLUMNS) + "</tr>"
-        for r in rows
-    )  # fmt: skip
+        f"<tr><td>{link(r)}</td>" + "".join(cell(value(r)) for _, value in columns[1:]) + "</tr>" for r in rows
+    )
     path.write_text(f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:3px 8px}}
 th{{cursor:pointer;background:#eee}} td[data-v]{{text-align:right}}</style></head><body>
 <h2>{html.escape(title)}</h2><p>Click a column header to sort. Energy per token is gross (all measured
-domains); Pareto: no other point has both lower J/token and higher tokens/s.</p>
+domains); Pareto: no other point has both lower J/token and higher tokens/s. A point with several
+replicates shows their mean and a 95% interval across them; a single run shows the interval of its
+own windows. vs_best: indistinguishable when the point's 95% interval overlaps the best point's.</p>
 <table><thead><tr>{head}</tr></thead><tbody>
 {body}
 </tbody></table><script>{_SORT_JS}</script></body></html>
@@ -134,7 +264,8 @@ domains); Pareto: no other point has both lower J/token and higher tokens/s.</p>
 
 
 def plot_pareto(rows: list[PointRow], path: Path, title: str) -> bool:
-    """J/token against tokens/s (and against perplexity where measured); False with no data."""
+    """J/token against tokens/s (and against perplexity where measured), with 95% interval bars;
+    False with no data."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -152,7 +283,8 @@ def plot_pareto(rows: list[PointRow], path: Path, title: str) -> bool:
         _scatter(axes[0][1], with_quality, QUALITY, "perplexity (lower is better)",
                  [i in front for i in range(len(with_quality))])  # fmt: skip
     keys = [part.partition("=")[0] for part in rows[0].name.split(",") if "=" in part]
-    fig.suptitle(f"{title}\npoints labelled by {', '.join(keys)}" if keys else title)
+    labelled = f"points labelled by {', '.join(keys)}; " if keys else ""
+    fig.suptitle(f"{title}\n{labelled}bars: 95% intervals where known")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -164,8 +296,17 @@ def _short(name: str) -> str:
     return ", ".join(part.rpartition("=")[2] for part in name.split(","))
 
 
+def _error_bars(rows: list[PointRow], metric: str) -> list[list[float]]:
+    """Distances from each value down to its interval's low end and up to its high end (0: unknown)."""
+    spans = [(r.metrics[metric] - r.intervals[metric].low, r.intervals[metric].high - r.metrics[metric])
+             if metric in r.intervals else (0.0, 0.0) for r in rows]  # fmt: skip
+    return [[max(0.0, below) for below, _ in spans], [max(0.0, above) for _, above in spans]]
+
+
 def _scatter(ax: Any, rows: list[PointRow], x_metric: str, x_label: str, on_front: list[bool]) -> None:
     xs, ys = [r.metrics[x_metric] for r in rows], [r.metrics[ENERGY] for r in rows]
+    ax.errorbar(xs, ys, xerr=_error_bars(rows, x_metric), yerr=_error_bars(rows, ENERGY), fmt="none",
+                ecolor="tab:gray", elinewidth=0.8, capsize=2, zorder=2)  # fmt: skip
     ax.scatter(xs, ys, c=["tab:red" if f else "tab:gray" for f in on_front], zorder=3)
     front = sorted((x, y) for x, y, f in zip(xs, ys, on_front) if f)
     ax.plot([x for x, _ in front], [y for _, y in front], color="tab:red", linewidth=1, label="Pareto front")
@@ -177,30 +318,53 @@ def _scatter(ax: Any, rows: list[PointRow], x_metric: str, x_label: str, on_fron
     ax.grid(alpha=0.3)
 
 
-def print_table(rows: list[PointRow], title: str, console: Console | None = None) -> None:
-    table = Table(title=title)
-    for header in ["point", "status", "J/token", "net J/token", "tokens/s", "TTFT p50 s", "g CO2e/1k tok", "perplexity", "Pareto"]:
-        table.add_column(header, justify="left" if header in ("point", "status") else "right")
-
-    def fmt(r: PointRow, key: str) -> str:
-        return f"{r.metrics[key]:.4g}" if key in r.metrics else "-"
-
+def print_table(rows: list[PointRow], title: str, best: dict[str, PointRow], console: Console | None = None) -> None:
+    """One column per ranked metric that some point logged, the best and the points that cannot
+    be told from it marked; the key metrics with their 95% interval."""
+    untestable = [LABELS[m] for m, top in best.items() if m not in top.intervals]
+    caption = "best: the best point that measured; ≈: its 95% interval overlaps the best's (cannot be told apart)."
+    if untestable:
+        caption += f" No interval on the best, so no test: {', '.join(untestable)}."
+    table = Table(title=title, caption=caption)
+    metrics = [m for m in LABELS if any(m in r.metrics for r in rows)]
+    table.add_column("point", overflow="fold")
+    table.add_column("status", overflow="fold")
+    for metric in metrics:
+        table.add_column(LABELS[metric] + (" [95%]" if metric in KEY_METRICS else ""), justify="right")
+    table.add_column("Pareto")
     for r in rows:
-        status = r.status if not r.error or r.status != "failed" else f"failed: {r.error[:60]}"
-        table.add_row(r.name, status, fmt(r, ENERGY), fmt(r, "energy/net_j_per_token"), fmt(r, SPEED),
-                      fmt(r, "latency/ttft_s_p50"), fmt(r, "emissions/g_co2e_per_1k_tokens"), fmt(r, QUALITY),
-                      "yes" if r.pareto else "")  # fmt: skip
+        table.add_row(r.name, _status(r), *(_ranked_cell(r, m) for m in metrics), "yes" if r.pareto else "")
     (console or wide_console()).print(table)
 
 
+def _ranked_cell(row: PointRow, metric: str) -> str:
+    """``0.1234 best`` / ``0.1301 ≈``; a key metric's interval on a second line."""
+    if metric not in row.metrics:
+        return "-"
+    mark = {BEST: " best", TIED: " ≈"}.get(row.verdicts.get(metric, ""), "")
+    interval = row.intervals.get(metric) if metric in KEY_METRICS else None
+    return f"{row.metrics[metric]:.4g}{mark}" + (f"\n[{interval.low:.4g}-{interval.high:.4g}]" if interval else "")
+
+
+def _status(r: PointRow) -> str:
+    """``finished`` and, on a second line, what the intervals cover and any failed replicate."""
+    if r.status == "failed":
+        return f"failed: {r.error[:60]}" if r.error else "failed"
+    failed = f", {r.failed_replicates} failed" if r.failed_replicates else ""
+    return f"{r.status}\n{r.covers or 'no interval'}{failed}"
+
+
 def build_report(client: Any, state: SweepState, outcomes: list[PointOutcome], folder: Path) -> list[PointRow]:
-    """Writes the report files into ``folder``, logs them to the parent, tags the best children."""
+    """Writes the report files into ``folder``, logs them to the parent, tags the best points."""
     from mlflow.entities import Metric, RunTag
 
-    rows = [_row(client, o) for o in outcomes]
+    rows = point_rows(client, outcomes)
     mark_pareto(rows)
+    best = best_per_metric(rows)
+    mark_verdicts(rows, best)
     keys = _swept(rows, state.swept_keys)
-    title = f"sweep {state.sweep_id}: {len(rows)} points"
+    replicated = f" x {state.replicates} replicates" if state.replicates > 1 else ""
+    title = f"sweep {state.sweep_id}: {len(rows)} points{replicated}"
     ui_base = state.tracking_uri.rstrip("/") if state.tracking_uri.startswith("http") else ""
     folder.mkdir(parents=True, exist_ok=True)
     write_csv(rows, keys, folder / names.ARTIFACT_SUMMARY_CSV)
@@ -212,18 +376,17 @@ def build_report(client: Any, state: SweepState, outcomes: list[PointOutcome], f
     metrics = {names.METRIC_SWEEP_POINTS: len(outcomes), names.METRIC_SWEEP_FINISHED: counts["finished"],
                names.METRIC_SWEEP_FAILED: counts["failed"], names.METRIC_SWEEP_SKIPPED: counts["skipped"]}  # fmt: skip
     tags = {names.TAG_SWEEP_COUNTS: " ".join(f"{k}={v}" for k, v in counts.items())}
-    for metric, row in best_per_metric(rows).items():
-        tags[names.TAG_BEST_PREFIX + metric] = f"{row.name} ({row.run_id}): {row.metrics[metric]:.4g}"
+    tags |= {names.TAG_BEST_PREFIX + metric: best_tag(metric, top, rows) for metric, top in best.items()}
     now_ms = int(time.time() * 1000)  # a resumed sweep's counts replace the last launch's
     client.log_batch(state.parent_run_id, metrics=[Metric(k, v, now_ms, 0) for k, v in metrics.items()],
                      tags=[RunTag(k, v) for k, v in tags.items()])  # fmt: skip
     client.log_artifacts(state.parent_run_id, str(folder))
-    print_table(rows, title)
+    print_table(rows, title, best)
     return rows
 
 
 def finish_sweep(state: SweepState, outcomes: list[PointOutcome], sweep_dir: Path) -> int:
-    """Closes the parent run with its report; returns how many points failed."""
+    """Closes the parent run with its report; returns how many jobs (replicates of points) failed."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=state.tracking_uri)

@@ -105,3 +105,6 @@ def timeline_power_metric(device: str) -> str:
 
 
 ALL_METRIC_KEYS = tuple(metric_key(f.name) for f in fields(Summary))
+
+# Replicates and intervals in sweep reports and the registry.
+REPETITIONS = "measurement/repetitions"  # windows behind a run's own interval

@@ -1,11 +1,14 @@
 """Choose the most efficient run that is still good enough and register its model.
 
-Selection: FINISHED measurement runs of an experiment (optionally one sweep) that meet every
-constraint; the best by one metric; ties broken on the J/token-tokens/s Pareto front, then
-by speed. Registration: the run's exact model (weights, dtype, quantization) as a text
-generating pyfunc, or in reference mode its hub id and revision; the version carries the
-energy evidence as tags and an energy card as description. The alias moves only to a
-version that is better on the same metric, measured on the same hardware class.
+Selection: FINISHED measurement runs of an experiment (optionally one sweep), the replicates
+of one configuration (runs sharing a point hash) taken together as their mean with a 95%
+interval across them; those that meet every constraint; the best by one metric; ties broken
+on the J/token-tokens/s Pareto front, then by speed. Registration: the run's exact model
+(weights, dtype, quantization) as a text generating pyfunc, or in reference mode its hub id
+and revision; the version carries the energy evidence and the selected metric's interval as
+tags and an energy card as description. The alias moves only to a version measured on the
+same hardware class, chosen by the same metric, and better beyond both 95% intervals (or, with
+``allow_overlap``, better in value).
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlflow_energy.bench.stats import Interval
 from mlflow_energy.config import ModelConfig
 from mlflow_energy.report.pareto import pareto_front
+from mlflow_energy.report.replicates import Figures, combine, show
 from mlflow_energy.tracking import names
+from mlflow_energy.tracking.sweep import point_of_run_name
 
 ENERGY, SPEED = names.ENERGY_PER_TOKEN, names.THROUGHPUT
 HIGHER_IS_BETTER_SECTIONS = ("throughput/", "efficiency/")
@@ -36,6 +42,10 @@ EVIDENCE = {
 TAG_HARDWARE = "hardware"
 TAG_SOURCE_RUN = "source_run_id"
 TAG_SELECTED_BY = "selected_by"
+TAG_SELECTED_VALUE = "selected_value"
+TAG_SELECTED_LOW, TAG_SELECTED_HIGH = names.interval_keys("selected")
+TAG_SELECTED_COVERS = "selected_interval"  # what the interval covers: N replicates or one run's windows
+TAG_SOURCE_RUNS = "source_run_ids"  # every replicate the figures average
 
 
 class RegistryError(RuntimeError):
@@ -78,16 +88,27 @@ class Constraint:
 
 @dataclass
 class Candidate:
-    run: Any
+    """One configuration: its replicate runs (the first stands for them) and their figures."""
+
+    runs: list[Any]
+    figures: Figures
     kept: bool
     reason: str
 
     @property
+    def run(self) -> Any:
+        return self.runs[0]
+
+    @property
     def name(self) -> str:
-        return self.run.info.run_name or self.run.info.run_id
+        name = self.run.info.run_name or self.run.info.run_id
+        return f"{point_of_run_name(name)} ({len(self.runs)} replicates)" if len(self.runs) > 1 else name
 
     def metric(self, key: str) -> float | None:
-        return self.run.data.metrics.get(key)
+        return self.figures.metrics.get(key)
+
+    def interval(self, key: str) -> Interval | None:
+        return self.figures.intervals.get(key)
 
 
 @dataclass
@@ -124,7 +145,7 @@ def select(
     for key in [metric, *(c.metric for c in constraints)]:
         if key not in logged:
             raise RegistryError(f"no run logged the metric {key!r}; pick one such as {ENERGY} or {SPEED}.")
-    candidates = [_judge(run, metric, constraints) for run in runs]
+    candidates = [_judge(replicates, metric, constraints) for replicates in _configurations(runs)]
     kept = [c for c in candidates if c.kept]
     if not kept:
         raise RegistryError(
@@ -134,13 +155,25 @@ def select(
     return Selection(candidates, _best(kept, metric, direction), metric, direction)
 
 
-def _judge(run: Any, metric: str, constraints: list[Constraint]) -> Candidate:
-    if run.data.params.get("model.weights") == "random":
-        return Candidate(run, False, "random weights: nothing to deploy")
-    if metric not in run.data.metrics:
-        return Candidate(run, False, f"{metric} not logged")
-    violations = [v for c in constraints if (v := c.violation(run.data.metrics))]
-    return Candidate(run, not violations, "; ".join(violations) or "meets every constraint")
+def _configurations(runs: list[Any]) -> list[list[Any]]:
+    """The replicates of each configuration: runs sharing a point hash and a hardware class (a
+    run without a point hash stands alone)."""
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for run in runs:
+        key = (run.data.tags.get(names.TAG_POINT_HASH) or run.info.run_id, hardware_class(run))
+        groups.setdefault(key, []).append(run)
+    return list(groups.values())
+
+
+def _judge(runs: list[Any], metric: str, constraints: list[Constraint]) -> Candidate:
+    """Judged on the replicates' mean, with the selected metric's interval."""
+    figures = combine([run.data.metrics for run in runs], interval_metrics=[metric])
+    if runs[0].data.params.get("model.weights") == "random":
+        return Candidate(runs, figures, False, "random weights: nothing to deploy")
+    if metric not in figures.metrics:
+        return Candidate(runs, figures, False, f"{metric} not logged")
+    violations = [v for c in constraints if (v := c.violation(figures.metrics))]
+    return Candidate(runs, figures, not violations, "; ".join(violations) or "meets every constraint")
 
 
 def _best(kept: list[Candidate], metric: str, direction: str) -> Candidate:
@@ -163,7 +196,9 @@ class Registration:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def register(tracking_uri: str, selection: Selection, name: str, alias: str, reference: bool = False) -> Registration:
+def register(
+    tracking_uri: str, selection: Selection, name: str, alias: str, reference: bool = False, allow_overlap: bool = False
+) -> Registration:
     """Logs the chosen run's model (in a run of its own, tagged with the source run), registers
     a version with its evidence, then decides the alias."""
     import os
@@ -175,7 +210,7 @@ def register(tracking_uri: str, selection: Selection, name: str, alias: str, ref
     client = MlflowClient(tracking_uri=tracking_uri)
     run = selection.chosen.run
     model_config, artifacts = _model_payload(run, reference)
-    tags = _version_tags(run, selection)
+    tags = version_tags(selection)
     mlflow.set_tracking_uri(tracking_uri)
     with mlflow.start_run(experiment_id=run.info.experiment_id, run_name=f"register {name}",
                           tags={TAG_SOURCE_RUN: run.info.run_id}):  # fmt: skip
@@ -185,8 +220,8 @@ def register(tracking_uri: str, selection: Selection, name: str, alias: str, ref
             pip_requirements=["torch", "transformers", "accelerate", "mlflow", "safetensors"],
         )  # fmt: skip
     version = mlflow.register_model(info.model_uri, name, tags=tags)
-    client.update_model_version(name, version.version, description=energy_card(run, selection, reference))
-    moved, message, previous = _decide_alias(client, name, alias, version.version, selection, tags[TAG_HARDWARE])
+    client.update_model_version(name, version.version, description=energy_card(selection, reference))
+    moved, message, previous = decide_alias(client, name, alias, version.version, selection, allow_overlap)
     return Registration(name, version.version, alias, moved, message, previous, tags)
 
 
@@ -218,22 +253,74 @@ def _none(value: str | None) -> str | None:
     return None if value in (None, "None") else value
 
 
-def _version_tags(run: Any, selection: Selection) -> dict[str, str]:
-    metrics = run.data.metrics
+def version_tags(selection: Selection) -> dict[str, str]:
+    """The chosen configuration's figures (the mean of its replicates) and the selected metric's
+    95% interval, which the next challenger must clear."""
+    chosen, run = selection.chosen, selection.chosen.run
+    metrics = chosen.figures.metrics
     tags = {tag: f"{metrics[key]:.6g}" for tag, key in EVIDENCE.items() if key in metrics}
     tags[TAG_HARDWARE] = hardware_class(run)
     tags[TAG_SOURCE_RUN] = run.info.run_id
+    tags[TAG_SOURCE_RUNS] = " ".join(r.info.run_id for r in chosen.runs)
     tags[TAG_SELECTED_BY] = f"{selection.direction} {selection.metric}"
-    tags["selected_value"] = f"{metrics[selection.metric]:.6g}"
+    tags[TAG_SELECTED_VALUE] = f"{metrics[selection.metric]:.6g}"
+    interval = chosen.interval(selection.metric)
+    if interval is not None:
+        tags |= {TAG_SELECTED_LOW: f"{interval.low:.6g}", TAG_SELECTED_HIGH: f"{interval.high:.6g}",
+                 TAG_SELECTED_COVERS: chosen.figures.covers}  # fmt: skip
     for param in ("model.name", "model.dtype", "model.quantization", "workload.batch_size", "resolved_device"):
         if param in run.data.params:
             tags[param] = run.data.params[param]
     return tags
 
 
-def _decide_alias(
-    client: Any, name: str, alias: str, version: str, selection: Selection, hardware: str
+@dataclass(frozen=True)
+class Contender:
+    """One side of the champion/challenger comparison: a version's value and 95% interval."""
+
+    version: str
+    value: float
+    interval: Interval | None
+
+    def __str__(self) -> str:
+        return f"{show(self.value, self.interval)} (version {self.version})"
+
+
+def challenger_wins(
+    metric: str, direction: str, challenger: Contender, champion: Contender, allow_overlap: bool
+) -> tuple[bool, str]:
+    """(whether the alias moves, a sentence with both figures and the rule applied). Default rule:
+    the challenger's whole interval is better than the champion's whole interval; by value with
+    ``allow_overlap``, or where either version has no interval."""
+    lower = direction == "min"
+    wins = challenger.value < champion.value if lower else challenger.value > champion.value
+    missing = [f"version {c.version}" for c in (champion, challenger) if c.interval is None]
+    if missing:
+        rule = f"by value, as {' and '.join(missing)} {'has' if len(missing) == 1 else 'have'} no 95% interval"
+    elif allow_overlap:
+        rule = "by value (allow-overlap: the 95% intervals may overlap)"
+    else:
+        new, old = challenger.interval, champion.interval
+        wins = new.high < old.low if lower else new.low > old.high
+        rule = "beyond both 95% intervals (allow-overlap would compare the values)"
+    return wins, f"{metric} {challenger} is {'' if wins else 'not '}better than {champion} {rule}"
+
+
+def champion_contender(champion: Any) -> Contender:
+    """The champion version as its tags record it; versions registered before intervals have none."""
+    tags = champion.tags
+    value = float(tags[TAG_SELECTED_VALUE])
+    bounds = (tags.get(TAG_SELECTED_LOW), tags.get(TAG_SELECTED_HIGH))
+    interval = Interval(value, float(bounds[0]), float(bounds[1]), 0) if None not in bounds else None
+    return Contender(str(champion.version), value, interval)
+
+
+def decide_alias(
+    client: Any, name: str, alias: str, version: str, selection: Selection, allow_overlap: bool = False
 ) -> tuple[bool, str, str | None]:
+    """Points ``alias`` at ``version`` when it is the first, or beats the champion measured on the
+    same hardware class and chosen by the same metric: (moved, message, previous version)."""
+    hardware = hardware_class(selection.chosen.run)
     try:
         champion = client.get_model_version_by_alias(name, alias)
     except Exception:  # no such alias yet
@@ -246,25 +333,30 @@ def _decide_alias(
     if champion.tags.get(TAG_SELECTED_BY) != f"{selection.direction} {selection.metric}":
         return False, (f"@{alias} stays on version {previous}: it was chosen by {champion.tags.get(TAG_SELECTED_BY)}, "
                        f"not {selection.direction} {selection.metric}."), previous  # fmt: skip
-    old, new = float(champion.tags["selected_value"]), selection.chosen.metric(selection.metric)
-    better = new < old if selection.direction == "min" else new > old
-    if better:
+    metric, chosen = selection.metric, selection.chosen
+    challenger = Contender(version, chosen.metric(metric), chosen.interval(metric))
+    wins, why = challenger_wins(metric, selection.direction, challenger, champion_contender(champion), allow_overlap)
+    if wins:
         client.set_registered_model_alias(name, alias, version)
-        return True, f"@{alias} moved from version {previous} to {version}: {selection.metric} {new:.4g} beats {old:.4g}.", previous
-    return False, (f"@{alias} stays on version {previous}: {selection.metric} {new:.4g} does not beat {old:.4g} "
-                   f"(version {version} is registered for the record)."), previous  # fmt: skip
+        return True, f"@{alias} moved from version {previous} to {version}: {why}.", previous
+    stays = f"@{alias} stays on version {previous}: {why} (version {version} is registered for the record)."
+    return False, stays, previous
 
 
-def energy_card(run: Any, selection: Selection, reference: bool) -> str:
-    m, p, t = run.data.metrics, run.data.params, run.data.tags
+def energy_card(selection: Selection, reference: bool) -> str:
+    chosen, run = selection.chosen, selection.chosen.run
+    m, p, t = chosen.figures.metrics, run.data.params, run.data.tags
+    interval = chosen.interval(selection.metric)
 
     def fig(key: str, unit: str) -> str:
         return f"{m[key]:.4g} {unit}" if key in m else "not measured"
 
     return f"""# Energy card: {p.get('model.name')}
 
-Chosen as the {selection.direction} of `{selection.metric}` among {sum(c.kept for c in selection.candidates)} qualifying runs
-(of {len(selection.candidates)}); source run `{run.info.run_id}`.
+Chosen as the {selection.direction} of `{selection.metric}` among {sum(c.kept for c in selection.candidates)} qualifying
+configurations (of {len(selection.candidates)}); source run `{run.info.run_id}`. The figures are the mean of
+{len(chosen.runs)} run(s) ({', '.join(f'`{r.info.run_id}`' for r in chosen.runs)}); `{selection.metric}`
+{show(chosen.metric(selection.metric), interval)}{f' (95% interval from {chosen.figures.covers})' if interval else ''}.
 
 | figure | value |
 |---|---|
@@ -291,7 +383,8 @@ def print_selection(selection: Selection, console: Any) -> None:
     from rich.table import Table
 
     table = Table(title=f"candidates by {selection.direction} {selection.metric}")
-    for header in ("run", "run id", selection.metric, "J/token", "tokens/s", "perplexity", "kept", "why"):
+    for header in ("run", "run id", f"{selection.metric} [95%]", "interval from", "J/token", "tokens/s", "perplexity",
+                   "kept", "why"):  # fmt: skip
         table.add_column(header)
     order = sorted(selection.candidates, key=lambda c: (not c.kept, c.metric(selection.metric) or math.inf))
     for c in order:
@@ -301,16 +394,18 @@ def print_selection(selection: Selection, console: Any) -> None:
             value = c.metric(key)
             return "-" if value is None else f"{value:.4g}"
 
-        table.add_row(("* " if chosen else "") + c.name, c.run.info.run_id[:8], fmt(selection.metric), fmt(ENERGY),
-                      fmt(SPEED), fmt(names.PERPLEXITY), "yes" if c.kept else "no",
-                      "chosen" if chosen else c.reason)  # fmt: skip
+        selected = c.metric(selection.metric)
+        table.add_row(("* " if chosen else "") + c.name, c.run.info.run_id[:8],
+                      "-" if selected is None else show(selected, c.interval(selection.metric)),
+                      c.figures.covers or "-", fmt(ENERGY), fmt(SPEED), fmt(names.PERPLEXITY),
+                      "yes" if c.kept else "no", "chosen" if chosen else c.reason)  # fmt: skip
     console.print(table)
     console.print(f"Chosen: {selection.chosen.name} (run {selection.chosen.run.info.run_id})")
 
 
 def select_and_register(
     tracking_uri: str, experiment: str, sweep: str | None, name: str, metric: str, direction: str,
-    maxima: list[str], minima: list[str], alias: str, reference: bool,
+    maxima: list[str], minima: list[str], alias: str, reference: bool, allow_overlap: bool = False,
 ) -> None:  # fmt: skip
     """Select, print the candidates, register, say what happened to the alias. RegistryError
     for every user-facing failure, before the registry is touched."""
@@ -328,6 +423,7 @@ def select_and_register(
     selection = select(MlflowClient(tracking_uri=tracking_uri), experiment, sweep, metric, direction, constraints)
     console = wide_console()
     print_selection(selection, console)
-    outcome = register(tracking_uri, selection, name, alias, reference)
-    console.print(f"Registered {outcome.name} version {outcome.version}. {outcome.message}")
+    outcome = register(tracking_uri, selection, name, alias, reference, allow_overlap)
+    # soft_wrap: the verdict stays one line, whatever the console width
+    console.print(f"Registered {outcome.name} version {outcome.version}. {outcome.message}", soft_wrap=True)
     console.print(f'Load it: mlflow.pyfunc.load_model("models:/{outcome.name}@{outcome.alias}")')

@@ -4,7 +4,8 @@
 the store, the experiment and the parent run up front, so parallel jobs never race to create
 them, and writes the sweep's state to ``<sweep dir>/mlflow_energy_sweep.json``, which every job
 reads (in-process, joblib or SLURM workers alike). Each job records its outcome in its own
-output folder; the callback gathers them at the end.
+output folder; the callback gathers them at the end. The jobs are planned in ``sweeper.py``
+(the grid, each point ``sweep.replicates`` times) and launched by the ``replicated`` sweeper.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,7 +23,16 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from mlflow_energy.config import ConfigError
 from mlflow_energy.tracking import names
+from mlflow_energy.tracking.sweeper import (
+    PLAN_PREFIX,
+    REPLICATES_KEY,
+    ReplicatedSweeperConf,
+    override_key,
+    sweep_jobs,
+    sweeper_arguments,
+)
 
 log = logging.getLogger("mlflow_energy.sweep")
 
@@ -38,10 +49,11 @@ class SweepState:
     parent_run_id: str
     experiment_id: str
     tracking_uri: str
-    points: int | None  # None when a non-basic sweeper decides the grid as it goes
+    points: int | None  # jobs (grid points x replicates); None when another sweeper decides as it goes
     swept_keys: list[str]
     parallel_jobs: int
     started_s: float = field(default_factory=time.time)
+    replicates: int = 1
 
     def write(self, sweep_dir: Path) -> None:
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -61,7 +73,8 @@ class SweepState:
 
 @dataclass
 class PointOutcome:
-    """How one grid point ended: finished | failed | skipped (already measured)."""
+    """How one job (a replicate of a grid point) ended: finished | failed | skipped (already
+    measured). ``name`` is the grid point's; its replicates share ``point_hash``."""
 
     num: int
     name: str
@@ -70,6 +83,8 @@ class PointOutcome:
     config_hash: str | None
     error: str | None = None
     seconds: float = 0.0
+    point_hash: str | None = None
+    replicate: int = 0
 
     def write(self, job_dir: Path) -> None:
         job_dir.mkdir(parents=True, exist_ok=True)
@@ -82,24 +97,16 @@ def read_outcomes(sweep_dir: Path) -> list[PointOutcome]:
 
 
 def grid_points(config: DictConfig) -> list[list[str]] | None:
-    """The grid Hydra's basic sweeper will launch (sweeper params + command-line overrides)."""
-    if "BasicSweeper" not in str(config.hydra.sweeper.get("_target_", "")):
+    """The jobs ``ReplicatedSweeper`` will launch (every replicate of every grid point); None
+    under another sweeper. ConfigError for a plan it would refuse."""
+    if config.hydra.sweeper.get("_target_") != ReplicatedSweeperConf._target_:
         return None
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    arguments = _sweeper_arguments(config) + list(config.hydra.overrides.task)
-    overrides = OverridesParser.create().parse_overrides(arguments)
-    return BasicSweeper.split_arguments(overrides, None)[0]
-
-
-def _sweeper_arguments(config: DictConfig) -> list[str]:
-    """The grid set in a config file (``hydra.sweeper.params``), as command-line overrides."""
-    return [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+    return sweep_jobs(config)
 
 
 def swept_keys(points: list[list[str]] | None) -> list[str]:
-    """Keys whose value differs between grid points: the ones that name a child run."""
+    """Keys whose value differs between grid points: the ones that name a child run (the
+    ``sweep.*`` keys plan the sweep and name nothing)."""
     if not points:
         return []
     values: dict[str, set[str]] = {}
@@ -107,13 +114,25 @@ def swept_keys(points: list[list[str]] | None) -> list[str]:
         for override in point:
             key, _, value = override.partition("=")
             values.setdefault(key, set()).add(value)
-    return [k for k, v in values.items() if len(v) > 1]
+    return [k for k, v in values.items() if len(v) > 1 and not override_key(k).startswith(PLAN_PREFIX)]
 
 
 def point_name(overrides: list[str], keys: list[str]) -> str:
     """``model.dtype=float32,workload.batch_size=4``: the swept overrides of one point."""
-    chosen = [o for o in overrides if o.partition("=")[0] in keys] or list(overrides)
+    described = [o for o in overrides if not override_key(o).startswith(PLAN_PREFIX)]
+    chosen = [o for o in described if o.partition("=")[0] in keys] or described
     return ",".join(chosen) or "default"
+
+
+def replicate_run_name(name: str, replicate: int, replicates: int) -> str:
+    """``workload.batch_size=4 #2/3``: the child run of one replicate (the point name alone
+    when there is one replicate)."""
+    return name if replicates == 1 else f"{name} #{replicate + 1}/{replicates}"
+
+
+def point_of_run_name(run_name: str) -> str:
+    """``workload.batch_size=4 #2/3`` -> ``workload.batch_size=4``: the point a replicate measured."""
+    return re.sub(r" #\d+/\d+$", "", run_name)
 
 
 def _parallel_jobs(config: DictConfig) -> int:
@@ -140,13 +159,14 @@ class SweepCallback(Callback):
 
         uri, experiment = config.tracking.uri, config.tracking.experiment
         try:
+            points = grid_points(config)
             experiment_id = prepare_experiment(uri, experiment)
-        except TrackingError as exc:  # before any job: one sentence, nothing launched
+        except (TrackingError, ConfigError) as exc:  # before any job: one sentence, nothing launched
             print(f"mlflow-energy: error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
-        points = grid_points(config)
         keys = swept_keys(points)
-        # The same grid in the same experiment is the same sweep (resumed); an unknown grid is new.
+        replicates = config.sweep.replicates if points is not None else 1  # only our sweeper replicates
+        # The same jobs in the same experiment are the same sweep (resumed); unknown jobs are new.
         grid = sorted(sorted(point) for point in points) if points else [str(time.time())]
         sweep_id = hashlib.sha256(json.dumps([experiment, grid]).encode()).hexdigest()[:10]
         client = MlflowClient(tracking_uri=uri)
@@ -154,22 +174,23 @@ class SweepCallback(Callback):
         if parent is None:
             run = client.create_run(
                 experiment_id,
-                run_name=f"sweep {' x '.join(keys) or 'single point'} ({len(points) if points else '?'} points)",
+                run_name=f"sweep {' x '.join(keys) or 'single point'} ({_size(points, replicates)})",
                 tags={names.TAG_SWEEP_ID: sweep_id, names.TAG_SWEEP_PARENT: "true"},
             )
             parent_id = run.info.run_id
             # A key set both ways takes the sweeper's value, as Hydra does.
-            overrides = [*config.hydra.overrides.task, *_sweeper_arguments(config)]
+            overrides = [*config.hydra.overrides.task, *sweeper_arguments(config.hydra.sweeper.get("params")),
+                         f"{REPLICATES_KEY}={replicates}"]  # fmt: skip
             client.log_batch(parent_id, params=override_params(overrides))
         else:
             parent_id = parent.info.run_id
             client.update_run(parent_id, status="RUNNING")
         state = SweepState(sweep_id, parent_id, experiment_id, uri, len(points) if points else None, keys,
-                           _parallel_jobs(config))  # fmt: skip
+                           _parallel_jobs(config), replicates=replicates)  # fmt: skip
         state.write(Path(config.hydra.sweep.dir))
         log.info(
-            "sweep %s: %s points into experiment %r, parent run %s%s",
-            sweep_id, state.points or "?", experiment, parent_id,
+            "sweep %s: %s into experiment %r, parent run %s%s",
+            sweep_id, _size(points, replicates), experiment, parent_id,
             " (resumed)" if parent is not None else "",
         )  # fmt: skip
 
@@ -194,9 +215,17 @@ class SweepCallback(Callback):
         r = config.register
         try:
             select_and_register(state.tracking_uri, config.tracking.experiment, state.sweep_id, r.name, r.metric,
-                             r.direction, list(r.max), list(r.min), r.alias, r.reference)  # fmt: skip
+                                r.direction, list(r.max), list(r.min), r.alias, r.reference,
+                                r.allow_overlap)  # fmt: skip
         except RegistryError as exc:
             SweepCallback.register_error = str(exc)
+
+
+def _size(points: list[list[str]] | None, replicates: int) -> str:
+    """``4 points`` or ``2 points x 2 replicates``."""
+    if not points:
+        return "? points"
+    return f"{len(points) // replicates} points" + (f" x {replicates} replicates" if replicates > 1 else "")
 
 
 def _find_parent(client: Any, experiment_id: str, sweep_id: str) -> Any:
