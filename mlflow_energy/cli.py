@@ -24,7 +24,9 @@ commands:
   report --experiment NAME [--sweep ID]
                              rebuild a sweep's report (summary.csv/html, pareto.png) from the store
   register --experiment NAME --name MODEL [--sweep ID] [--metric M] [--max M=V] [--min M=V]
-                             register the most efficient qualifying run in the Model Registry
+           [--allow-overlap]  register the most efficient qualifying run in the Model Registry; the
+                             champion alias moves only when the new one is better beyond both 95%
+                             intervals (--allow-overlap: on a better value)
 
 `mlflow-energy run --help` lists the configuration groups; `mlflow-energy run --cfg job`
 prints the resolved configuration without running anything.
@@ -186,12 +188,14 @@ def _run(argv: list[str]) -> None:
     from mlflow_energy.config import config_dir, register_schema
 
     from mlflow_energy.tracking.sweep import SweepCallback
+    from mlflow_energy.tracking.sweeper import register_sweeper
 
     register_schema()
+    register_sweeper()  # conf/config.yaml's last default
     sys.argv = ["mlflow-energy", *_expand_overrides(argv)]  # Hydra parses sys.argv itself
     hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")(execute)()
     if SweepCallback.last_failed:
-        _fail(f"{SweepCallback.last_failed} grid point(s) failed; their runs hold the errors.", EXIT_RUN_FAILED)
+        _fail(f"{SweepCallback.last_failed} job(s) of the sweep failed; their runs hold the errors.", EXIT_RUN_FAILED)
     if SweepCallback.register_error:
         _fail(f"the sweep finished but registration failed: {SweepCallback.register_error}", EXIT_RUN_FAILED)
 

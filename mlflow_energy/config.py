@@ -136,14 +136,10 @@ class RunConfig:
 
 
 def register_schema() -> None:
-    """Makes ``schema`` (the first entry of conf/config.yaml's defaults) type-check every key,
-    and makes the replicating sweeper (its last entry) known to Hydra."""
+    """Makes ``schema`` (the first entry of conf/config.yaml's defaults) type-check every key."""
     from hydra.core.config_store import ConfigStore
 
-    from mlflow_energy.tracking.sweeper import register_sweeper
-
     ConfigStore.instance().store(name="schema", node=RunConfig)
-    register_sweeper()
 
 
 def config_dir() -> Path:
@@ -209,7 +205,7 @@ def _require(condition: bool, message: str) -> None:
 
 def validate(config: RunConfig) -> None:
     """Checks that need no model and no GPU work; raises ConfigError on the first mistake."""
-    m, w, b = config.model, config.workload, config.bench
+    m, w = config.model, config.workload
     _require(m.weights in WEIGHTS, f"model.weights={m.weights!r} is not one of {', '.join(WEIGHTS)}; pick one.")
     _require(m.dtype in DTYPES, f"model.dtype={m.dtype!r} is not one of {', '.join(DTYPES)}; pick one.")
     _require(
@@ -235,29 +231,13 @@ def validate(config: RunConfig) -> None:
         ("workload.batch_size", w.batch_size),
         ("workload.prompt_tokens", w.prompt_tokens),
         ("workload.new_tokens", w.new_tokens),
-        ("bench.min_repetitions", b.min_repetitions),
         ("quality.batch_size", config.quality.batch_size),
     ):
         _require(value >= 1, f"{key}={value} must be at least 1; set it to a positive integer.")
-    _require(b.warmup_runs >= 1, f"bench.warmup_runs={b.warmup_runs} must be at least 1: "
-             "a run without an identical warm-up measures compilation and caching, not inference.")
-    for key, value in (
-        ("bench.min_duration_s", b.min_duration_s),
-        ("bench.min_window_s", b.min_window_s),
-        ("bench.timeout_s", b.timeout_s),
-        ("bench.sample_period_s", b.sample_period_s),
-    ):
-        _require(value > 0, f"{key}={value} must be positive; set a number of seconds above 0.")
     for key, value in (("quality.max_tokens", config.quality.max_tokens),
                        ("quality.context_tokens", config.quality.context_tokens)):  # fmt: skip
         _require(value >= 2, f"{key}={value} must be at least 2 (one token predicts the next).")
-    _require(b.idle_s >= 0, f"bench.idle_s={b.idle_s} must be 0 or more seconds.")
-    _require(0 < b.target_ci < 1, f"bench.target_ci={b.target_ci} must be a fraction between 0 and 1, "
-             "such as 0.02 for an interval within 2% of the value.")
-    _require(b.max_duration_s >= b.min_duration_s, f"bench.max_duration_s={b.max_duration_s} is below "
-             f"bench.min_duration_s={b.min_duration_s}; raise it or lower bench.min_duration_s.")
-    for key, value in (("bench.cooldown_s", b.cooldown_s), ("bench.cooldown_max_s", b.cooldown_max_s)):
-        _require(value >= 0, f"{key}={value} must be 0 or more seconds.")
+    _validate_bench(config.bench)
     _require(config.sweep.replicates >= 1, f"sweep.replicates={config.sweep.replicates} must be at least 1.")
     _require(config.sweep.replicate >= 0, f"sweep.replicate={config.sweep.replicate} must be 0 or more.")
     _require(
@@ -277,6 +257,27 @@ def validate(config: RunConfig) -> None:
         from mlflow_energy.inference.quality import validate_dataset
 
         validate_dataset(config.quality.dataset)
+
+
+def _validate_bench(b: BenchConfig) -> None:
+    _require(b.min_repetitions >= 1, f"bench.min_repetitions={b.min_repetitions} must be at least 1; "
+             "set it to a positive integer.")  # fmt: skip
+    _require(b.warmup_runs >= 1, f"bench.warmup_runs={b.warmup_runs} must be at least 1: "
+             "a run without an identical warm-up measures compilation and caching, not inference.")
+    for key, value in (
+        ("bench.min_duration_s", b.min_duration_s),
+        ("bench.min_window_s", b.min_window_s),
+        ("bench.timeout_s", b.timeout_s),
+        ("bench.sample_period_s", b.sample_period_s),
+    ):
+        _require(value > 0, f"{key}={value} must be positive; set a number of seconds above 0.")
+    for key, value in (("bench.idle_s", b.idle_s), ("bench.cooldown_s", b.cooldown_s),
+                       ("bench.cooldown_max_s", b.cooldown_max_s)):  # fmt: skip
+        _require(value >= 0, f"{key}={value} must be 0 or more seconds.")
+    _require(0 < b.target_ci < 1, f"bench.target_ci={b.target_ci} must be a fraction between 0 and 1, "
+             "such as 0.02 for an interval within 2% of the value.")
+    _require(b.max_duration_s >= b.min_duration_s, f"bench.max_duration_s={b.max_duration_s} is below "
+             f"bench.min_duration_s={b.min_duration_s}; raise it or lower bench.min_duration_s.")
 
 
 def _validate_country(code: str) -> None:

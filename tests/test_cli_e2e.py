@@ -45,18 +45,43 @@ def default_run(tmp_path_factory: pytest.TempPathFactory):
     return folder, proc, elapsed
 
 
+def test_default_run_follows_the_measured_first_rule(default_run) -> None:
+    """The headline counts measured energy only (RAPL where readable); with no measured source
+    (CI's CPU) the estimate is the headline, and the console, the tags and the description say so."""
+    folder, proc, _ = default_run
+    _, run = only_run(folder)
+    m, tags = run.data.metrics, run.data.tags
+    everything = m["energy/cpu_j"] + m["energy/ram_j"]
+    assert m["energy/with_estimates_total_j"] == pytest.approx(everything, rel=1e-9)
+    headline = next(line for line in proc.stdout.splitlines() if line.startswith("Headline: "))
+    if tags["mlflow_energy.source.cpu"] == "rapl":
+        assert m["energy/total_j"] == pytest.approx(m["energy/cpu_j"], rel=1e-9)
+        assert tags["mlflow_energy.headline"] == "measured (cpu:rapl)" and "ESTIMATE" not in headline
+    else:
+        assert m["energy/total_j"] == pytest.approx(everything, rel=1e-9)
+        assert tags["mlflow_energy.headline"].startswith("ESTIMATE (cpu:estimate:")
+        assert headline.endswith(tags["mlflow_energy.headline"])
+        assert tags["mlflow_energy.trust"].startswith("estimate: no measured energy source")
+        assert "ESTIMATE" in tags["mlflow.note.content"] and "Read before quoting: estimate" in proc.stdout
+    low, high = m["energy/j_per_token_ci95_low"], m["energy/j_per_token_ci95_high"]
+    assert 0 < low <= m["energy/j_per_token"] <= high
+    assert m["measurement/ci_relative"] == pytest.approx((high - low) / 2 / m["energy/j_per_token"], rel=1e-6)
+    if m["measurement/ci_relative"] > m["measurement/target_ci"]:  # stopped at bench.max_duration_s
+        assert "the machine is noisy" in tags["mlflow_energy.trust"] and "the machine is noisy" in proc.stdout
+    assert all(value >= 0 for key, value in m.items() if not key.startswith("power/"))
+
+
 def test_default_run_is_logged_and_consistent(default_run, tmp_path: Path) -> None:
     folder, proc, elapsed = default_run
     client, run = only_run(folder)
     m, params, tags = run.data.metrics, run.data.params, run.data.tags
     assert run.info.status == "FINISHED"
     assert elapsed < 60
-    # No GPU here: the total is CPU + RAM, and the run says where each figure came from.
+    # No GPU here: the run says where each figure came from.
     assert "energy/gpu_j" not in m
     assert tags["mlflow_energy.source.gpu"] == "none"
     assert tags["mlflow_energy.source.cpu"].startswith(("estimate:", "rapl"))
     assert tags["mlflow_energy.source.ram"] == "estimate"
-    assert m["energy/total_j"] == pytest.approx(m["energy/cpu_j"] + m["energy/ram_j"], rel=1e-9)
     assert m["energy/total_j"] > 0
     assert m["energy/j_per_token"] == pytest.approx(m["energy/total_j"] / m["measurement/generated_tokens"], rel=1e-9)
     assert m["measurement/generated_tokens"] % (4 * 32) == 0  # whole batches of 4 x 32 new tokens
@@ -130,7 +155,8 @@ def test_wrong_type_is_refused_by_the_schema(tmp_path: Path) -> None:
 def test_timeout_ends_the_run_failed_and_keeps_measurements(tmp_path: Path, start: str) -> None:
     # spawn: the path taken where a library initialises CUDA on import (torchao), so forking is unsafe.
     env = {"MLFLOW_ENERGY_NO_FORK": "1"} if start == "spawn" else {}
-    proc = run_cli(tmp_path, "run", *QUICK, "bench.min_duration_s=100000", "bench.timeout_s=25", env_extra=env)
+    proc = run_cli(tmp_path, "run", *QUICK, "bench.min_duration_s=100000", "bench.max_duration_s=100000",
+                   "bench.timeout_s=25", env_extra=env)  # fmt: skip
     assert proc.returncode == 1
     assert ("starts a fresh Python process" in proc.stderr) == (start == "spawn")
     client, run = only_run(tmp_path)

@@ -92,7 +92,7 @@ def test_sweep_again_skips_what_is_done_and_report_rebuilds(four_point_sweep) ->
 def test_a_bad_point_fails_alone_and_the_exit_code_says_so(tmp_path: Path) -> None:
     proc = run_cli(tmp_path, "run", "-m", *QUICK, "model.weights=random", "model.name=tiny,nobody/no-such-model")
     assert proc.returncode == 1
-    assert "1 grid point(s) failed" in proc.stderr
+    assert "1 job(s) of the sweep failed" in proc.stderr
     client, parents, children = sweep_runs(tmp_path)
     status = {c.info.run_name: c for c in children}
     assert status["model.name=tiny"].info.status == "FINISHED"

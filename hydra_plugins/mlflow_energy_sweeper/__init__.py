@@ -1,7 +1,7 @@
 """The replicating sweeper as a Hydra plugin (Hydra instantiates plugins only from the
 ``hydra_plugins`` namespace package). What it launches is decided in
 ``mlflow_energy.tracking.sweeper``; its config node is registered by
-``mlflow_energy.config.register_schema``."""
+``mlflow_energy.tracking.sweeper.register_sweeper``, which the CLI calls."""
 
 from __future__ import annotations
 

@@ -148,12 +148,7 @@ def _energy_figures(
     requests = tokens // new_tokens
     s.measurement_duration_s, s.measurement_window_s = duration, duration / len(windows)
     s.measurement_generated_tokens, s.measurement_requests = tokens, requests
-    s.measurement_edge_wait_s = sum(w.edge_wait_s for w in windows) / len(windows)
-    edge_idle_j = sum(w.edge_idle_j for w in windows)
-    if edge_idle_j:
-        s.measurement_edge_idle_share = edge_idle_j / (edge_idle_j + sum(w.gpu_total_j for w in windows))
-    temperatures = windows[0].gpu_temperature_c.values()
-    s.measurement_gpu_temperature_c = max(temperatures) if temperatures else None
+    _window_edge_figures(s, windows)
 
     has_gpu = any(w.gpu_j for w in windows)
     s.energy_gpu_j = sum(w.gpu_total_j for w in windows) if has_gpu else None
@@ -164,34 +159,55 @@ def _energy_figures(
     s.energy_j_per_request = s.energy_total_j / requests
     s.energy_wh_per_1k_requests = s.energy_j_per_request * 1000 / 3600
     s.efficiency_tokens_per_kwh = tokens / (s.energy_total_j / JOULES_PER_KWH)
-    everything = sum(w.total_j for w in windows)
-    if any(not EnergySource.is_measured(source) for source in windows[0].sources().values()):
-        s.energy_with_estimates_total_j = everything
-        s.energy_with_estimates_j_per_token = everything / tokens
-        s.energy_with_estimates_j_per_request = everything / requests
-        s.energy_with_estimates_wh_per_1k_requests = everything / requests * 1000 / 3600
-
     spread = describe(per_window_j_per_token(valid, domains, tokens_per_call))
     s.energy_j_per_token_std, s.measurement_energy_cv = spread.std, spread.cv
     interval = j_per_token_interval(valid, tokens_per_call)
     if interval is not None:
         s.energy_j_per_token_ci95_low, s.energy_j_per_token_ci95_high = interval.low, interval.high
         s.measurement_ci_relative = interval.relative_half_width
-
-    s.energy_idle_w, s.energy_gpu_idle_w = _idle_power(result.idle, domains)
-    if s.energy_idle_w is not None:
-        s.energy_net_j = s.energy_total_j - s.energy_idle_w * duration
-        s.energy_net_j_per_token = s.energy_net_j / tokens
     if has_gpu:
         s.power_gpu_mean_w = s.energy_gpu_j / duration
         s.power_gpu_max_w = _gpu_max_w(timeline, windows)
-        if s.energy_gpu_idle_w is not None:
-            s.energy_gpu_net_j = s.energy_gpu_j - s.energy_gpu_idle_w * duration
-            s.energy_gpu_net_j_per_token = s.energy_gpu_net_j / tokens
+    _net_figures(s, result, domains, duration, tokens)
     if s.energy_prefill_j is not None and new_tokens > 1:
         decode_j = s.energy_total_j / (tokens / tokens_per_call) - s.energy_prefill_j
         s.energy_decode_j_per_token = decode_j / (batch_size * (new_tokens - 1))
-    if result.carbon_intensity_g_per_kwh is not None:  # the accounting convention: estimates included
+    _with_estimates_figures(s, result, windows, tokens, requests)
+
+
+def _window_edge_figures(s: Summary, windows: list[Measurement]) -> None:
+    """The counter-alignment waits, and the GPU temperature the measurement started at."""
+    s.measurement_edge_wait_s = sum(w.edge_wait_s for w in windows) / len(windows)
+    edge_idle_j = sum(w.edge_idle_j for w in windows)
+    if edge_idle_j:
+        s.measurement_edge_idle_share = edge_idle_j / (edge_idle_j + sum(w.gpu_total_j for w in windows))
+    temperatures = windows[0].gpu_temperature_c.values()
+    s.measurement_gpu_temperature_c = max(temperatures) if temperatures else None
+
+
+def _net_figures(s: Summary, result: BenchResult, domains: list[str], duration: float, tokens: int) -> None:
+    """Gross minus idle power x window time, for the headline and for the GPU."""
+    s.energy_idle_w, s.energy_gpu_idle_w = _idle_power(result.idle, domains)
+    if s.energy_idle_w is not None and s.energy_total_j is not None:
+        s.energy_net_j = s.energy_total_j - s.energy_idle_w * duration
+        s.energy_net_j_per_token = s.energy_net_j / tokens
+    if s.energy_gpu_idle_w is not None and s.energy_gpu_j is not None:
+        s.energy_gpu_net_j = s.energy_gpu_j - s.energy_gpu_idle_w * duration
+        s.energy_gpu_net_j_per_token = s.energy_gpu_net_j / tokens
+
+
+def _with_estimates_figures(
+    s: Summary, result: BenchResult, windows: list[Measurement], tokens: int, requests: int
+) -> None:
+    """Every domain, CodeCarbon's estimates included, and the emissions (the accounting
+    convention counts all the energy drawn)."""
+    everything = sum(w.total_j for w in windows)
+    if any(not EnergySource.is_measured(source) for source in windows[0].sources().values()):
+        s.energy_with_estimates_total_j = everything
+        s.energy_with_estimates_j_per_token = everything / tokens
+        s.energy_with_estimates_j_per_request = everything / requests
+        s.energy_with_estimates_wh_per_1k_requests = everything / requests * 1000 / 3600
+    if result.carbon_intensity_g_per_kwh is not None:
         s.emissions_g_co2e = everything / JOULES_PER_KWH * result.pue * result.carbon_intensity_g_per_kwh
         s.emissions_g_co2e_per_1k_tokens = s.emissions_g_co2e / tokens * 1000
 

@@ -168,45 +168,43 @@ class EnergyMeter:
         cpu_j: float | None,
         ram_j: float | None,
     ) -> Measurement:
-        duration = handle.end_s - handle.start_s
-        gpu_j: dict[str, float] = {}
-        problems: list[str] = []
-        waits: list[float] = [0.0]
-        edge_idle_j = 0.0
-        for device in self.gpus.devices:
-            i = device.cuda_index
-            if device.has_energy_counter:
-                delta_mj = end.mj[i] - start.mj[i]
-                if delta_mj < 0:
-                    problems.append(f"gpu{i} energy counter went backwards by {-delta_mj} mJ; reading rejected")
-                elif delta_mj == 0:
-                    problems.append(f"gpu{i} energy counter did not move over {duration:.3f} s; reading rejected")
-                else:
-                    wait_s = (handle.start_s - start.at_s[i]) + (end.at_s[i] - handle.end_s) if self._align else 0.0
-                    idle_j = self._edge_idle_j(i, delta_mj / 1000.0, end.at_s[i] - start.at_s[i], max(0.0, wait_s))
-                    gpu_j[str(i)] = delta_mj / 1000.0 - idle_j
-                    waits.append(wait_s)
-                    edge_idle_j += idle_j
-            else:
-                integral = self.sampler.power_integral_j(f"gpu{i}", handle.start_s, handle.end_s)
-                if integral is None:
-                    problems.append(f"gpu{i} has no energy counter and the window is too short to integrate power")
-                else:
-                    gpu_j[str(i)] = integral
-        return Measurement(
+        m = Measurement(
             name=name,
             start_s=handle.start_s,
-            duration_s=duration,
-            gpu_j=gpu_j,
+            duration_s=handle.end_s - handle.start_s,
             gpu_source=self.gpu_source,
             cpu_j=cpu_j,
             ram_j=ram_j,
             cpu_source=self.host.cpu_source if self.host else EnergySource.NONE,
             ram_source=self.host.ram_source if self.host else EnergySource.NONE,
-            problems=problems,
-            edge_wait_s=max(waits),
-            edge_idle_j=edge_idle_j,
         )
+        for device in self.gpus.devices:
+            i = device.cuda_index
+            if device.has_energy_counter:
+                self._add_counter_energy(m, i, handle, start, end)
+                continue
+            integral = self.sampler.power_integral_j(f"gpu{i}", handle.start_s, handle.end_s)
+            if integral is None:
+                m.problems.append(f"gpu{i} has no energy counter and the window is too short to integrate power")
+            else:
+                m.gpu_j[str(i)] = integral
+        return m
+
+    def _add_counter_energy(self, m: Measurement, i: int, handle: WindowHandle, start: CounterEdge, end: CounterEdge) -> None:
+        """GPU ``i``'s counter difference, less its idle energy over the edge waits; a
+        difference that is negative or zero is rejected and named in ``m.problems``."""
+        delta_mj = end.mj[i] - start.mj[i]
+        if delta_mj < 0:
+            m.problems.append(f"gpu{i} energy counter went backwards by {-delta_mj} mJ; reading rejected")
+            return
+        if delta_mj == 0:
+            m.problems.append(f"gpu{i} energy counter did not move over {m.duration_s:.3f} s; reading rejected")
+            return
+        wait_s = max(0.0, (handle.start_s - start.at_s[i]) + (end.at_s[i] - handle.end_s)) if self._align else 0.0
+        idle_j = self._edge_idle_j(i, delta_mj / 1000.0, end.at_s[i] - start.at_s[i], wait_s)
+        m.gpu_j[str(i)] = delta_mj / 1000.0 - idle_j
+        m.edge_wait_s = max(m.edge_wait_s, wait_s)
+        m.edge_idle_j += idle_j
 
     def measure_idle(self, seconds: float) -> Measurement:
         """Energy of ``seconds`` of doing nothing: the baseline for net figures, and the power

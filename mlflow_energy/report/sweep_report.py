@@ -253,8 +253,9 @@ def write_html(rows: list[PointRow], keys: list[str], path: Path, ui_base: str, 
     path.write_text(f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:3px 8px}}
 th{{cursor:pointer;background:#eee}} td[data-v]{{text-align:right}}</style></head><body>
-<h2>{html.escape(title)}</h2><p>Click a column header to sort. Energy per token is gross (all measured
-domains); Pareto: no other point has both lower J/token and higher tokens/s. A point with several
+<h2>{html.escape(title)}</h2><p>Click a column header to sort. Energy per token is gross and counts
+measured energy only (GPU counters, RAPL), or CodeCarbon's estimate where a run measured nothing (its trust
+column says so); Pareto: no other point has both lower J/token and higher tokens/s. A point with several
 replicates shows their mean and a 95% interval across them; a single run shows the interval of its
 own windows. vs_best: indistinguishable when the point's 95% interval overlaps the best point's.</p>
 <table><thead><tr>{head}</tr></thead><tbody>

@@ -360,7 +360,8 @@ configurations (of {len(selection.candidates)}); source run `{run.info.run_id}`.
 
 | figure | value |
 |---|---|
-| energy per token (gross, GPU + CPU + RAM) | {fig('energy/j_per_token', 'J')} |
+| energy per token (gross, {t.get(names.TAG_HEADLINE, 'headline domains')}) | {fig('energy/j_per_token', 'J')} |
+| energy per token with CodeCarbon's estimates | {fig('energy/with_estimates_j_per_token', 'J')} |
 | energy per token (net of idle) | {fig('energy/net_j_per_token', 'J')} |
 | GPU energy per token (net of idle) | {fig('energy/gpu_net_j_per_token', 'J')} |
 | throughput | {fig('throughput/tokens_per_s', 'tokens/s')} |
@@ -375,7 +376,7 @@ quantization {p.get('model.quantization', 'none')}, batch {p.get('workload.batch
 `{t.get(names.TAG_SOURCE_PREFIX + 'gpu')}`, CPU from `{t.get(names.TAG_SOURCE_PREFIX + 'cpu')}`, RAM from
 `{t.get(names.TAG_SOURCE_PREFIX + 'ram')}` (estimates are CodeCarbon models, not readings); identical warm-up,
 {fig('measurement/repetitions', 'windows')} of about {fig('measurement/window_s', 's')} each, energy CV
-{fig('measurement/energy_cv', '')}. {'Weights are referenced by hub id and revision, not copied.' if reference else 'The exact weights are stored with this version.'}
+{fig('measurement/energy_cv', '')}; trust: {t.get(names.TAG_TRUST, 'not assessed')}. {'Weights are referenced by hub id and revision, not copied.' if reference else 'The exact weights are stored with this version.'}
 """
 
 
