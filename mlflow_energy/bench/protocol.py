@@ -228,7 +228,7 @@ def repeat_until_tight(
         measured_s += window.measurement.duration_s
         interval = j_per_token_interval(windows, tokens_per_call)
         if interval is not None:
-            status = f"interval {interval.relative_half_width:.1%}, target {bench.target_ci:.0%}"
+            status = f"interval {interval.relative_half_width:.1%}, target {bench.target_ci * 100:g}%"
         status += f", {measured_s:.1f}/{bench.max_duration_s:g} s"
         if len(windows) < bench.min_repetitions or measured_s < bench.min_duration_s:
             continue

@@ -246,7 +246,7 @@ def assess(result: BenchResult, s: Summary, below_noise_floor: list[str]) -> Ass
         a.target_reached = target is not None and rel <= target
         if not a.target_reached:
             a.warnings.append(
-                f"interval {rel:.1%} wide, target {target:.0%}: the machine is noisy; repeat the run or use "
+                f"interval {rel:.1%} wide, target {target * 100:g}%: the machine is noisy; repeat the run or use "
                 "sweep.replicates, and quote the interval (docs/metrics.md, 'Trust')"
             )
     if s.measurement_rejected_windows:

@@ -83,7 +83,7 @@ def _table(s: Summary, a: Assessment, result: BenchResult) -> Table:
     table.add_row("request latency p50 / p90",
                   f"{_fmt(s.latency_request_s_p50, 's')} / {_fmt(s.latency_request_s_p90, 's')}", "")  # fmt: skip
     width = "-" if s.measurement_ci_relative is None else f"{s.measurement_ci_relative:.1%}"
-    target = "-" if s.measurement_target_ci is None else f"{s.measurement_target_ci:.0%}"
+    target = "-" if s.measurement_target_ci is None else f"{s.measurement_target_ci * 100:g}%"
     table.add_row("windows (interval half-width, target)", f"{s.measurement_repetitions} ({width}, {target})", "")
     if s.measurement_gpu_temperature_c is not None:
         table.add_row("GPU temperature at the first window", _fmt(s.measurement_gpu_temperature_c, "C", 3), "")
