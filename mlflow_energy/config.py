@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +105,9 @@ class TrackingConfig:
     uri: str = "sqlite:///mlflow.db"
     experiment: str = "mlflow-energy"
     run_name: str | None = None
+    # How long a run (each point of a sweep) waits for a tracking server that does not answer
+    # before it keeps its result on disk and goes on.
+    wait_s: float = 10.0
 
 
 @dataclass
@@ -143,13 +148,12 @@ def register_schema() -> None:
 
 
 def config_dir() -> Path:
-    """conf/ of a source checkout, else the copy installed inside the package."""
-    source = Path(__file__).resolve().parent.parent / "conf"
-    if (source / "config.yaml").is_file():
-        return source
-    from importlib.resources import files
-
-    return Path(str(files("mlflow_energy.conf")))
+    """conf/ of a source checkout, else the copy installed inside the package (a folder beside
+    this file: ``mlflow_energy.conf`` has no ``__init__.py``, and importlib.resources would
+    describe such a namespace package by a MultiplexedPath that Hydra cannot open)."""
+    package = Path(__file__).resolve().parent
+    source = package.parent / "conf"
+    return source if (source / "config.yaml").is_file() else package / "conf"
 
 
 def to_run_config(cfg: DictConfig | dict[str, Any]) -> RunConfig:
@@ -238,6 +242,7 @@ def validate(config: RunConfig) -> None:
                        ("quality.context_tokens", config.quality.context_tokens)):  # fmt: skip
         _require(value >= 2, f"{key}={value} must be at least 2 (one token predicts the next).")
     _validate_bench(config.bench)
+    _require(config.tracking.wait_s >= 0, f"tracking.wait_s={config.tracking.wait_s} must be 0 or more seconds.")
     _require(config.sweep.replicates >= 1, f"sweep.replicates={config.sweep.replicates} must be at least 1.")
     _require(config.sweep.replicate >= 0, f"sweep.replicate={config.sweep.replicate} must be 0 or more.")
     _require(
@@ -250,7 +255,9 @@ def validate(config: RunConfig) -> None:
     )
     _require(config.carbon.pue >= 1.0, f"carbon.pue={config.carbon.pue} must be at least 1.0 (1.0 = no overhead).")
     _validate_country(config.carbon.country_iso_code)
-    _validate_prompts(w.prompts)
+    from mlflow_energy.inference.prompts import validate_prompts
+
+    validate_prompts(w.prompts)
     _validate_device(config.device, m.dtype)
     _validate_hardware_support(config)
     if config.quality.enabled:
@@ -290,14 +297,35 @@ def _validate_country(code: str) -> None:
     )
 
 
-def _validate_prompts(prompts: str) -> None:
-    if prompts in ("synthetic", "shipped"):
-        return
-    _require(
-        Path(prompts).is_file(),
-        f"workload.prompts={prompts!r} is neither 'synthetic', 'shipped' nor an existing JSONL file; "
-        "fix the path or pick one of those.",
-    )
+def read_text_file(path: Path, key: str) -> str:
+    """A file the user named under ``key``, as UTF-8 text (a leading byte-order mark, as some
+    editors save, dropped); ConfigError when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{key}: {path} is not UTF-8 text (byte {exc.start} cannot be decoded); save it as UTF-8."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"{key}: {path} cannot be read ({exc.strerror or exc}); make it readable or point {key} elsewhere."
+        ) from None
+
+
+def validate_output_folder(folder: Path, key: str) -> None:
+    """Creates ``folder`` and writes a small file in it (synced to disk), so a read-only folder or a
+    full disk is refused before any run exists instead of failing the first result written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".mlflow-energy-write-check-") as probe:
+            probe.write(bytes(4096))
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        raise ConfigError(
+            f"{key}={str(folder)!r} cannot be written ({exc.strerror or exc}); "
+            f"point {key} at a writable folder with free space."
+        ) from None
 
 
 def _validate_device(device: str, dtype: str) -> None:

@@ -5,7 +5,8 @@ it works under any Hydra launcher (joblib's loky workers cannot spawn multiproce
 children) and costs no import time after the first grid point. It gets the parent's
 CUDA_VISIBLE_DEVICES, reads its config from ``OUT_DIR/bench_config.json`` and writes
 ``result.json`` after every phase. Whatever happens to it (exception, out-of-memory kill,
-timeout), the parent reads the last saved state and records how it ended.
+timeout, Ctrl-C, the zygote killed under it), the parent reads the last saved state once the
+child is gone and records how it ended.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import signal
 import sys
 from pathlib import Path
 
-from mlflow_energy.bench.result import RESULT_FILE, BenchResult
+from mlflow_energy.bench.result import RESULT_FILE, BenchResult, ResultFileError
 from mlflow_energy.bench.summary import conclude
-from mlflow_energy.bench.zygote import Zygote
+from mlflow_energy.bench.interrupt import STOP, StopRequest
+from mlflow_energy.bench.zygote import INTERRUPTED, ORPHANED, TIMED_OUT, ChildEnd, Zygote, die_with_parent
 from mlflow_energy.config import RunConfig, as_dict, config_hash, point_hash, to_run_config
 
 LOG_FORMAT = "[mlflow-energy %(asctime)s] %(message)s"
@@ -39,6 +41,8 @@ def run_child(out_dir: Path) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         run_protocol(config, out_dir, lambda r: r.write(out_dir))
+    except SystemExit as stopped:  # the SIGTERM above: what was measured is saved; a traceback would only alarm
+        return int(stopped.code)
     except BaseException:
         logging.getLogger("mlflow_energy.bench").exception("benchmark failed")
         return 1
@@ -53,8 +57,18 @@ def _describe_exit(code: int | None) -> str:
     return f"the benchmark process exited with code {code}"
 
 
-def run_isolated(config: RunConfig, out_dir: Path) -> BenchResult:
-    """The child's result, completed with the cause when it did not finish."""
+def _stop_cause(why: str, config: RunConfig, phase: str) -> str:
+    """The error of a child the parent stopped (it replaces the SystemExit the child recorded)."""
+    return {
+        TIMED_OUT: f"timed out after bench.timeout_s={config.bench.timeout_s:g} s during {phase}",
+        INTERRUPTED: f"interrupted (Ctrl-C) during {phase}",
+        ORPHANED: f"the benchmark's zygote process died during {phase}, so the benchmark was stopped",
+    }[why]
+
+
+def run_isolated(config: RunConfig, out_dir: Path, stop: StopRequest = STOP) -> BenchResult:
+    """The child's result, completed with the cause when it did not finish. A result the child
+    finished stays finished, whatever happened after."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / RESULT_FILE).unlink(missing_ok=True)
     (out_dir / REQUEST_FILE).write_text(json.dumps(as_dict(config), indent=2))
@@ -62,25 +76,26 @@ def run_isolated(config: RunConfig, out_dir: Path) -> BenchResult:
     visible = {"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")}
     zygote_error = None
     try:
-        code, timed_out = _ZYGOTE.run(out_dir, visible, config.bench.timeout_s)
-    except (RuntimeError, OSError) as exc:  # the zygote itself died: the next run starts a new one
+        ended = _ZYGOTE.run(out_dir, visible, config.bench.timeout_s, stop)
+    except (RuntimeError, OSError) as exc:  # the zygote died before the child started: the next run starts a new one
         _ZYGOTE.close()
-        code, timed_out, zygote_error = 1, False, f"the benchmark process could not be started ({exc})"
+        ended, zygote_error = ChildEnd(1), f"the benchmark process could not be started ({exc})"
     try:
         result = BenchResult.read(out_dir)
-    except FileNotFoundError:  # died before its first save
+    except ResultFileError:  # died before its first save
         result = BenchResult(as_dict(config), config_hash(config), point_hash(config), status="failed")
-    if timed_out:
+    if result.status != "finished":
         result.status = "failed"
-        result.error = f"timed out after bench.timeout_s={config.bench.timeout_s:g} s during {result.phase}"
-    elif result.status != "finished":
-        result.status = "failed"
-        result.error = result.error or zygote_error or f"{_describe_exit(code)} during {result.phase}"
+        result.error = (
+            _stop_cause(ended.stopped, config, result.phase) if ended.stopped
+            else result.error or zygote_error or f"{_describe_exit(ended.code)} during {result.phase}"
+        )  # fmt: skip
     if result.summary is None:  # killed before it could summarise what it had measured
         conclude(result, [])
     result.write(out_dir)
     return result
 
 
-if __name__ == "__main__":  # the zygote's way to start a child without forking
+if __name__ == "__main__":  # the zygote's way to start a child without forking: OUT_DIR ZYGOTE_PID
+    die_with_parent(signal.SIGTERM, int(sys.argv[2]))
     sys.exit(run_child(Path(sys.argv[1])))

@@ -94,7 +94,6 @@ class _Work:
 
     model: Any
     tokenizer: Any
-    device: str
     generate: Callable[[], Any]
     prefill: Callable[[], Any]
 
@@ -155,7 +154,7 @@ def _load(run: _Run, device: str) -> _Work:
         model, tokenizer, config.workload.new_tokens, config.backend.cache,
         compiled=config.backend.name == "static_compile",
     )  # fmt: skip
-    return _Work(model, tokenizer, device, lambda: generation.generate(model, batch, gen_config),
+    return _Work(model, tokenizer, lambda: generation.generate(model, batch, gen_config),
                  lambda: generation.prefill(model, batch))  # fmt: skip
 
 

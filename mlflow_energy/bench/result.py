@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,10 @@ from mlflow_energy.meter.measurement import Measurement
 RESULT_FILE = "result.json"
 TIMELINE_FILE = "power_timeline.csv"
 CODECARBON_DIR = "codecarbon"  # CodeCarbon's own CSV output
+
+
+class ResultFileError(ValueError):
+    """A result.json that cannot be read back: one sentence naming the file."""
 
 
 @dataclass
@@ -148,6 +153,8 @@ class BenchResult:
     config: dict[str, Any]
     config_hash: str
     point_hash: str = ""  # config hash without the replicate number (see config.point_hash)
+    # Names this measurement in the store: logging it again finds the run instead of adding one.
+    result_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     ended_ms: int | None = None
     status: str = "running"
@@ -196,6 +203,8 @@ class BenchResult:
             data["summary"] = Summary(**data["summary"])
         if data.get("assessment") is not None:
             data["assessment"] = Assessment(**data["assessment"])
+        # A result saved before results had ids gets one that is the same at every read.
+        data.setdefault("result_id", f"{data.get('config_hash')}-{data.get('started_ms')}")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -209,4 +218,16 @@ class BenchResult:
 
     @classmethod
     def read(cls, folder: Path) -> BenchResult:
-        return cls.from_dict(json.loads((folder / RESULT_FILE).read_text()))
+        """ResultFileError, in one sentence, for a file that is missing, cut short or not a result."""
+        path = folder / RESULT_FILE
+        try:
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
+                raise TypeError("no config object")
+            return cls.from_dict(data)
+        except FileNotFoundError:
+            raise ResultFileError(f"{folder} holds no {RESULT_FILE}; pass the output folder a run printed.") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ResultFileError(f"{path} cannot be read as JSON ({exc}); it is damaged or cut short.") from None
+        except (TypeError, KeyError, AttributeError) as exc:
+            raise ResultFileError(f"{path} is not an mlflow-energy result ({type(exc).__name__}: {exc}).") from None

@@ -15,11 +15,20 @@ when ``MLFLOW_ENERGY_NO_FORK=1`` is set. Protocol, one JSON or text line each wa
     zygote -> parent   started <pid>            then, when it ends: exited <pid> <code>
 
 A code below 0 is minus the signal that killed the child, as in ``subprocess``.
+
+No benchmark process outlives the parent that supervises it. The zygote runs in a process
+group of its own (the terminal's Ctrl-C reaches the parent only, which stops the child itself,
+see bench/interrupt.py), and each process asks the kernel to signal it when its parent dies
+(``prctl(PR_SET_PDEATHSIG)``, Linux): the zygote is killed with the parent, a child gets
+SIGTERM with the zygote and saves what it measured. When the zygote dies under a running
+child, the parent also stops that child and waits until it is gone before reading its result,
+so a result is never rewritten after it was logged.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import select
@@ -28,9 +37,29 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 
+from mlflow_energy.bench.interrupt import StopRequest
+
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+STOP_GRACE_S = 10.0  # a child stopped with SIGTERM gets this long to save its result before SIGKILL
+# Why the parent stopped a child (ChildEnd.stopped).
+TIMED_OUT, INTERRUPTED, ORPHANED = "timed out", "interrupted", "orphaned"
+
+
+def die_with_parent(sig: int, parent_pid: int) -> None:
+    """Asks the kernel to send ``sig`` to this process when its parent dies (Linux; elsewhere the
+    parent's kill of the process group is the only guard). The kernel watches the thread that
+    started this process: a parent that starts the zygote from a short-lived thread gets a new
+    zygote at its next benchmark. Exits at once if the parent is already gone."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    if os.getppid() != parent_pid:  # it died before the request took effect
+        os._exit(1)
 
 
 def _preload() -> None:
@@ -88,8 +117,10 @@ def _fork_child(request: dict) -> tuple[int, Callable[[], int]]:
     """(pid, a call that waits for its exit code)."""
     from mlflow_energy.bench.isolation import run_child
 
+    zygote = os.getpid()
     pid = os.fork()
     if pid == 0:
+        die_with_parent(signal.SIGTERM, zygote)
         os.dup2(2, 1)  # the child must never write into the reply channel
         _apply(request["env"], os.environ)
         code = 1
@@ -106,12 +137,14 @@ def _spawn_child(request: dict) -> tuple[int, Callable[[], int]]:
     env = dict(os.environ)
     _apply(request["env"], env)
     child = subprocess.Popen(
-        [sys.executable, "-m", "mlflow_energy.bench.isolation", request["out_dir"]], stdout=sys.stderr, env=env
-    )
+        [sys.executable, "-m", "mlflow_energy.bench.isolation", request["out_dir"], str(os.getpid())],
+        stdout=sys.stderr, env=env,
+    )  # fmt: skip
     return child.pid, child.wait
 
 
-def _serve() -> None:
+def _serve(parent_pid: int) -> None:
+    die_with_parent(signal.SIGKILL, parent_pid)
     _preload()
     no_fork = _why_not_fork()
     if no_fork:
@@ -126,66 +159,153 @@ def _serve() -> None:
         print(f"exited {pid} {wait()}", file=reply, flush=True)
 
 
+@dataclass(frozen=True)
+class ChildEnd:
+    """How a benchmark child ended: its exit code (None when unknown) and, when the parent
+    stopped it, why (TIMED_OUT, INTERRUPTED, ORPHANED); None when it ended by itself."""
+
+    code: int | None
+    stopped: str | None = None
+
+
+class ZygoteDied(RuntimeError):
+    """The zygote's reply channel closed: it was killed or crashed."""
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+        os.kill(pid, sig)
+
+
+def _gone(pid: int) -> bool:
+    """Ended, or a zombie its new parent has not reaped yet (no longer running either way)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _wait_gone(pid: int, timeout_s: float) -> bool:
+    """Polls: a child of a dead zygote is not this process's child and cannot be waited for."""
+    deadline = time.monotonic() + timeout_s
+    while not _gone(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 class Zygote:
     """The parent's handle on one zygote process, started on first use."""
 
     def __init__(self) -> None:
         self._process: subprocess.Popen | None = None
+        self._pending = b""  # reply bytes read but not yet consumed as lines
 
     def _ensure_started(self) -> subprocess.Popen:
         if self._process is None or self._process.poll() is not None:
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+            self._pending = b""
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "mlflow_energy.bench.zygote"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                [sys.executable, "-m", "mlflow_energy.bench.zygote", str(os.getpid())],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, start_new_session=True,
             )  # fmt: skip
-            self._expect("ready", None)
+            self._expect("ready")
             atexit.register(self.close)
         return self._process
 
-    def _expect(self, word: str, timeout_s: float | None) -> list[str] | None:
-        """The next reply line starting with ``word``, split; None if none came in time."""
+    def _line(self, deadline: float | None, stop_fd: int | None) -> str | None:
+        """The zygote's next reply line; None when ``deadline`` passed or ``stop_fd`` became
+        readable first (a reply that is already there wins: a child that ended is reported as
+        ended). ZygoteDied when the zygote is gone."""
         assert self._process is not None and self._process.stdout is not None
-        if timeout_s is not None:
-            ready, _, _ = select.select([self._process.stdout], [], [], max(0.0, timeout_s))
-            if not ready:
+        replies = self._process.stdout.fileno()
+        while b"\n" not in self._pending:
+            watched = [replies] if stop_fd is None else [replies, stop_fd]
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select(watched, [], [], timeout)
+            if replies not in ready:
                 return None
-        line = self._process.stdout.readline()
+            chunk = os.read(replies, 4096)
+            if not chunk:
+                raise ZygoteDied("the benchmark zygote ended unexpectedly")
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        return line.decode()
+
+    def _expect(self, word: str, deadline: float | None = None, stop_fd: int | None = None) -> list[str] | None:
+        """The next reply line, which must start with ``word``, split; None as for ``_line``."""
+        line = self._line(deadline, stop_fd)
+        if line is None:
+            return None
         if not line.startswith(word):
             raise RuntimeError(f"the benchmark zygote answered {line!r} instead of {word!r}")
         return line.split()
 
-    def run(self, out_dir: Path, env: dict[str, str | None], timeout_s: float) -> tuple[int, bool]:
-        """Runs one benchmark child: (exit code, whether it was stopped for passing timeout_s)."""
+    def _exit_code(self, deadline: float | None = None, stop_fd: int | None = None) -> int | None:
+        exited = self._expect("exited", deadline, stop_fd)
+        return None if exited is None else int(exited[2])
+
+    def run(self, out_dir: Path, env: dict[str, str | None], timeout_s: float, stop: StopRequest) -> ChildEnd:
+        """Runs one benchmark child until it ends, ``timeout_s`` passes or ``stop`` is requested."""
+        if stop.requested:
+            return ChildEnd(None, INTERRUPTED)
         process = self._ensure_started()
         assert process.stdin is not None
-        process.stdin.write(json.dumps({"out_dir": str(out_dir), "env": env}) + "\n")
+        process.stdin.write((json.dumps({"out_dir": str(out_dir), "env": env}) + "\n").encode())
         process.stdin.flush()
-        started = self._expect("started", None)
+        started = self._expect("started")
         assert started is not None
-        pid, deadline = int(started[1]), time.monotonic() + timeout_s
-        exited = self._expect("exited", deadline - time.monotonic())
-        if exited is not None:
-            return int(exited[2]), False
-        os.kill(pid, signal.SIGTERM)  # the child saves what it measured, then exits
-        exited = self._expect("exited", 10)
-        if exited is None:
-            os.kill(pid, signal.SIGKILL)
-            exited = self._expect("exited", None)
-        assert exited is not None
-        return int(exited[2]), True
+        pid = int(started[1])
+        try:
+            code = self._exit_code(time.monotonic() + timeout_s, stop.fileno())
+            if code is not None:
+                return ChildEnd(code)
+            return ChildEnd(self._stop(pid), INTERRUPTED if stop.requested else TIMED_OUT)
+        except ZygoteDied:
+            self._end_orphan(pid)
+            return ChildEnd(None, ORPHANED)
+
+    def _stop(self, pid: int) -> int:
+        """SIGTERM (the child saves what it measured, then exits), SIGKILL if it is still there
+        after STOP_GRACE_S; its exit code."""
+        _signal(pid, signal.SIGTERM)
+        code = self._exit_code(time.monotonic() + STOP_GRACE_S)
+        if code is None:
+            _signal(pid, signal.SIGKILL)
+            code = self._exit_code()
+        assert code is not None
+        return code
+
+    def _end_orphan(self, pid: int) -> None:
+        """The zygote died under a running child. The kernel sent the child SIGTERM already
+        (die_with_parent); make sure it is gone before its result is read, then end the group."""
+        _signal(pid, signal.SIGTERM)
+        if not _wait_gone(pid, STOP_GRACE_S):
+            _signal(pid, signal.SIGKILL)
+            _wait_gone(pid, STOP_GRACE_S)
+        self.close()
 
     def close(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            assert self._process.stdin is not None
-            self._process.stdin.close()  # the zygote's loop ends on end of input
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-        self._process = None
+        """Ends the zygote (it exits at the end of its input) and anything left in its group."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            assert process.stdin is not None
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(STOP_GRACE_S)
+        with contextlib.suppress(ProcessLookupError):  # the group is empty: nothing to end
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 if __name__ == "__main__":
-    _serve()
+    _serve(int(sys.argv[1]))

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlflow_energy.config import ConfigError, ModelConfig
+from mlflow_energy.config import ConfigError, ModelConfig, RunConfig, read_text_file
 from mlflow_energy.inference.quantization import quantize
 
 log = logging.getLogger(__name__)
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 SHIPPED_TOKENIZER = SHIPPED_DIR / "tokenizer"
-_WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt")
+_SAFETENSORS = ("*.safetensors",)
+_PICKLED_WEIGHTS = ("*.bin", "*.pt")  # loaded by unpickling, which can run code: use_safetensors refuses them
 
 
 def shipped_models() -> list[str]:
@@ -29,39 +31,119 @@ class ModelSource:
     location: str  # folder path or hub id
     tokenizer_location: str
     has_weights: bool
+    max_positions: int | None = None  # the config's max_position_embeddings, where it has one
 
 
 def _has_tokenizer(folder: Path) -> bool:
     return (folder / "tokenizer.json").is_file() or (folder / "tokenizer_config.json").is_file()
 
 
-def _has_weights(folder: Path) -> bool:
-    return any(any(folder.glob(pattern)) for pattern in _WEIGHT_FILES)
+def _has_files(folder: Path, patterns: tuple[str, ...]) -> bool:
+    return any(any(folder.glob(pattern)) for pattern in patterns)
 
 
 def resolve_model(model: ModelConfig) -> ModelSource:
-    """Where ``model.name`` points; ConfigError if nowhere. Reads configs only, never weights."""
+    """Where ``model.name`` points; ConfigError if nowhere, or if loading it is bound to be
+    refused. Reads configs only, never weights."""
     name = model.name
     if name in shipped_models():
         folder = SHIPPED_DIR / name
     elif Path(name).expanduser().is_dir():
         folder = Path(name).expanduser().resolve()
-        if not (folder / "config.json").is_file():
-            raise ConfigError(f"model.name={name!r} is a folder without a config.json; point it at a saved model folder.")
     else:
         return _resolve_hub(model)
+    config = _read_model_config(folder, name)
+    _check_custom_code(config, model)
     tokenizer = folder if _has_tokenizer(folder) else SHIPPED_TOKENIZER
     source = ModelSource(
         kind="shipped" if folder.parent == SHIPPED_DIR else "local",
         location=str(folder),
         tokenizer_location=str(tokenizer),
-        has_weights=_has_weights(folder),
+        has_weights=_has_files(folder, _SAFETENSORS + _PICKLED_WEIGHTS),
+        max_positions=_max_positions(config),
     )
-    if model.weights == "pretrained" and not source.has_weights:
-        raise ConfigError(
-            f"model.name={name!r} has no weights in {folder}; use model.weights=random to build it with random weights."
-        )
+    if model.weights == "pretrained":
+        _check_weights(source, model)
     return source
+
+
+def _read_model_config(folder: Path, name: str) -> dict[str, Any]:
+    path = folder / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"model.name={name!r} is a folder without a config.json; point it at a saved model folder.")
+    try:
+        config = json.loads(read_text_file(path, "model.name"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"model.name={name!r}: {path} is not valid JSON ({exc.msg}, line {exc.lineno}); "
+            "fix it or save the model again."
+        ) from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"model.name={name!r}: {path} holds no JSON object; fix it or save the model again.")
+    return config
+
+
+def _known_model_types() -> Any:
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    return CONFIG_MAPPING
+
+
+def _check_custom_code(config: dict[str, Any], model: ModelConfig) -> None:
+    """transformers builds a model_type it knows with its own code (an ``auto_map`` is then
+    ignored); any other type needs the model's own code, which trust_remote_code=false never runs."""
+    model_type = config.get("model_type")
+    if model_type in _known_model_types():
+        return
+    if "auto_map" not in config:
+        import transformers
+
+        raise ConfigError(
+            f"model.name={model.name!r} has model_type={model_type!r} in its config.json, which transformers "
+            f"{transformers.__version__} does not know; fix the model_type or upgrade transformers."
+        )
+    if not model.trust_remote_code:
+        raise ConfigError(
+            f"model.name={model.name!r} needs its own code (model_type={model_type!r}, auto_map in its config.json), "
+            "which model.trust_remote_code=false does not run; set model.trust_remote_code=true if you trust that code."
+        )
+
+
+def _max_positions(config: dict[str, Any]) -> int | None:
+    """max_position_embeddings under the name the config's class stores it (GPT-2: n_positions)."""
+    key = "max_position_embeddings"
+    known = _known_model_types()
+    if config.get("model_type") in known:
+        key = known[config["model_type"]].attribute_map.get(key, key)
+    value = config.get(key)
+    return value if isinstance(value, int) else None
+
+
+def _check_weights(source: ModelSource, model: ModelConfig) -> None:
+    folder = source.location
+    if not source.has_weights:
+        raise ConfigError(
+            f"model.name={model.name!r} has no weights in {folder}; "
+            "use model.weights=random to build it with random weights."
+        )
+    if model.use_safetensors and not _has_files(Path(folder), _SAFETENSORS):
+        raise ConfigError(
+            f"model.name={model.name!r} has only .bin/.pt weights in {folder}, which model.use_safetensors=true "
+            "refuses to load; convert them to safetensors, or set model.use_safetensors=false if you trust the files."
+        )
+
+
+def validate_workload_fits(source: ModelSource, config: RunConfig) -> None:
+    """A prompt and its output must fit the model's positions: beyond them a learned position
+    table fails and rotary positions run where the model was never trained."""
+    w = config.workload
+    total = w.prompt_tokens + w.new_tokens
+    if source.max_positions is not None and total > source.max_positions:
+        raise ConfigError(
+            f"workload.prompt_tokens + workload.new_tokens = {w.prompt_tokens} + {w.new_tokens} = {total} exceeds "
+            f"the {source.max_positions} positions of model.name={config.model.name!r}; lower them or pick a model "
+            "with more positions."
+        )
 
 
 def _resolve_hub(model: ModelConfig) -> ModelSource:
@@ -74,10 +156,11 @@ def _resolve_hub(model: ModelConfig) -> ModelSource:
 
     kwargs = {"revision": model.revision, "trust_remote_code": model.trust_remote_code}
     try:
-        AutoConfig.from_pretrained(model.name, local_files_only=True, **kwargs)
+        cached = AutoConfig.from_pretrained(model.name, local_files_only=True, **kwargs).to_dict()
     except Exception:  # not cached (or not a valid id): ask the hub once
         import huggingface_hub
 
+        cached = {}
         try:
             huggingface_hub.HfApi().model_info(model.name, revision=model.revision, timeout=5)
         except Exception as exc:
@@ -86,7 +169,8 @@ def _resolve_hub(model: ModelConfig) -> ModelSource:
                 f"folder, or a Hugging Face model reachable from here ({type(exc).__name__}); fix the name "
                 "or download the model first."
             ) from None
-    return ModelSource(kind="hub", location=model.name, tokenizer_location=model.name, has_weights=True)
+    return ModelSource(kind="hub", location=model.name, tokenizer_location=model.name, has_weights=True,
+                       max_positions=_max_positions(cached))  # fmt: skip
 
 
 def torch_dtype(name: str) -> Any:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlflow_energy.config import ConfigError, WorkloadConfig
+from mlflow_energy.config import ConfigError, WorkloadConfig, read_text_file
 
 SHIPPED_PROMPTS = Path(__file__).resolve().parent / "data" / "prompts.jsonl"
 
@@ -23,20 +23,39 @@ class Batch:
         return {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
 
 
+def validate_prompts(prompts: str) -> None:
+    """Reads the prompt file the benchmark will read, the same way, so a bad one is refused
+    before any run exists (synthetic and shipped prompts need no check)."""
+    if prompts not in ("synthetic", "shipped"):
+        read_prompt_file(Path(prompts))
+
+
 def read_prompt_file(path: Path) -> list[str]:
-    texts = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            texts.append(str(json.loads(line)["text"]))
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise ConfigError(
-                f"workload.prompts: line {number} of {path} is not a JSON object with a \"text\" field; fix that line."
-            ) from None
+    """The ``text`` of every non-blank line; ConfigError naming the first bad line and the fix."""
+    if not path.is_file():
+        raise ConfigError(
+            f"workload.prompts={str(path)!r} is neither 'synthetic', 'shipped' nor an existing JSONL file; "
+            "fix the path or pick one of those."
+        )
+    lines = read_text_file(path, "workload.prompts").splitlines()
+    texts = [_prompt_text(line, number, path) for number, line in enumerate(lines, start=1) if line.strip()]
     if not texts:
         raise ConfigError(f"workload.prompts: {path} holds no prompt; add lines like {{\"text\": \"...\"}}.")
     return texts
+
+
+def _prompt_text(line: str, number: int, path: Path) -> str:
+    where = f"workload.prompts: line {number} of {path}"
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        record = None
+    if not isinstance(record, dict) or "text" not in record:
+        raise ConfigError(f'{where} is not a JSON object with a "text" field; fix that line.')
+    text = record["text"]
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError(f'{where} has a "text" that is empty or not a string; give every prompt some text.')
+    return text
 
 
 def make_batch(workload: WorkloadConfig, tokenizer: Any, model_vocab_size: int, device: str, seed: int) -> Batch:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlflow_energy.config import ConfigError, QualityConfig
+from mlflow_energy.config import ConfigError, QualityConfig, read_text_file
 
 SHIPPED_HELDOUT = Path(__file__).resolve().parent / "data" / "heldout.txt"
 HF_PREFIX = "hf:"
@@ -37,10 +37,20 @@ def validate_dataset(dataset: str) -> None:
                 f"quality.dataset={dataset!r} needs the datasets package; pip install datasets, or use a text file."
             ) from None
         return
-    if not Path(dataset).is_file():
+    _read_text_dataset(dataset)
+
+
+def _read_text_dataset(dataset: str) -> str:
+    """A held-out text file the user named; ConfigError when it is missing, unreadable, not UTF-8 or blank."""
+    path = Path(dataset)
+    if not path.is_file():
         raise ConfigError(
             f"quality.dataset={dataset!r} is neither 'shipped', hf:NAME:SPLIT nor an existing text file; fix the path."
         )
+    text = read_text_file(path, "quality.dataset")
+    if not text.strip():
+        raise ConfigError(f"quality.dataset: {path} is empty; give it held-out text or use quality.dataset=shipped.")
+    return text
 
 
 def heldout_text(dataset: str) -> str:
@@ -54,7 +64,7 @@ def heldout_text(dataset: str) -> str:
         *name, split = dataset[len(HF_PREFIX) :].split(":")
         rows = datasets.load_dataset(*name, split=split)
         return "\n".join(t for t in rows["text"] if t.strip())
-    return Path(dataset).read_text(encoding="utf-8")
+    return _read_text_dataset(dataset)
 
 
 def perplexity(model: Any, tokenizer: Any, text: str, quality: QualityConfig, device: str) -> Perplexity:

@@ -4,7 +4,8 @@ best point per metric, all on the parent run. Rebuilt from the store by ``mlflow
 One row per grid point: its replicates (runs sharing a point hash) are averaged, with a 95%
 interval across them (``report/replicates.py``). For each ranked metric the best point is
 picked among the points that measured, and every other point whose interval overlaps the
-best's is marked indistinguishable from it.
+best's is marked indistinguishable from it. A replicate the tracking server did not take
+(``not_logged``) is shown, and ranked, from its result on disk.
 """
 
 from __future__ import annotations
@@ -16,19 +17,32 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from mlflow_energy.bench.result import BenchResult, ResultFileError
 from mlflow_energy.bench.stats import Interval
+from mlflow_energy.config import flatten
 from mlflow_energy.report.console import wide_console
+from mlflow_energy.report.headline import trust_verdict
 from mlflow_energy.report.pareto import pareto_front
 from mlflow_energy.report.replicates import combine, show
 from mlflow_energy.tracking import names
-from mlflow_energy.tracking.sweep import PointOutcome, SweepState
+from mlflow_energy.tracking.uris import redact_uri
+from mlflow_energy.tracking.sweep import (
+    FAILED,
+    FINISHED,
+    NOT_LOGGED,
+    SKIPPED,
+    PointOutcome,
+    SweepEnd,
+    SweepState,
+    count_outcomes,
+)
 
 log = logging.getLogger("mlflow_energy.sweep")
 
@@ -56,6 +70,8 @@ LABELS = {  # the ranked metrics as the console heads them
     "latency/request_s_p50": "request p50 s",
     QUALITY: "perplexity",
 }
+_COUNT_METRICS = {FINISHED: names.METRIC_SWEEP_FINISHED, FAILED: names.METRIC_SWEEP_FAILED,
+                  SKIPPED: names.METRIC_SWEEP_SKIPPED, NOT_LOGGED: names.METRIC_SWEEP_NOT_LOGGED}  # fmt: skip
 # How a point compares with the best on one metric.
 BEST, TIED, WORSE, UNTESTED = "best", "indistinguishable", "worse", "untested"
 
@@ -66,7 +82,8 @@ class PointRow:
 
     ``metrics`` are the mean of the replicates that measured (``replicates`` of them; every
     replicate when all failed), ``intervals`` their 95% intervals, ``covers`` what those cover.
-    ``status``: finished | skipped (measured by an earlier launch) | failed (every replicate).
+    ``status``: finished | skipped (measured by an earlier launch) | not_logged (a replicate's
+    result is only on disk) | failed (every replicate).
     ``verdicts``: per ranked metric, how the point compares with the best (BEST, TIED...).
     """
 
@@ -87,7 +104,7 @@ class PointRow:
 
     @property
     def measured(self) -> bool:
-        return self.status != "failed"
+        return self.status != FAILED
 
 
 def point_rows(client: Any, outcomes: list[PointOutcome]) -> list[PointRow]:
@@ -98,25 +115,63 @@ def point_rows(client: Any, outcomes: list[PointOutcome]) -> list[PointRow]:
     return [_row(client, sorted(group, key=lambda o: o.replicate)) for group in groups.values()]
 
 
+@dataclass(frozen=True)
+class _Replicate:
+    """What the report reads of one replicate: its run, or its result on disk when not logged."""
+
+    run_id: str | None
+    experiment_id: str | None
+    metrics: dict[str, float]
+    params: dict[str, str]
+    tags: dict[str, str]
+
+
+def _replicate(client: Any, outcome: PointOutcome) -> _Replicate | None:
+    if outcome.run_id:
+        run = client.get_run(outcome.run_id)
+        return _Replicate(run.info.run_id, run.info.experiment_id, run.data.metrics, run.data.params, run.data.tags)
+    if outcome.status == NOT_LOGGED and outcome.result_dir:
+        return _on_disk(Path(outcome.result_dir))
+    return None
+
+
+def _on_disk(folder: Path) -> _Replicate | None:
+    """A result kept on disk, as its run would show it; None once the folder no longer holds it."""
+    try:
+        result = BenchResult.read(folder)
+    except ResultFileError:
+        return None
+    metrics = names.summary_metrics(result.summary) if result.summary else {}
+    params = {key: str(value) for key, value in flatten(result.config).items()}
+    return _Replicate(None, None, metrics, params, {names.TAG_TRUST: trust_verdict(result.assessment)})
+
+
+def _row_status(group: list[PointOutcome]) -> str:
+    """failed when no replicate measured; else not_logged while one waits on disk, finished when
+    this launch measured one, skipped when earlier launches measured them all."""
+    statuses = {o.status for o in group}
+    return next((s for s in (NOT_LOGGED, FINISHED, SKIPPED) if s in statuses), FAILED)
+
+
 def _row(client: Any, group: list[PointOutcome]) -> PointRow:
-    runs = {o.run_id: client.get_run(o.run_id) for o in group if o.run_id}
-    measured = [runs[o.run_id] for o in group if o.run_id and o.status != "failed"]
-    failed = [o for o in group if o.status == "failed"]
-    shown = measured or list(runs.values())
-    figures = combine([run.data.metrics for run in shown])
-    status = "failed" if not measured else "finished" if any(o.status == "finished" for o in group) else "skipped"
-    errors = [(runs[o.run_id].data.tags.get(names.TAG_ERROR) if o.run_id else None) or o.error for o in failed]
-    first = shown[0] if shown else None
+    replicates = [(o, _replicate(client, o)) for o in group]
+    measured = [r for o, r in replicates if r is not None and o.status != FAILED]
+    failed = [(o, r) for o, r in replicates if o.status == FAILED]
+    shown = measured or [r for _, r in replicates if r is not None]
+    figures = combine([r.metrics for r in shown])
+    errors = [(r.tags.get(names.TAG_ERROR) if r else None) or o.error for o, r in failed]
+    run_ids = [r.run_id for _, r in replicates if r is not None and r.run_id]
+    experiment_id = next((r.experiment_id for _, r in replicates if r is not None and r.experiment_id), None)
     return PointRow(
-        group[0].name, status, list(runs), first.info.experiment_id if first else None,
-        first.data.params if first else {}, figures.metrics, figures.intervals, figures.covers,
-        figures.runs, len(failed), next((e for e in errors if e), None), _trust(shown),
+        group[0].name, _row_status(group), run_ids, experiment_id, shown[0].params if shown else {},
+        figures.metrics, figures.intervals, figures.covers, figures.runs, len(failed),
+        next((e for e in errors if e), None), _trust(shown),
     )  # fmt: skip
 
 
-def _trust(runs: list[Any]) -> str:
-    """The runs' trust warnings, each once; ``ok`` when every run says so; empty when none says."""
-    verdicts = [run.data.tags.get(names.TAG_TRUST) for run in runs]
+def _trust(replicates: list[_Replicate]) -> str:
+    """The replicates' trust warnings, each once; ``ok`` when every one says so; empty when none says."""
+    verdicts = [r.tags.get(names.TAG_TRUST) for r in replicates]
     warnings = dict.fromkeys(v for v in verdicts if v and v != names.TRUST_OK)
     return " ".join(warnings) or (names.TRUST_OK if any(verdicts) else "")
 
@@ -157,7 +212,7 @@ def mark_verdicts(rows: list[PointRow], best: dict[str, PointRow]) -> None:
 def best_tag(metric: str, top: PointRow, rows: list[PointRow]) -> str:
     """``NAME (RUNS): 0.123 [0.120-0.126] from 3 replicates; indistinguishable: A, B``."""
     interval = top.intervals.get(metric)
-    head = f"{top.name} ({', '.join(top.run_ids)}): {show(top.metrics[metric], interval)}"
+    head = f"{top.name} ({', '.join(top.run_ids) or 'not logged'}): {show(top.metrics[metric], interval)}"
     if interval is None:
         return f"{head}; no 95% interval, so which points are indistinguishable cannot be tested"
     text = f"{head} from {top.covers}; indistinguishable: {', '.join(_with(rows, metric, TIED)) or 'none'}"
@@ -349,10 +404,11 @@ def _ranked_cell(row: PointRow, metric: str) -> str:
 
 def _status(r: PointRow) -> str:
     """``finished`` and, on a second line, what the intervals cover and any failed replicate."""
-    if r.status == "failed":
+    if r.status == FAILED:
         return f"failed: {r.error[:60]}" if r.error else "failed"
     failed = f", {r.failed_replicates} failed" if r.failed_replicates else ""
-    return f"{r.status}\n{r.covers or 'no interval'}{failed}"
+    status = "not logged (on disk)" if r.status == NOT_LOGGED else r.status
+    return f"{status}\n{r.covers or 'no interval'}{failed}"
 
 
 def build_report(client: Any, state: SweepState, outcomes: list[PointOutcome], folder: Path) -> list[PointRow]:
@@ -366,16 +422,16 @@ def build_report(client: Any, state: SweepState, outcomes: list[PointOutcome], f
     keys = _swept(rows, state.swept_keys)
     replicated = f" x {state.replicates} replicates" if state.replicates > 1 else ""
     title = f"sweep {state.sweep_id}: {len(rows)} points{replicated}"
-    ui_base = state.tracking_uri.rstrip("/") if state.tracking_uri.startswith("http") else ""
+    shown_uri = redact_uri(state.tracking_uri)  # both files below are logged as artifacts
+    ui_base = shown_uri.rstrip("/") if shown_uri.startswith("http") else ""
     folder.mkdir(parents=True, exist_ok=True)
     write_csv(rows, keys, folder / names.ARTIFACT_SUMMARY_CSV)
     write_html(rows, keys, folder / names.ARTIFACT_SUMMARY_HTML, ui_base, title)
     plot_pareto(rows, folder / names.ARTIFACT_PARETO, title)
-    saved = {"sweep": asdict(state), "points": [asdict(o) for o in outcomes]}
+    saved = {"sweep": {**asdict(state), "tracking_uri": shown_uri}, "points": [asdict(o) for o in outcomes]}
     (folder / names.ARTIFACT_SWEEP_POINTS).write_text(json.dumps(saved, indent=2))
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("finished", "failed", "skipped")}
-    metrics = {names.METRIC_SWEEP_POINTS: len(outcomes), names.METRIC_SWEEP_FINISHED: counts["finished"],
-               names.METRIC_SWEEP_FAILED: counts["failed"], names.METRIC_SWEEP_SKIPPED: counts["skipped"]}  # fmt: skip
+    counts = count_outcomes(outcomes)
+    metrics = {names.METRIC_SWEEP_POINTS: len(outcomes), **{_COUNT_METRICS[s]: n for s, n in counts.items()}}
     tags = {names.TAG_SWEEP_COUNTS: " ".join(f"{k}={v}" for k, v in counts.items())}
     tags |= {names.TAG_BEST_PREFIX + metric: best_tag(metric, top, rows) for metric, top in best.items()}
     now_ms = int(time.time() * 1000)  # a resumed sweep's counts replace the last launch's
@@ -386,20 +442,30 @@ def build_report(client: Any, state: SweepState, outcomes: list[PointOutcome], f
     return rows
 
 
-def finish_sweep(state: SweepState, outcomes: list[PointOutcome], sweep_dir: Path) -> int:
-    """Closes the parent run with its report; returns how many jobs (replicates of points) failed."""
+def finish_sweep(
+    state: SweepState, outcomes: list[PointOutcome], sweep_dir: Path, wait_s: float, interrupted: bool
+) -> SweepEnd:
+    """Closes the parent run with its report: KILLED when the sweep was interrupted, FAILED while
+    results are only on disk, FINISHED otherwise. Left open when the tracking server does not
+    answer within ``wait_s``, or stops answering while the report is logged."""
     from mlflow.tracking import MlflowClient
 
+    from mlflow_energy.tracking.kept import store_failures, wait_for_server
+
+    counts = count_outcomes(outcomes)
+    end = SweepEnd(state.parent_run_id, state.tracking_uri, counts, interrupted)
+    if not wait_for_server(state.tracking_uri, wait_s):
+        return end
+    status = "KILLED" if interrupted else "FAILED" if counts[NOT_LOGGED] else "FINISHED"
     client = MlflowClient(tracking_uri=state.tracking_uri)
-    build_report(client, state, outcomes, sweep_dir / "report")
-    failed = sum(o.status == "failed" for o in outcomes)
-    client.set_terminated(state.parent_run_id, "FINISHED")
-    log.info(
-        "sweep %s done: %d finished, %d failed, %d skipped; report on parent run %s",
-        state.sweep_id, sum(o.status == "finished" for o in outcomes), failed,
-        sum(o.status == "skipped" for o in outcomes), state.parent_run_id,
-    )  # fmt: skip
-    return failed
+    try:
+        build_report(client, state, outcomes, sweep_dir / "report")
+        client.set_terminated(state.parent_run_id, status)
+    except store_failures():
+        return end
+    done = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items())
+    log.info("sweep %s done: %s; report on parent run %s (%s)", state.sweep_id, done, state.parent_run_id, status)
+    return replace(end, parent_status=status)
 
 
 def rebuild_report(tracking_uri: str, experiment: str, sweep_id: str | None, folder: Path | None) -> list[PointRow]:

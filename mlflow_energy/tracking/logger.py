@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from mlflow_energy.bench.result import CODECARBON_DIR, RESULT_FILE, TIMELINE_FILE, BenchResult
+from mlflow_energy.bench.result import CODECARBON_DIR, TIMELINE_FILE, BenchResult
 from mlflow_energy.bench.summary import gpu_j_by_device
 from mlflow_energy.config import flatten
 from mlflow_energy.meter.sampler import TimelineSample, read_timeline_csv
 from mlflow_energy.report.headline import basis_label, description, trust_verdict
 from mlflow_energy.report.timeline import plot_timeline
 from mlflow_energy.tracking import names
+from mlflow_energy.tracking.uris import redact_in, redact_uri
 
 _BATCH = 1000  # MLflow's per-request limit on metrics in log_batch
+LOG_REQUEST_FILE = "logging.json"
+log = logging.getLogger("mlflow_energy")
 
 
 class TrackingError(RuntimeError):
@@ -38,32 +44,54 @@ def check_reachable(tracking_uri: str) -> None:
         urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=5)
     except OSError as exc:
         raise TrackingError(
-            f"the tracking server at {tracking_uri} does not answer ({exc}); start it or fix tracking.uri."
+            redact_in(f"the tracking server at {tracking_uri} does not answer ({exc}); start it or fix tracking.uri.",
+                      tracking_uri)  # fmt: skip
         ) from None
 
 
+@contextmanager
+def _store_creation_lock(tracking_uri: str) -> Iterator[None]:
+    """Serialises the first use of a SQLite store between processes: MLflow creates and
+    migrates the database on first use, and two processes doing it at once break it for good
+    (``table _alembic_tmp_tags already exists``). Other stores need no lock."""
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    database = Path(tracking_uri.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{database}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def prepare_experiment(tracking_uri: str, experiment: str) -> str:
-    """Creates the store and experiment before any measurement, so a bad URI fails in seconds."""
+    """Creates the store and experiment before any measurement, so a bad URI fails in seconds;
+    safe when several processes start on a new store at once."""
     from mlflow.tracking import MlflowClient
 
     check_reachable(tracking_uri)
     try:
-        client = MlflowClient(tracking_uri=tracking_uri)
-        found = client.get_experiment_by_name(experiment)
-        return found.experiment_id if found else client.create_experiment(experiment)
+        with _store_creation_lock(tracking_uri):
+            client = MlflowClient(tracking_uri=tracking_uri)
+            found = client.get_experiment_by_name(experiment)
+            return found.experiment_id if found else client.create_experiment(experiment)
     except Exception as exc:
-        raise TrackingError(
-            f"tracking.uri={tracking_uri!r} cannot be used ({type(exc).__name__}: {str(exc)[:200]}); "
-            "check the path or that the server is running."
-        ) from None
+        message = (f"tracking.uri={tracking_uri!r} cannot be used ({type(exc).__name__}: {str(exc)[:200]}); "
+                   "check the path or that the server is running.")  # fmt: skip
+        raise TrackingError(redact_in(message, tracking_uri)) from None
 
 
 @dataclass(frozen=True)
 class LoggedRun:
-    tracking_uri: str
     experiment_id: str
     run_id: str
     status: str
+    already_logged: bool = False  # the store held this result before the call; nothing was logged
 
 
 def _tags(result: BenchResult) -> dict[str, str]:
@@ -120,6 +148,29 @@ def _params(result: BenchResult) -> dict[str, str]:
     return params
 
 
+@dataclass(frozen=True)
+class LogRequest:
+    """Where and how a result folder is to be logged: saved beside result.json before the first
+    attempt, so that ``mlflow-energy log DIR`` later logs it the same way (a sweep point keeps
+    its parent, sweep id and name)."""
+
+    tracking_uri: str
+    experiment: str
+    run_name: str | None
+    tags: dict[str, str]
+
+    def write(self, folder: Path) -> None:
+        (folder / LOG_REQUEST_FILE).write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def read(cls, folder: Path) -> LogRequest | None:
+        path = folder / LOG_REQUEST_FILE
+        try:
+            return cls(**json.loads(path.read_text())) if path.is_file() else None
+        except (OSError, ValueError, TypeError):  # damaged: the result's own config still says where
+            return None
+
+
 def log_result(
     result: BenchResult,
     out_dir: Path,
@@ -129,8 +180,10 @@ def log_result(
     extra_tags: dict[str, str] | None = None,
 ) -> LoggedRun:
     """Create (or, under ``mlflow run``, fill) the MLflow run and log everything in ``out_dir``.
-    ``extra_tags`` carry a sweep's parent run and sweep id."""
-    from mlflow.entities import Metric, Param, RunStatus, RunTag
+    ``extra_tags`` carry a sweep's parent run and sweep id. A result is logged once: when the
+    experiment already holds it completely, that run is returned (``already_logged``); a run
+    left incomplete by an earlier attempt is replaced. If logging fails, the run it created is
+    deleted (the result stays on disk) and the error is raised."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)
@@ -139,8 +192,27 @@ def log_result(
     if outer_run_id:
         run = client.get_run(outer_run_id)
     else:
-        run = client.create_run(prepare_experiment(tracking_uri, experiment), start_time=result.started_ms, run_name=run_name)
-    run_id = run.info.run_id
+        experiment_id = prepare_experiment(tracking_uri, experiment)
+        existing = _run_of_result(client, experiment_id, result.result_id)
+        if existing is not None and existing.data.tags.get(names.TAG_LOGGING) == names.LOGGING_COMPLETE:
+            return LoggedRun(existing.info.experiment_id, existing.info.run_id, existing.info.status, True)
+        if existing is not None:  # an attempt that broke off half way
+            client.delete_run(existing.info.run_id)
+        run = client.create_run(experiment_id, start_time=result.started_ms, run_name=run_name,
+                                tags={names.TAG_RESULT_ID: result.result_id})  # fmt: skip
+    try:
+        status = _fill_run(client, run.info.run_id, result, out_dir, extra_tags or {}, end_run=not outer_run_id)
+    except BaseException:
+        if not outer_run_id:
+            _discard(client, run.info.run_id)
+        raise
+    return LoggedRun(run.info.experiment_id, run.info.run_id, status)
+
+
+def _fill_run(client: Any, run_id: str, result: BenchResult, out_dir: Path, extra_tags: dict[str, str],
+              end_run: bool) -> str:  # fmt: skip
+    from mlflow.entities import Metric, Param, RunStatus, RunTag
+
     now_ms = int(time.time() * 1000)
     summary = result.summary
     figures = {**(names.summary_metrics(summary) if summary else {}), **names.per_gpu_energy_metrics(gpu_j_by_device(result))}
@@ -149,15 +221,31 @@ def log_result(
     timeline = read_timeline_csv(timeline_path) if timeline_path.is_file() else []
     metrics += _timeline_metrics(timeline)
     params = [Param(k, v) for k, v in _params(result).items()]
-    tags = [RunTag(k, v) for k, v in {**_tags(result), **(extra_tags or {})}.items()]
+    tags = [RunTag(k, v) for k, v in {**_tags(result), **extra_tags}.items()]
     client.log_batch(run_id, params=params, tags=tags)
     for i in range(0, len(metrics), _BATCH):
         client.log_batch(run_id, metrics=metrics[i : i + _BATCH])
     _log_artifacts(client, run_id, result, timeline, out_dir)
     status = RunStatus.to_string(RunStatus.FINISHED if result.status == "finished" else RunStatus.FAILED)
-    if not outer_run_id:
+    if end_run:
         client.set_terminated(run_id, status, end_time=result.ended_ms or now_ms)
-    return LoggedRun(tracking_uri, run.info.experiment_id, run_id, status)
+    client.set_tag(run_id, names.TAG_LOGGING, names.LOGGING_COMPLETE)  # last: a run without it is redone
+    return status
+
+
+def _run_of_result(client: Any, experiment_id: str, result_id: str) -> Any:
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{names.TAG_RESULT_ID}` = '{result_id}'",
+                              max_results=1)  # fmt: skip
+    return runs[0] if runs else None
+
+
+def _discard(client: Any, run_id: str) -> None:
+    """Deletes a run whose logging failed; if the store cannot even do that, the next attempt
+    finds the incomplete run by its result id and replaces it."""
+    try:
+        client.delete_run(run_id)
+    except Exception:  # noqa: BLE001 - the original failure is the one to report
+        log.debug("could not delete the incomplete run %s", run_id)
 
 
 def _timeline_metrics(timeline: list[TimelineSample]) -> list[Any]:
@@ -176,18 +264,21 @@ def _timeline_metrics(timeline: list[TimelineSample]) -> list[Any]:
 def _log_artifacts(
     client: Any, run_id: str, result: BenchResult, timeline: list[TimelineSample], out_dir: Path
 ) -> None:
+    """The artifacts; the config in them shows tracking.uri without credentials."""
+    tracking = result.config["tracking"]
+    shown = replace(result, config={**result.config, "tracking": {**tracking, "uri": redact_uri(tracking["uri"])}})
     with tempfile.TemporaryDirectory() as tmp:
         staging = Path(tmp)
-        (staging / names.ARTIFACT_CONFIG).write_text(yaml.safe_dump(result.config, sort_keys=False))
+        (staging / names.ARTIFACT_CONFIG).write_text(yaml.safe_dump(shown.config, sort_keys=False))
         (staging / names.ARTIFACT_ENVIRONMENT).write_text(json.dumps(result.environment, indent=2))
+        shown.write(staging)
         if result.error:
             (staging / names.ARTIFACT_ERROR).write_text(result.error + "\n")
         if timeline:
             plot_timeline(timeline, result, staging / names.ARTIFACT_TIMELINE_PLOT)
         client.log_artifacts(run_id, str(staging))
-    for name in (RESULT_FILE, TIMELINE_FILE):
-        if (out_dir / name).is_file():
-            client.log_artifact(run_id, str(out_dir / name))
+    if (out_dir / TIMELINE_FILE).is_file():
+        client.log_artifact(run_id, str(out_dir / TIMELINE_FILE))
     if (out_dir / CODECARBON_DIR).is_dir():
         client.log_artifacts(run_id, str(out_dir / CODECARBON_DIR), CODECARBON_DIR)
 

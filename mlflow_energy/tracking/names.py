@@ -34,10 +34,13 @@ TAG_TRUST = TAG_PREFIX + "trust"  # "ok", or the sentences that say why the figu
 TAG_POINT_HASH = TAG_PREFIX + "point_hash"  # config hash without the replicate number
 TAG_REPLICATE = TAG_PREFIX + "replicate"
 TAG_DESCRIPTION = "mlflow.note.content"  # MLflow's run description
+TAG_RESULT_ID = TAG_PREFIX + "result_id"  # the measurement a run holds: logged once
+TAG_LOGGING = TAG_PREFIX + "logging"  # LOGGING_COMPLETE once every metric, tag and artifact is in
+LOGGING_COMPLETE = "complete"
 TAG_VERSION_PREFIX = TAG_PREFIX + "version."
 TAG_SWEEP_ID = TAG_PREFIX + "sweep_id"  # on the parent and every child of a sweep
 TAG_SWEEP_PARENT = TAG_PREFIX + "sweep_parent"  # "true" on the parent run
-TAG_SWEEP_COUNTS = TAG_PREFIX + "sweep_counts"  # "finished=4 failed=1 skipped=2"
+TAG_SWEEP_COUNTS = TAG_PREFIX + "sweep_counts"  # "finished=4 failed=1 skipped=2 not_logged=0"
 TAG_BEST_PREFIX = TAG_PREFIX + "best."  # + metric key: the best child's name and run id
 TAG_MLFLOW_PARENT = "mlflow.parentRunId"  # MLflow's own nesting tag
 TAG_SOURCE_PREFIX = TAG_PREFIX + "source."  # + gpu | cpu | ram
@@ -56,6 +59,7 @@ METRIC_SWEEP_POINTS = "sweep/points"
 METRIC_SWEEP_FINISHED = "sweep/finished"
 METRIC_SWEEP_FAILED = "sweep/failed"
 METRIC_SWEEP_SKIPPED = "sweep/skipped"
+METRIC_SWEEP_NOT_LOGGED = "sweep/not_logged"  # measured, kept on disk: the tracking server did not answer
 
 WITH_ESTIMATES = "with_estimates_"  # energy/with_estimates_j_per_token: CodeCarbon estimates added
 TRUST_OK = "ok"

@@ -401,7 +401,7 @@ def print_selection(selection: Selection, console: Any) -> None:
                       c.figures.covers or "-", fmt(ENERGY), fmt(SPEED), fmt(names.PERPLEXITY),
                       "yes" if c.kept else "no", "chosen" if chosen else c.reason)  # fmt: skip
     console.print(table)
-    console.print(f"Chosen: {selection.chosen.name} (run {selection.chosen.run.info.run_id})")
+    console.print(f"Chosen: {selection.chosen.name} (run {selection.chosen.run.info.run_id})", soft_wrap=True)
 
 
 def select_and_register(
@@ -425,6 +425,6 @@ def select_and_register(
     console = wide_console()
     print_selection(selection, console)
     outcome = register(tracking_uri, selection, name, alias, reference, allow_overlap)
-    # soft_wrap: the verdict stays one line, whatever the console width
+    # soft_wrap: each sentence stays one line, whatever the console width (scripts and tests read them)
     console.print(f"Registered {outcome.name} version {outcome.version}. {outcome.message}", soft_wrap=True)
-    console.print(f'Load it: mlflow.pyfunc.load_model("models:/{outcome.name}@{outcome.alias}")')
+    console.print(f'Load it: mlflow.pyfunc.load_model("models:/{outcome.name}@{outcome.alias}")', soft_wrap=True)

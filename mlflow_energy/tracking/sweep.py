@@ -6,6 +6,10 @@ them, and writes the sweep's state to ``<sweep dir>/mlflow_energy_sweep.json``, 
 reads (in-process, joblib or SLURM workers alike). Each job records its outcome in its own
 output folder; the callback gathers them at the end. The jobs are planned in ``sweeper.py``
 (the grid, each point ``sweep.replicates`` times) and launched by the ``replicated`` sweeper.
+
+A sweep always ends with its parent closed, or with one sentence saying why it could not be
+(the tracking server does not answer) and how to resume: launching the same sweep again logs
+the results kept on disk (``kept.py``) and measures only what was not measured.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class SweepState:
     parallel_jobs: int
     started_s: float = field(default_factory=time.time)
     replicates: int = 1
+    kept_dir: str = ""  # this sweep's KeptResults folder (absolute), shared by its launches
 
     def write(self, sweep_dir: Path) -> None:
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -71,10 +76,15 @@ class SweepState:
             f.write(f"{time.strftime('%H:%M:%S')} {message}\n")
 
 
+FINISHED, FAILED, SKIPPED, NOT_LOGGED = "finished", "failed", "skipped", "not_logged"
+OUTCOME_STATUSES = (FINISHED, FAILED, SKIPPED, NOT_LOGGED)
+
+
 @dataclass
 class PointOutcome:
     """How one job (a replicate of a grid point) ended: finished | failed | skipped (already
-    measured). ``name`` is the grid point's; its replicates share ``point_hash``."""
+    measured) | not_logged (measured, but the tracking server did not answer: the result is
+    kept in ``result_dir``). ``name`` is the grid point's; its replicates share ``point_hash``."""
 
     num: int
     name: str
@@ -85,6 +95,7 @@ class PointOutcome:
     seconds: float = 0.0
     point_hash: str | None = None
     replicate: int = 0
+    result_dir: str | None = None  # the folder holding its result.json
 
     def write(self, job_dir: Path) -> None:
         job_dir.mkdir(parents=True, exist_ok=True)
@@ -94,6 +105,25 @@ class PointOutcome:
 def read_outcomes(sweep_dir: Path) -> list[PointOutcome]:
     outcomes = [PointOutcome(**json.loads(p.read_text())) for p in sweep_dir.rglob(OUTCOME_FILE)]
     return sorted(outcomes, key=lambda o: o.num)
+
+
+def count_outcomes(outcomes: list[PointOutcome]) -> dict[str, int]:
+    """Jobs per status, every status present."""
+    return {status: sum(o.status == status for o in outcomes) for status in OUTCOME_STATUSES}
+
+
+@dataclass(frozen=True)
+class SweepEnd:
+    """How a sweep ended, for the command's last sentence and exit code. ``parent_status``: the
+    status the parent run was closed with, its report logged (KILLED when interrupted, FAILED
+    while results are only on disk, else FINISHED); None when the tracking server did not
+    answer, so the parent stays open."""
+
+    parent_run_id: str
+    tracking_uri: str
+    counts: dict[str, int]
+    interrupted: bool
+    parent_status: str | None = None
 
 
 def grid_points(config: DictConfig) -> list[list[str]] | None:
@@ -149,61 +179,46 @@ def _parallel_jobs(config: DictConfig) -> int:
 class SweepCallback(Callback):
     """Registered in conf/config.yaml under hydra.callbacks; active for multiruns only."""
 
-    last_failed: int = 0  # read by the CLI after the sweep for its exit code
+    last_end: SweepEnd | None = None  # read by the CLI after the sweep: its last sentence and exit code
     register_error: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from mlflow.tracking import MlflowClient
-
+        from mlflow_energy.tracking.kept import KeptResults
         from mlflow_energy.tracking.logger import TrackingError, prepare_experiment
 
         uri, experiment = config.tracking.uri, config.tracking.experiment
         try:
             points = grid_points(config)
             experiment_id = prepare_experiment(uri, experiment)
+            keys = swept_keys(points)
+            replicates = config.sweep.replicates if points is not None else 1  # only our sweeper replicates
+            # The same jobs in the same experiment are the same sweep (resumed); unknown jobs are new.
+            grid = sorted(sorted(point) for point in points) if points else [str(time.time())]
+            sweep_id = hashlib.sha256(json.dumps([experiment, grid]).encode()).hexdigest()[:10]
+            parent_id, resumed = _open_parent(config, experiment_id, sweep_id, points, keys, replicates)
         except (TrackingError, ConfigError) as exc:  # before any job: one sentence, nothing launched
             print(f"mlflow-energy: error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
-        keys = swept_keys(points)
-        replicates = config.sweep.replicates if points is not None else 1  # only our sweeper replicates
-        # The same jobs in the same experiment are the same sweep (resumed); unknown jobs are new.
-        grid = sorted(sorted(point) for point in points) if points else [str(time.time())]
-        sweep_id = hashlib.sha256(json.dumps([experiment, grid]).encode()).hexdigest()[:10]
-        client = MlflowClient(tracking_uri=uri)
-        parent = _find_parent(client, experiment_id, sweep_id)
-        if parent is None:
-            run = client.create_run(
-                experiment_id,
-                run_name=f"sweep {' x '.join(keys) or 'single point'} ({_size(points, replicates)})",
-                tags={names.TAG_SWEEP_ID: sweep_id, names.TAG_SWEEP_PARENT: "true"},
-            )
-            parent_id = run.info.run_id
-            # A key set both ways takes the sweeper's value, as Hydra does.
-            overrides = [*config.hydra.overrides.task, *sweeper_arguments(config.hydra.sweeper.get("params")),
-                         f"{REPLICATES_KEY}={replicates}"]  # fmt: skip
-            client.log_batch(parent_id, params=override_params(overrides))
-        else:
-            parent_id = parent.info.run_id
-            client.update_run(parent_id, status="RUNNING")
+        kept_dir = KeptResults.of_sweep(Path.cwd(), sweep_id).folder
         state = SweepState(sweep_id, parent_id, experiment_id, uri, len(points) if points else None, keys,
-                           _parallel_jobs(config), replicates=replicates)  # fmt: skip
+                           _parallel_jobs(config), replicates=replicates, kept_dir=str(kept_dir))  # fmt: skip
         state.write(Path(config.hydra.sweep.dir))
         log.info(
             "sweep %s: %s into experiment %r, parent run %s%s",
-            sweep_id, _size(points, replicates), experiment, parent_id,
-            " (resumed)" if parent is not None else "",
+            sweep_id, _size(points, replicates), experiment, parent_id, " (resumed)" if resumed else "",
         )  # fmt: skip
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from mlflow_energy.bench.interrupt import STOP
         from mlflow_energy.report.sweep_report import finish_sweep
 
         sweep_dir = Path(config.hydra.sweep.dir)
         state = SweepState.read(sweep_dir)
         if state is None:
             return
-        outcomes = read_outcomes(sweep_dir)
-        SweepCallback.last_failed = finish_sweep(state, outcomes, sweep_dir)
-        if config.register.enabled:
+        end = finish_sweep(state, read_outcomes(sweep_dir), sweep_dir, config.tracking.wait_s, STOP.requested)
+        SweepCallback.last_end = end
+        if config.register.enabled and end.parent_status == "FINISHED":
             self._register(config, state)
 
     @staticmethod
@@ -228,6 +243,40 @@ def _size(points: list[list[str]] | None, replicates: int) -> str:
     return f"{len(points) // replicates} points" + (f" x {replicates} replicates" if replicates > 1 else "")
 
 
+def _open_parent(config: DictConfig, experiment_id: str, sweep_id: str, points: list[list[str]] | None,
+                 keys: list[str], replicates: int) -> tuple[str, bool]:  # fmt: skip
+    """The sweep's parent run, created or, for a sweep launched again, found and set RUNNING:
+    (run id, whether it was found). TrackingError when the store fails meanwhile."""
+    from mlflow.tracking import MlflowClient
+
+    from mlflow_energy.tracking.kept import store_failures
+    from mlflow_energy.tracking.logger import TrackingError
+    from mlflow_energy.tracking.uris import redact_in
+
+    uri = config.tracking.uri
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        parent = _find_parent(client, experiment_id, sweep_id)
+        if parent is not None:
+            client.update_run(parent.info.run_id, status="RUNNING")
+            return parent.info.run_id, True
+        run = client.create_run(
+            experiment_id,
+            run_name=f"sweep {' x '.join(keys) or 'single point'} ({_size(points, replicates)})",
+            tags={names.TAG_SWEEP_ID: sweep_id, names.TAG_SWEEP_PARENT: "true"},
+        )
+        # A key set both ways takes the sweeper's value, as Hydra does.
+        overrides = [*config.hydra.overrides.task, *sweeper_arguments(config.hydra.sweeper.get("params")),
+                     f"{REPLICATES_KEY}={replicates}"]  # fmt: skip
+        client.log_batch(run.info.run_id, params=override_params(overrides))
+        return run.info.run_id, False
+    except store_failures() as exc:
+        message = (f"the tracking store at {uri} failed while the sweep's parent run was set up "
+                   f"({type(exc).__name__}: {str(exc)[:200]}); check that it answers and run the same command "
+                   "again.")  # fmt: skip
+        raise TrackingError(redact_in(message, uri)) from None
+
+
 def _find_parent(client: Any, experiment_id: str, sweep_id: str) -> Any:
     runs = client.search_runs(
         [experiment_id],
@@ -240,8 +289,12 @@ def _find_parent(client: Any, experiment_id: str, sweep_id: str) -> Any:
 def override_params(overrides: list[str]) -> list[Any]:
     """``key=value`` overrides as MLflow params, the last of a key winning: ``+precision`` ->
     ``precision`` (MLflow allows no ``+`` or ``~`` in names), values cut to MLflow's 6,000
-    characters."""
+    characters; ``tracking.uri`` without credentials."""
     from mlflow.entities import Param
 
+    from mlflow_energy.tracking.uris import redact_uri
+
     values = {k.lstrip("+~"): v for k, _, v in (o.partition("=") for o in overrides)}
+    if "tracking.uri" in values:
+        values["tracking.uri"] = redact_uri(values["tracking.uri"])
     return [Param(k, v[:6000]) for k, v in values.items()]

@@ -1,0 +1,23 @@
+"""Tracking URIs as they may be shown to people: never with the credentials they carry."""
+
+from __future__ import annotations
+
+import re
+
+HIDDEN = "***"
+# user:password@ (or a token as the user name) between the scheme and the host
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+# ?password=... as SQLAlchemy database URIs allow; any parameter whose name says it is a secret
+_SECRET_PARAMETER = re.compile(r"(?P<name>[?&][^=&#]*(?:pass|pwd|secret|token|key)[^=&#]*=)[^&#]*", re.IGNORECASE)
+
+
+def redact_uri(uri: str) -> str:
+    """``http://user:secret@host:5000`` -> ``http://***@host:5000``; URIs without credentials
+    (``sqlite:///mlflow.db``, a plain path) come back unchanged."""
+    hidden = _USERINFO.sub(rf"\g<scheme>{HIDDEN}@", uri, count=1)
+    return _SECRET_PARAMETER.sub(rf"\g<name>{HIDDEN}", hidden)
+
+
+def redact_in(text: str, uri: str) -> str:
+    """``text`` with every copy of ``uri`` (an error message may quote it) shown redacted."""
+    return text.replace(uri, redact_uri(uri)) if uri else text

@@ -1,0 +1,219 @@
+"""Ctrl-C and a killed benchmark zygote, injected for real: SIGINT to the command's process
+group (as a terminal sends it), SIGKILL to the zygote. Each test asserts the end state: the
+runs in the store (none RUNNING), the files kept, the one sentence, the exit code, no
+benchmark process left, and that the next launch measures nothing twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.e2e
+
+CLI = str(Path(sys.executable).parent / "mlflow-energy")
+QUICK = ["bench=quick", "bench.idle_s=0.2", "bench.min_repetitions=2", "bench.min_duration_s=0.5",
+         "bench.max_duration_s=1", "quality=off"]  # fmt: skip
+UNTIL_STOPPED = ["bench.min_duration_s=100000", "bench.max_duration_s=100000"]  # a benchmark that never ends by itself
+EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_TRACKING_ERROR = 130, 1, 3
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.1)
+
+
+@dataclass
+class Launch:
+    """One `mlflow-energy` command in a session of its own (one process group, as a terminal
+    makes one), its output in files so that it can be read while it runs."""
+
+    proc: subprocess.Popen
+    args: list[str]
+    stderr_path: Path
+
+    @classmethod
+    def start(cls, folder: Path, *args: str, env_extra: dict[str, str] | None = None) -> Launch:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | (env_extra or {})
+        name = f"launch-{time.monotonic_ns()}"
+        stdout, stderr = folder / f"{name}.out", folder / f"{name}.err"
+        proc = subprocess.Popen([CLI, *args], cwd=folder, env=env, stdout=stdout.open("w"), stderr=stderr.open("w"),
+                                start_new_session=True)  # fmt: skip
+        return cls(proc, list(args), stderr)
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    @property
+    def command(self) -> str:
+        """The command as the tool prints it for a resume."""
+        return f"mlflow-energy {shlex.join(self.args)}"
+
+    def sentences(self) -> list[str]:
+        """The tool's own lines on stderr (not the progress log lines)."""
+        return [line for line in self.stderr.splitlines() if line.startswith("mlflow-energy: ")]
+
+    def wait(self) -> int:
+        return self.proc.wait(timeout=600)
+
+    def interrupt(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGINT)
+
+    def pause(self) -> None:
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+    def benchmark_processes(self) -> tuple[psutil.Process, psutil.Process]:
+        """(the zygote, the benchmark child it started)."""
+        children = psutil.Process(self.proc.pid).children()
+        zygote = next(p for p in children if "mlflow_energy.bench.zygote" in p.cmdline())
+        wait_until(zygote.children, "the benchmark child")
+        return zygote, zygote.children()[0]
+
+
+def running(processes: list[psutil.Process]) -> list[psutil.Process]:
+    return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def experiment_runs(folder: Path, experiment: str = "mlflow-energy") -> list:
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    return client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+
+
+def result_of(out_dir: Path) -> dict:
+    return json.loads((out_dir / "result.json").read_text())
+
+
+def phase_started(out_dir: Path, phase: str) -> bool:
+    log = out_dir / "bench.log"
+    return log.is_file() and phase in log.read_text()
+
+
+def single_run_folder(folder: Path) -> Path:
+    (out_dir,) = folder.glob("outputs/*/*")
+    return out_dir
+
+
+def run_in_a_measured_window(tmp_path: Path) -> tuple[Launch, Path, psutil.Process, psutil.Process]:
+    """A single run started in ``tmp_path``, once it measures: (launch, output folder, zygote, child)."""
+    launch = Launch.start(tmp_path, "run", *QUICK, *UNTIL_STOPPED)
+    wait_until(lambda: list(tmp_path.glob("outputs/*/*/bench.log")), "the benchmark to start")
+    out_dir = single_run_folder(tmp_path)
+    wait_until(lambda: phase_started(out_dir, "repetition 2"), "a measured window")
+    zygote, child = launch.benchmark_processes()
+    return launch, out_dir, zygote, child
+
+
+def test_ctrl_c_stops_a_run_cleanly_and_keeps_what_it_measured(tmp_path: Path) -> None:
+    launch, out_dir, zygote, child = run_in_a_measured_window(tmp_path)
+    launch.interrupt()
+    assert launch.wait() == EXIT_INTERRUPTED
+    assert "Traceback" not in launch.stderr
+    stopping, interrupted = launch.sentences()
+    assert "Ctrl-C again to exit at once" in stopping
+    (run,) = experiment_runs(tmp_path)
+    assert interrupted == (f"mlflow-energy: interrupted: what was measured is kept in {out_dir} and logged as run "
+                           f"{run.info.run_id}.")  # fmt: skip
+    assert run.info.status == "FAILED"
+    assert "interrupted (Ctrl-C) during repetition" in run.data.tags["mlflow_energy.error"]
+    result = result_of(out_dir)
+    assert result["status"] == "failed" and len(result["repetitions"]) >= 1  # the partial result, on disk
+    assert running([zygote, child]) == []
+
+
+def test_a_second_ctrl_c_exits_at_once(tmp_path: Path) -> None:
+    """The first Ctrl-C cannot finish here (the benchmark is frozen, so it cannot save and exit):
+    the second one ends the command at once, and the benchmark goes with it."""
+    launch, out_dir, zygote, child = run_in_a_measured_window(tmp_path)
+    child.suspend()
+    launch.interrupt()
+    wait_until(lambda: "Ctrl-C again" in launch.stderr, "the first Ctrl-C to be acknowledged")
+    launch.interrupt()
+    assert launch.wait() == EXIT_INTERRUPTED
+    assert launch.sentences()[-1].startswith("mlflow-energy: second Ctrl-C: exiting now")
+    assert "Traceback" not in launch.stderr
+    child.resume()  # it received SIGTERM when the zygote died, as a frozen process it could not act on it
+    psutil.wait_procs([zygote, child], timeout=60)
+    assert running([zygote, child]) == []
+    assert result_of(out_dir)["status"] == "failed"  # what was measured stays for `mlflow-energy log`
+    assert experiment_runs(tmp_path) == []  # no run was created, so none is left RUNNING
+
+
+def test_ctrl_c_in_a_sweep_closes_it_and_the_relaunch_measures_nothing_twice(tmp_path: Path) -> None:
+    """Ctrl-C arrives while point 2's benchmark has just finished on disk (the command is held
+    still meanwhile): that result is logged, not lost, point 3 does not start, the parent is
+    closed KILLED with the report; the relaunch measures point 3 only."""
+    args = ["run", "-m", *QUICK, "workload.batch_size=1,2,3"]
+    first = Launch.start(tmp_path, *args)
+    wait_until(lambda: list(tmp_path.glob("multirun/*/*/1/bench.log")), "point 2 to start")
+    (sweep_dir,) = tmp_path.glob("multirun/*/*")
+    first.pause()
+    point2 = sweep_dir / "1"
+    wait_until(lambda: (point2 / "result.json").is_file() and result_of(point2)["status"] == "finished",
+               "point 2 to finish on disk")  # fmt: skip
+    first.interrupt()  # delivered when the command goes on
+    first.resume()
+    assert first.wait() == EXIT_INTERRUPTED
+    assert "Traceback" not in first.stderr
+    runs = experiment_runs(tmp_path)
+    (parent,) = [r for r in runs if r.data.tags.get("mlflow_energy.sweep_parent") == "true"]
+    assert first.sentences()[-1] == (
+        f"mlflow-energy: interrupted: the sweep stopped after 2 job(s) and its parent run {parent.info.run_id} is "
+        f"closed (KILLED) with their report; to resume, run the same command again: {first.command}"
+    )
+    assert parent.info.status == "KILLED" and parent.data.metrics["sweep/finished"] == 2
+    children = {r.info.run_name: r for r in runs if r is not parent}
+    assert sorted(children) == ["workload.batch_size=1", "workload.batch_size=2"]
+    assert all(r.info.status == "FINISHED" for r in children.values())
+    assert children["workload.batch_size=2"].data.tags["mlflow_energy.result_id"] == result_of(point2)["result_id"]
+    assert not (sweep_dir / "2" / "result.json").exists()  # point 3 never started
+
+    second = Launch.start(tmp_path, *args)
+    assert second.wait() == 0, second.stderr[-3000:]
+    runs = experiment_runs(tmp_path)
+    (parent,) = [r for r in runs if r.data.tags.get("mlflow_energy.sweep_parent") == "true"]
+    assert parent.info.status == "FINISHED" and parent.data.metrics["sweep/skipped"] == 2
+    by_hash: dict[str, list] = {}
+    for run in runs:
+        if run is not parent:
+            by_hash.setdefault(run.data.tags["mlflow_energy.config_hash"], []).append(run.info.status)
+    assert sorted(by_hash.values()) == [["FINISHED"]] * 3
+    measured = [p.parent.name for p in tmp_path.glob("multirun/*/*/*/result.json") if p.parent.parent != sweep_dir]
+    assert measured == ["2"]  # the relaunch measured point 3 only
+
+
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_a_killed_zygote_takes_its_benchmark_with_it_and_the_result_is_logged_once(tmp_path: Path, start: str) -> None:
+    env = {"MLFLOW_ENERGY_NO_FORK": "1"} if start == "spawn" else {}
+    launch = Launch.start(tmp_path, "run", *QUICK, *UNTIL_STOPPED, env_extra=env)
+    wait_until(lambda: list(tmp_path.glob("outputs/*/*/bench.log")), "the benchmark to start")
+    out_dir = single_run_folder(tmp_path)
+    wait_until(lambda: phase_started(out_dir, "repetition 2"), "a measured window")
+    zygote, child = launch.benchmark_processes()
+    zygote.kill()
+    assert launch.wait() == EXIT_RUN_FAILED
+    assert running([child]) == []  # gone before the command logged its result, so nothing rewrites it
+    assert "Traceback" not in launch.stderr
+    (run,) = experiment_runs(tmp_path)
+    assert run.info.status == "FAILED"
+    assert "zygote process died during repetition" in run.data.tags["mlflow_energy.error"]
+    assert result_of(out_dir)["status"] == "failed"
+    relog = Launch.start(tmp_path, "log", str(out_dir))
+    assert relog.wait() == EXIT_RUN_FAILED  # the result failed; it is not logged a second time
+    assert [r.info.run_id for r in experiment_runs(tmp_path)] == [run.info.run_id]

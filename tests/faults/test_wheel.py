@@ -1,0 +1,46 @@
+"""Installed as users install it: the project built as a wheel, installed without -e in a fresh
+venv, runs a default run and a small sweep from an empty folder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.e2e
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def sh(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"{args}: {proc.stderr[-3000:]}"
+    return proc
+
+
+def test_the_wheel_runs_from_an_empty_folder(tmp_path: Path) -> None:
+    sh(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", PROJECT)
+    (wheel,) = (tmp_path / "dist").glob("mlflow_energy-*.whl")
+    venv = tmp_path / "venv"
+    sh(sys.executable, "-m", "venv", venv)
+    # The dependencies come from this environment's site-packages, as a plain path: its .pth
+    # files (this checkout's editable install among them) are not processed, so the package
+    # can only come from the wheel.
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    python = venv / "bin" / "python"
+    sh(python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel)
+    where = sh(python, "-c", "import mlflow_energy; print(mlflow_energy.__file__)", cwd=tmp_path).stdout.strip()
+    assert where.startswith(str(site)), where
+
+    work = tmp_path / "empty"
+    work.mkdir()
+    cli = venv / "bin" / "mlflow-energy"
+    sh(cli, "run", "bench=quick", "quality=off", cwd=work)
+    sh(cli, "run", "-m", "bench=quick", "quality=off", "workload.batch_size=1,2", cwd=work)
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("mlflow-energy").experiment_id])
+    assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}  # 1 run, 1 parent, 2 children
