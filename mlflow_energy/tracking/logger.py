@@ -41,12 +41,23 @@ def check_reachable(tracking_uri: str) -> None:
     import urllib.request
 
     try:
-        urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=5)
-    except OSError as exc:
+        urllib.request.urlopen(_health_url(tracking_uri), timeout=5)
+    except (OSError, ValueError) as exc:
         raise TrackingError(
             redact_in(f"the tracking server at {tracking_uri} does not answer ({exc}); start it or fix tracking.uri.",
                       tracking_uri)  # fmt: skip
         ) from None
+
+
+def _health_url(tracking_uri: str) -> str:
+    """``<server>/health`` without the URI's credentials: the probe needs none, and urllib would
+    read ``user:password@host`` as a host name."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(tracking_uri)
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, f"{parts.path.rstrip('/')}/health", "", ""))
 
 
 @contextmanager
