@@ -71,7 +71,8 @@ def _log_and_report(
     from mlflow_energy.tracking.logger import LogRequest, log_result
 
     result = BenchResult.read(out_dir)
-    LogRequest(tracking_uri, experiment, run_name, extra_tags or {}).write(out_dir)
+    if LogRequest.read(out_dir) is None:  # the first attempt's: `log DIR --tracking-uri ELSEWHERE` must not replace it
+        LogRequest(tracking_uri, experiment, run_name, extra_tags or {}).write(out_dir)
     try:
         logged = log_result(result, out_dir, tracking_uri, experiment, run_name, extra_tags)
     except Exception as exc:  # the measurement is safe on disk; say how to log it later
@@ -330,8 +331,10 @@ def _measure(job: _Job, config: RunConfig, digest: str, kept: KeptResults) -> No
 
 
 def _eta(sweep: SweepState, done: list) -> str:
+    from mlflow_energy.tracking.sweep import SKIPPED
+
     elapsed = time.time() - sweep.started_s
-    measured = [o.seconds for o in done if o.status != "skipped" and o.seconds]
+    measured = [o.seconds for o in done if o.status != SKIPPED and o.seconds]
     if sweep.points is None or not measured:
         return f"{elapsed:.0f} s elapsed"
     remaining = max(0, sweep.points - len(done))

@@ -11,18 +11,11 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from processes import cli_env, run_cli
+
 pytestmark = pytest.mark.e2e
 
-CLI = str(Path(sys.executable).parent / "mlflow-energy")
 QUICK = ["bench=quick"]
-
-
-def run_cli(cwd: Path, *args: str, timeout: float = 600, env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    # No inherited store, and no terminal settings: output must not depend on them.
-    inherited = {k: v for k, v in os.environ.items()
-                 if not k.startswith("MLFLOW_") and k not in ("COLUMNS", "FORCE_COLOR", "TTY_COMPATIBLE")}  # fmt: skip
-    env = inherited | (env_extra or {})
-    return subprocess.run([CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def client_for(folder: Path) -> MlflowClient:
@@ -180,8 +173,7 @@ def test_child_crash_ends_the_run_failed_with_its_error(tmp_path: Path) -> None:
 def test_mlproject_entry_point_logs_into_the_mlflow_run(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parent.parent
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update(MLFLOW_TRACKING_URI=uri, PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
+    env = cli_env({"MLFLOW_TRACKING_URI": uri, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
     overrides = f"bench=quick workload.batch_size=2 hydra.run.dir={tmp_path / 'out'}"
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "mlflow"), "run", str(repo), "--env-manager", "local",

@@ -8,7 +8,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from test_cli_e2e import run_cli
+from processes import run_cli
 from test_sweep_e2e import QUICK, sweep_runs
 
 pytestmark = pytest.mark.e2e

@@ -156,3 +156,12 @@ def test_per_gpu_energy_is_logged_only_for_several_gpus() -> None:
     by_device = gpu_j_by_device(r)
     assert by_device == {"0": pytest.approx(837.0), "1": pytest.approx(20.0)}  # the rejected window is left out
     assert per_gpu_energy_metrics(by_device) == {"energy/gpu0_j": pytest.approx(837.0), "energy/gpu1_j": pytest.approx(20.0)}
+
+
+def test_a_rejected_first_window_does_not_change_what_the_headline_counts() -> None:
+    r = sample_result()
+    r.repetitions.reverse()  # the window whose GPU reading was rejected comes first
+    r.repetitions[0].measurement.gpu_j = {}  # as the meter leaves a rejected reading
+    conclude(r, [])
+    assert r.summary.energy_total_j == pytest.approx(837.0)  # the GPU counter, not CPU + RAM estimates
+    assert r.assessment.headline == "measured"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from test_cli_e2e import run_cli
+from processes import run_cli
 from test_sweep_e2e import QUICK, sweep_runs
 
 pytestmark = pytest.mark.e2e

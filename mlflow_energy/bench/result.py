@@ -13,6 +13,7 @@ from typing import Any
 from mlflow_energy.meter.measurement import Measurement
 
 RESULT_FILE = "result.json"
+ONE_RUN = "one run's windows"  # what the interval of a single run's J/token covers
 TIMELINE_FILE = "power_timeline.csv"
 CODECARBON_DIR = "codecarbon"  # CodeCarbon's own CSV output
 
@@ -140,7 +141,7 @@ class Assessment:
     headline: str = "measured"
     headline_sources: list[str] = field(default_factory=list)
     estimated_sources: list[str] = field(default_factory=list)
-    interval: str = "one run's windows"
+    interval: str = ONE_RUN
     target_reached: bool | None = None
     below_noise_floor: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

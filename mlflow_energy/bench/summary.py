@@ -78,13 +78,15 @@ def summarize(result: BenchResult, timeline: list[TimelineSample], new_tokens: i
     s.emissions_intensity_g_per_kwh = result.carbon_intensity_g_per_kwh
     s.measurement_target_ci = result.config["bench"]["target_ci"]
     s.measurement_cooldown_s = result.cooldown_s
-    first = result.repetitions[0].measurement if result.repetitions else (result.load or result.idle)
+    valid = [r for r in result.repetitions if r.measurement.valid]
+    # The first valid window says which domains exist: a rejected GPU reading leaves its window
+    # without a GPU figure, and would make the estimate the headline.
+    first = valid[0].measurement if valid else (result.load or result.idle)
     domains = headline_domains(first)[0] if first else []
     _phase_figures(s, result, domains)
     _latency_figures(s, result, new_tokens)
     if result.repetitions:
         _throughput_figures(s, result.repetitions, batch_size, new_tokens)
-    valid = [r for r in result.repetitions if r.measurement.valid]
     s.measurement_rejected_windows = len(result.repetitions) - len(valid)
     s.measurement_repetitions = len(valid)
     if valid:
@@ -159,9 +161,10 @@ def _energy_figures(
     s.energy_j_per_request = s.energy_total_j / requests
     s.energy_wh_per_1k_requests = s.energy_j_per_request * 1000 / 3600
     s.efficiency_tokens_per_kwh = tokens / (s.energy_total_j / JOULES_PER_KWH)
-    spread = describe(per_window_j_per_token(valid, domains, tokens_per_call))
+    samples = per_window_j_per_token(valid, domains, tokens_per_call)
+    spread = describe(samples)
     s.energy_j_per_token_std, s.measurement_energy_cv = spread.std, spread.cv
-    interval = j_per_token_interval(valid, tokens_per_call)
+    interval = positive_interval(samples, s.energy_j_per_token)
     if interval is not None:
         s.energy_j_per_token_ci95_low, s.energy_j_per_token_ci95_high = interval.low, interval.high
         s.measurement_ci_relative = interval.relative_half_width

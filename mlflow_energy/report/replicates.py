@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from mlflow_energy.bench.result import ONE_RUN
 from mlflow_energy.bench.stats import Interval, positive_interval
 from mlflow_energy.tracking import names
-
-ONE_RUN = "one run's windows"
 
 
 def interval_source(runs: int) -> str:

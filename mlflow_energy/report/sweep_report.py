@@ -26,12 +26,12 @@ from rich.table import Table
 
 from mlflow_energy.bench.result import BenchResult, ResultFileError
 from mlflow_energy.bench.stats import Interval
-from mlflow_energy.config import flatten
 from mlflow_energy.report.console import wide_console
 from mlflow_energy.report.headline import trust_verdict
 from mlflow_energy.report.pareto import pareto_front
 from mlflow_energy.report.replicates import combine, show
 from mlflow_energy.tracking import names
+from mlflow_energy.tracking.logger import run_params
 from mlflow_energy.tracking.uris import redact_uri
 from mlflow_energy.tracking.sweep import (
     FAILED,
@@ -142,8 +142,7 @@ def _on_disk(folder: Path) -> _Replicate | None:
     except ResultFileError:
         return None
     metrics = names.summary_metrics(result.summary) if result.summary else {}
-    params = {key: str(value) for key, value in flatten(result.config).items()}
-    return _Replicate(None, None, metrics, params, {names.TAG_TRUST: trust_verdict(result.assessment)})
+    return _Replicate(None, None, metrics, run_params(result), {names.TAG_TRUST: trust_verdict(result.assessment)})
 
 
 def _row_status(group: list[PointOutcome]) -> str:

@@ -149,7 +149,8 @@ def _trust_tags(result: BenchResult) -> dict[str, str]:
     return tags
 
 
-def _params(result: BenchResult) -> dict[str, str]:
+def run_params(result: BenchResult) -> dict[str, str]:
+    """The run's params: the flattened config (``tracking.*`` left out) and what the run learnt."""
     params = {k: str(v) for k, v in flatten(result.config).items() if not k.startswith("tracking.")}
     params["resolved_device"] = str(result.device)
     if result.model_parameters is not None:
@@ -204,7 +205,7 @@ def log_result(
         run = client.get_run(outer_run_id)
     else:
         experiment_id = prepare_experiment(tracking_uri, experiment)
-        existing = _run_of_result(client, experiment_id, result.result_id)
+        existing = first_run(client, experiment_id, f"tags.`{names.TAG_RESULT_ID}` = '{result.result_id}'")
         if existing is not None and existing.data.tags.get(names.TAG_LOGGING) == names.LOGGING_COMPLETE:
             return LoggedRun(existing.info.experiment_id, existing.info.run_id, existing.info.status, True)
         if existing is not None:  # an attempt that broke off half way
@@ -231,7 +232,7 @@ def _fill_run(client: Any, run_id: str, result: BenchResult, out_dir: Path, extr
     timeline_path = out_dir / TIMELINE_FILE
     timeline = read_timeline_csv(timeline_path) if timeline_path.is_file() else []
     metrics += _timeline_metrics(timeline)
-    params = [Param(k, v) for k, v in _params(result).items()]
+    params = [Param(k, v) for k, v in run_params(result).items()]
     tags = [RunTag(k, v) for k, v in {**_tags(result), **extra_tags}.items()]
     client.log_batch(run_id, params=params, tags=tags)
     for i in range(0, len(metrics), _BATCH):
@@ -244,9 +245,9 @@ def _fill_run(client: Any, run_id: str, result: BenchResult, out_dir: Path, extr
     return status
 
 
-def _run_of_result(client: Any, experiment_id: str, result_id: str) -> Any:
-    runs = client.search_runs([experiment_id], filter_string=f"tags.`{names.TAG_RESULT_ID}` = '{result_id}'",
-                              max_results=1)  # fmt: skip
+def first_run(client: Any, experiment_id: str, filter_string: str, order_by: list[str] | None = None) -> Any:
+    """The first run of the experiment that matches ``filter_string``; None when there is none."""
+    runs = client.search_runs([experiment_id], filter_string=filter_string, order_by=order_by, max_results=1)
     return runs[0] if runs else None
 
 
@@ -311,13 +312,11 @@ def find_finished_run(tracking_uri: str, experiment_id: str, config_hash: str) -
     """The latest FINISHED run of the experiment that measured this exact configuration."""
     from mlflow.tracking import MlflowClient
 
-    runs = MlflowClient(tracking_uri=tracking_uri).search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{names.TAG_CONFIG_HASH}` = '{config_hash}' and attributes.status = 'FINISHED'",
+    return first_run(
+        MlflowClient(tracking_uri=tracking_uri), experiment_id,
+        f"tags.`{names.TAG_CONFIG_HASH}` = '{config_hash}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    return runs[0] if runs else None
+    )  # fmt: skip
 
 
 def log_refused(

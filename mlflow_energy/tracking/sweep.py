@@ -278,12 +278,10 @@ def _open_parent(config: DictConfig, experiment_id: str, sweep_id: str, points: 
 
 
 def _find_parent(client: Any, experiment_id: str, sweep_id: str) -> Any:
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{names.TAG_SWEEP_ID}` = '{sweep_id}' and tags.`{names.TAG_SWEEP_PARENT}` = 'true'",
-        max_results=1,
-    )
-    return runs[0] if runs else None
+    from mlflow_energy.tracking.logger import first_run
+
+    return first_run(client, experiment_id,
+                     f"tags.`{names.TAG_SWEEP_ID}` = '{sweep_id}' and tags.`{names.TAG_SWEEP_PARENT}` = 'true'")  # fmt: skip
 
 
 def override_params(overrides: list[str]) -> list[Any]:

@@ -10,7 +10,6 @@ import os
 import shlex
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,11 +17,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-from mlflow.tracking import MlflowClient
+
+from processes import CLI, cli_env, experiment_runs
 
 pytestmark = pytest.mark.e2e
 
-CLI = str(Path(sys.executable).parent / "mlflow-energy")
 QUICK = ["bench=quick", "bench.idle_s=0.2", "bench.min_repetitions=2", "bench.min_duration_s=0.5",
          "bench.max_duration_s=1", "quality=off"]  # fmt: skip
 UNTIL_STOPPED = ["bench.min_duration_s=100000", "bench.max_duration_s=100000"]  # a benchmark that never ends by itself
@@ -47,7 +46,7 @@ class Launch:
 
     @classmethod
     def start(cls, folder: Path, *args: str, env_extra: dict[str, str] | None = None) -> Launch:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | (env_extra or {})
+        env = cli_env(env_extra)
         name = f"launch-{time.monotonic_ns()}"
         stdout, stderr = folder / f"{name}.out", folder / f"{name}.err"
         proc = subprocess.Popen([CLI, *args], cwd=folder, env=env, stdout=stdout.open("w"), stderr=stderr.open("w"),
@@ -89,11 +88,6 @@ class Launch:
 
 def running(processes: list[psutil.Process]) -> list[psutil.Process]:
     return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-
-
-def experiment_runs(folder: Path, experiment: str = "mlflow-energy") -> list:
-    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
-    return client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
 
 
 def result_of(out_dir: Path) -> dict:

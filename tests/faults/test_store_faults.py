@@ -6,34 +6,28 @@ sentence, the exit code."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
+from processes import CLI, cli_env, experiment_runs
+
 pytestmark = pytest.mark.e2e
 
-CLI = str(Path(sys.executable).parent / "mlflow-energy")
 QUICK = ["bench=quick", "quality=off"]
 
 
 def cli(cwd: Path, *args: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    return subprocess.Popen([CLI, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """Started, not waited for: several may run at once."""
+    return subprocess.Popen([CLI, *args], cwd=cwd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
 
 
 def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
     out, err = proc.communicate(timeout=600)
     return proc.returncode, out, err
-
-
-def runs_in(folder: Path, experiment: str = "mlflow-energy") -> list:
-    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
-    found = client.get_experiment_by_name(experiment)
-    return client.search_runs([found.experiment_id]) if found else []
 
 
 def assert_one_sentence(stderr: str, fragment: str) -> None:
@@ -53,21 +47,21 @@ def concurrent_first_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_concurrent_first_runs_share_a_new_store(concurrent_first_runs: Path) -> None:
-    runs = runs_in(concurrent_first_runs)
+    runs = experiment_runs(concurrent_first_runs)
     assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
     assert len({r.data.tags["mlflow_energy.result_id"] for r in runs}) == 3
     # The store still works for the next run.
     assert finish(cli(concurrent_first_runs, "run", *QUICK))[0] == 0
-    assert len(runs_in(concurrent_first_runs)) == 4
+    assert len(experiment_runs(concurrent_first_runs)) == 4
 
 
 def test_logging_a_result_twice_keeps_one_run(concurrent_first_runs: Path) -> None:
     out_dir = next(concurrent_first_runs.glob("outputs/*/*"))
-    before = {r.info.run_id for r in runs_in(concurrent_first_runs)}
+    before = {r.info.run_id for r in experiment_runs(concurrent_first_runs)}
     code, out, err = finish(cli(concurrent_first_runs, "log", str(out_dir)))
     assert code == 0, err
     assert "it was already there, nothing was logged again" in out
-    assert {r.info.run_id for r in runs_in(concurrent_first_runs)} == before
+    assert {r.info.run_id for r in experiment_runs(concurrent_first_runs)} == before
 
 
 def test_relog_keeps_name_and_sweep_membership(concurrent_first_runs: Path, tmp_path: Path) -> None:
@@ -83,7 +77,7 @@ def test_relog_keeps_name_and_sweep_membership(concurrent_first_runs: Path, tmp_
     (out_dir / "logging.json").write_text(json.dumps(request))
     code, _, err = finish(cli(tmp_path, "log", str(out_dir)))
     assert code == 0, err
-    (run,) = runs_in(folder)
+    (run,) = experiment_runs(folder)
     assert run.info.run_name == "workload.batch_size=4 #2/3" and run.info.status == "FINISHED"
     assert run.data.tags["mlflow_energy.sweep_id"] == "abc123" and run.data.tags["mlflow.parentRunId"] == "0" * 32
     assert run.data.tags["mlflow_energy.result_id"] == result_id
@@ -94,16 +88,18 @@ def test_a_logging_attempt_that_breaks_leaves_no_running_run(concurrent_first_ru
     the run created for the attempt is removed, the result stays on disk, and logging it
     elsewhere afterwards works."""
     out_dir = next(concurrent_first_runs.glob("outputs/*/*"))
+    request = (out_dir / "logging.json").read_text()
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     (tmp_path / "blocker").write_text("a file, not a folder")
     MlflowClient(tracking_uri=store).create_experiment("blocked", artifact_location=(tmp_path / "blocker" / "art").as_uri())
     code, _, err = finish(cli(tmp_path, "log", str(out_dir), "--tracking-uri", store, "--experiment", "blocked"))
     assert code == 3 and "log it later with: mlflow-energy log" in err and "Traceback" not in err
-    assert runs_in(tmp_path, "blocked") == []  # nothing RUNNING, nothing half-logged
+    assert experiment_runs(tmp_path, "blocked") == []  # nothing RUNNING, nothing half-logged
     assert (out_dir / "result.json").is_file()
     code, _, err = finish(cli(tmp_path, "log", str(out_dir), "--tracking-uri", store, "--experiment", "open"))
     assert code == 0, err
-    assert [r.info.status for r in runs_in(tmp_path, "open")] == ["FINISHED"]
+    assert [r.info.status for r in experiment_runs(tmp_path, "open")] == ["FINISHED"]
+    assert (out_dir / "logging.json").read_text() == request  # logging elsewhere keeps the first request
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+
+from processes import cli_env
 from test_interrupts import EXIT_TRACKING_ERROR, QUICK, Launch, result_of, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -45,8 +47,7 @@ class TrackingServer:
         return True
 
     def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no job workers: a lighter server
+        env = cli_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # no job workers: a lighter server
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
              "--workers", "1", "--backend-store-uri", f"sqlite:///{self.folder / 'store.db'}",
