@@ -208,7 +208,8 @@ def _require(condition: bool, message: str) -> None:
 
 
 def validate(config: RunConfig) -> None:
-    """Checks that need no model and no GPU work; raises ConfigError on the first mistake."""
+    """Checks that need no model, no input file and no GPU work; raises ConfigError on the first
+    mistake (inference/inputs.py checks the files the configuration names)."""
     m, w = config.model, config.workload
     _require(m.weights in WEIGHTS, f"model.weights={m.weights!r} is not one of {', '.join(WEIGHTS)}; pick one.")
     _require(m.dtype in DTYPES, f"model.dtype={m.dtype!r} is not one of {', '.join(DTYPES)}; pick one.")
@@ -255,15 +256,8 @@ def validate(config: RunConfig) -> None:
     )
     _require(config.carbon.pue >= 1.0, f"carbon.pue={config.carbon.pue} must be at least 1.0 (1.0 = no overhead).")
     _validate_country(config.carbon.country_iso_code)
-    from mlflow_energy.inference.prompts import validate_prompts
-
-    validate_prompts(w.prompts)
     _validate_device(config.device, m.dtype)
     _validate_hardware_support(config)
-    if config.quality.enabled:
-        from mlflow_energy.inference.quality import validate_dataset
-
-        validate_dataset(config.quality.dataset)
 
 
 def _validate_bench(b: BenchConfig) -> None:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from mlflow_energy.commands.checks import check_run
 from mlflow_energy.config import ConfigError, RunConfig, config_dir, config_hash, flatten, as_dict, validate
 from mlflow_energy.inference.models import resolve_model, shipped_models
 
@@ -45,7 +46,7 @@ def test_defaults_are_valid() -> None:
 )
 def test_bad_values_are_refused_with_the_key_named(overrides: dict, fragment: str) -> None:
     with pytest.raises(ConfigError) as error:
-        validate(config(**overrides))
+        check_run(config(**overrides))
     assert fragment in str(error.value)
     assert str(error.value).count("\n") == 0
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from mlflow_energy.config import ConfigError, ModelConfig, QualityConfig, RunConfig, validate
+from mlflow_energy.inference.inputs import validate_inputs
 from mlflow_energy.inference import generation
 from mlflow_energy.inference.models import load_model, load_tokenizer, resolve_model
 from mlflow_energy.inference.prompts import Batch
@@ -85,9 +86,9 @@ def test_quality_dataset_must_exist(tmp_path: Path) -> None:
     config = RunConfig()
     config.quality.dataset = str(tmp_path / "missing.txt")
     with pytest.raises(ConfigError, match="quality.dataset="):
-        validate(config)
+        validate_inputs(config)
     config.quality.enabled = False
-    validate(config)  # not evaluated, not checked
+    validate_inputs(config)  # not evaluated, not checked
 
 
 def test_static_compile_gives_the_same_greedy_tokens_as_eager() -> None:

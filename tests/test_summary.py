@@ -8,7 +8,7 @@ import pytest
 from mlflow_energy.bench.result import BenchResult, PrefillWindow, RepetitionWindow, Summary
 from mlflow_energy.bench.summary import conclude, summarize
 from mlflow_energy.report.headline import headline
-from mlflow_energy.config import RunConfig, as_dict, config_hash
+from mlflow_energy.config import RunConfig, WorkloadConfig, config_hash
 from mlflow_energy.meter.measurement import Measurement
 from mlflow_energy.meter.sampler import TimelineSample
 from mlflow_energy.tracking.names import ALL_METRIC_KEYS, metric_key, summary_metrics
@@ -21,7 +21,7 @@ def window(name: str, start: float, duration: float, gpu: float, cpu: float = 1.
 
 
 def sample_result() -> BenchResult:
-    r = BenchResult(config=as_dict(RunConfig()), config_hash=config_hash(RunConfig()))
+    r = BenchResult(config=RunConfig(workload=WorkloadConfig(batch_size=BATCH, new_tokens=NEW)), config_hash=config_hash(RunConfig()))
     r.load = window("load", 0.0, 3.0, 300.0)
     r.idle = window("idle", 3.0, 2.0, 100.0, cpu=2.0, ram=0.0)  # 51 W idle in all, 50 W GPU
     r.prefill = PrefillWindow(window("prefill", 5.0, 1.0, 60.0, cpu=0.0, ram=0.0), [0.1] * 10)  # 6 J per call
@@ -37,7 +37,7 @@ def sample_result() -> BenchResult:
 
 def test_summary_arithmetic() -> None:
     timeline = [TimelineSample(t, 0, "gpu0", power_w=p) for t, p in [(5.5, 999.0), (7.0, 210.0), (9.0, 230.0)]]
-    s = summarize(sample_result(), timeline, NEW, BATCH)
+    s = summarize(sample_result(), timeline)
     # The rejected third window counts for speed but not for energy.
     assert s.measurement_repetitions == 2 and s.measurement_rejected_windows == 1
     assert s.measurement_generated_tokens == 80 and s.measurement_requests == 8
@@ -115,7 +115,7 @@ def test_a_wide_interval_is_flagged_and_a_tight_one_is_not() -> None:
 
 def test_result_round_trips_through_json(tmp_path: Path) -> None:
     r = sample_result()
-    r.summary = summarize(r, [], NEW, BATCH)
+    r.summary = summarize(r, [])
     r.write(tmp_path)
     back = BenchResult.read(tmp_path)
     assert back == r

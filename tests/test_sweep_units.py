@@ -28,14 +28,9 @@ from mlflow_energy.report.sweep_report import (
     point_rows,
     write_csv,
 )
-from mlflow_energy.tracking.sweep import (
-    PointOutcome,
-    grid_points,
-    point_name,
-    point_of_run_name,
-    replicate_run_name,
-    swept_keys,
-)
+from mlflow_energy.tracking.run_names import point_name, point_of_run_name, replicate_run_name
+from mlflow_energy.tracking.sweep import grid_points, swept_keys
+from mlflow_energy.tracking.sweep_state import PointOutcome
 from mlflow_energy.tracking.sweeper import ReplicatedSweeperConf, cartesian_grid, plan_jobs
 
 ENERGY, SPEED, TTFT = "energy/j_per_token", "throughput/tokens_per_s", "latency/ttft_s_p50"

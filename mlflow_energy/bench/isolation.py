@@ -12,41 +12,18 @@ child is gone and records how it ended.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
-import sys
 from pathlib import Path
 
-from mlflow_energy.bench.result import RESULT_FILE, BenchResult, ResultFileError
+from mlflow_energy.bench.result import RESULT_FILE, BenchResult, ResultFileError, Status
 from mlflow_energy.bench.summary import conclude
 from mlflow_energy.bench.interrupt import STOP, StopRequest
-from mlflow_energy.bench.zygote import INTERRUPTED, ORPHANED, TIMED_OUT, ChildEnd, Zygote, die_with_parent
-from mlflow_energy.config import RunConfig, as_dict, config_hash, point_hash, to_run_config
+from mlflow_energy.bench.child import REQUEST_FILE
+from mlflow_energy.bench.zygote import INTERRUPTED, ORPHANED, TIMED_OUT, ChildEnd, Zygote
+from mlflow_energy.config import RunConfig, as_dict, config_hash, point_hash
 
-LOG_FORMAT = "[mlflow-energy %(asctime)s] %(message)s"
-BENCH_LOG = "bench.log"  # the child's progress, beside result.json
-REQUEST_FILE = "bench_config.json"
 _ZYGOTE = Zygote()
-
-
-def run_child(out_dir: Path) -> int:
-    """The child's body: run the protocol on the saved config; its exit code."""
-    handlers = [logging.StreamHandler(sys.stderr), logging.FileHandler(out_dir / BENCH_LOG)]
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S", handlers=handlers, force=True)
-    from mlflow_energy.bench.protocol import run_protocol
-
-    config = to_run_config(json.loads((out_dir / REQUEST_FILE).read_text()))
-    # The parent's timeout sends SIGTERM: unwind normally so the timeline and summary are saved.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    try:
-        run_protocol(config, out_dir, lambda r: r.write(out_dir))
-    except SystemExit as stopped:  # the SIGTERM above: what was measured is saved; a traceback would only alarm
-        return int(stopped.code)
-    except BaseException:
-        logging.getLogger("mlflow_energy.bench").exception("benchmark failed")
-        return 1
-    return 0
 
 
 def _describe_exit(code: int | None) -> str:
@@ -83,9 +60,9 @@ def run_isolated(config: RunConfig, out_dir: Path, stop: StopRequest = STOP) -> 
     try:
         result = BenchResult.read(out_dir)
     except ResultFileError:  # died before its first save
-        result = BenchResult(as_dict(config), config_hash(config), point_hash(config), status="failed")
-    if result.status != "finished":
-        result.status = "failed"
+        result = BenchResult(config, config_hash(config), point_hash(config), status=Status.FAILED)
+    if result.status != Status.FINISHED:
+        result.status = Status.FAILED
         result.error = (
             _stop_cause(ended.stopped, config, result.phase) if ended.stopped
             else result.error or zygote_error or f"{_describe_exit(ended.code)} during {result.phase}"
@@ -94,8 +71,3 @@ def run_isolated(config: RunConfig, out_dir: Path, stop: StopRequest = STOP) -> 
         conclude(result, [])
     result.write(out_dir)
     return result
-
-
-if __name__ == "__main__":  # the zygote's way to start a child without forking: OUT_DIR ZYGOTE_PID
-    die_with_parent(signal.SIGTERM, int(sys.argv[2]))
-    sys.exit(run_child(Path(sys.argv[1])))

@@ -25,9 +25,10 @@ from mlflow_energy.bench.result import (
     PrefillWindow,
     QualityWindow,
     RepetitionWindow,
+    Status,
 )
 from mlflow_energy.bench.summary import conclude, j_per_token_interval
-from mlflow_energy.config import BenchConfig, RunConfig, as_dict, config_hash, point_hash, resolve_device
+from mlflow_energy.config import BenchConfig, RunConfig, config_hash, point_hash, resolve_device
 from mlflow_energy.inference import generation
 from mlflow_energy.inference.models import input_device, load_model, load_tokenizer, parameter_count, resolve_model
 from mlflow_energy.inference.prompts import make_batch
@@ -99,7 +100,7 @@ class _Work:
 
 
 def run_protocol(config: RunConfig, out_dir: Path, save: Callable[[BenchResult], None]) -> BenchResult:
-    result = BenchResult(as_dict(config), config_hash(config), point_hash(config), pue=config.carbon.pue)
+    result = BenchResult(config, config_hash(config), point_hash(config), pue=config.carbon.pue)
     device = resolve_device(config.device)
     result.device = device
     result.tokens_per_call = config.workload.batch_size * config.workload.new_tokens
@@ -119,10 +120,10 @@ def run_protocol(config: RunConfig, out_dir: Path, save: Callable[[BenchResult],
         _record_peaks(run, device)
         if config.quality.enabled:  # after the energy windows, never inside them
             _quality(run, work)
-        result.status = "finished"
+        result.status = Status.FINISHED
         result.phase = "done"
     except BaseException as exc:
-        result.status = "failed"
+        result.status = Status.FAILED
         result.error = f"{type(exc).__name__} during {result.phase}: {exc}"
         raise
     finally:

@@ -7,9 +7,13 @@ import os
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from omegaconf.errors import OmegaConfBaseException
+
+from mlflow_energy.config import RunConfig, to_run_config
 from mlflow_energy.meter.measurement import Measurement
 
 RESULT_FILE = "result.json"
@@ -20,6 +24,18 @@ CODECARBON_DIR = "codecarbon"  # CodeCarbon's own CSV output
 
 class ResultFileError(ValueError):
     """A result.json that cannot be read back: one sentence naming the file."""
+
+
+class Status(str, Enum):
+    """How a benchmark run ended (``running`` while it measures). The value is what result.json
+    and the ``mlflow_energy.status`` tag hold."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+    def __str__(self) -> str:  # the value in f-strings and tags, on every Python version
+        return self.value
 
 
 @dataclass
@@ -149,16 +165,16 @@ class Assessment:
 
 @dataclass
 class BenchResult:
-    """The whole record of one benchmark run. ``status``: running | finished | failed."""
+    """The whole record of one benchmark run."""
 
-    config: dict[str, Any]
+    config: RunConfig
     config_hash: str
     point_hash: str = ""  # config hash without the replicate number (see config.point_hash)
     # Names this measurement in the store: logging it again finds the run instead of adding one.
     result_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     ended_ms: int | None = None
-    status: str = "running"
+    status: Status = Status.RUNNING
     error: str | None = None
     phase: str = "starting"  # last phase entered; tells where a failure happened
     device: str | None = None
@@ -187,6 +203,8 @@ class BenchResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchResult:
         data = dict(data)
+        data["config"] = to_run_config(data["config"])
+        data["status"] = Status(data.get("status", Status.RUNNING))
         for key in ("load", "idle"):
             if data.get(key) is not None:
                 data[key] = Measurement.from_dict(data[key])
@@ -230,5 +248,5 @@ class BenchResult:
             raise ResultFileError(f"{folder} holds no {RESULT_FILE}; pass the output folder a run printed.") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ResultFileError(f"{path} cannot be read as JSON ({exc}); it is damaged or cut short.") from None
-        except (TypeError, KeyError, AttributeError) as exc:
+        except (TypeError, KeyError, AttributeError, ValueError, OmegaConfBaseException) as exc:
             raise ResultFileError(f"{path} is not an mlflow-energy result ({type(exc).__name__}: {exc}).") from None

@@ -4,8 +4,12 @@ they can be trusted (the Assessment)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from mlflow_energy.bench.result import Assessment, BenchResult, RepetitionWindow, Summary
+from dataclasses import dataclass
+from typing import Any
+
+from mlflow_energy.bench.result import Assessment, BenchResult, RepetitionWindow, Status, Summary
 from mlflow_energy.bench.stats import Interval, describe, percentile, positive_interval
+from mlflow_energy.config import WorkloadConfig
 from mlflow_energy.meter.host import JOULES_PER_KWH
 from mlflow_energy.meter.measurement import EnergySource, Measurement
 from mlflow_energy.meter.sampler import TimelineSample
@@ -64,155 +68,204 @@ def j_per_token_interval(reps: list[RepetitionWindow], tokens_per_call: int) -> 
     return positive_interval(per_window_j_per_token(valid, domains, tokens_per_call), total_j / tokens)
 
 
+Figures = dict[str, Any]  # Summary field name -> value: what one section contributes
+
+
+@dataclass(frozen=True)
+class _Generated:
+    """What the valid generate windows hold: the denominators of every energy figure."""
+
+    windows: list[Measurement]
+    duration_s: float
+    tokens: int
+    requests: int
+    calls: int
+
+
 def conclude(result: BenchResult, timeline: list[TimelineSample]) -> None:
     """Fills in the result's Summary and Assessment from its windows."""
-    w = result.config["workload"]
-    result.summary = summarize(result, timeline, w["new_tokens"], w["batch_size"])
+    result.summary = summarize(result, timeline)
     result.assessment = assess(result, result.summary, drop_below_noise_floor(result.summary))
 
 
-def summarize(result: BenchResult, timeline: list[TimelineSample], new_tokens: int, batch_size: int) -> Summary:
-    """Energy figures use the valid windows only (a rejected GPU reading drops its window)."""
-    s = Summary()
-    s.memory_gpu_peak_mb, s.memory_ram_peak_mb = result.gpu_peak_mb, result.ram_peak_mb
-    s.emissions_intensity_g_per_kwh = result.carbon_intensity_g_per_kwh
-    s.measurement_target_ci = result.config["bench"]["target_ci"]
-    s.measurement_cooldown_s = result.cooldown_s
+def summarize(result: BenchResult, timeline: list[TimelineSample]) -> Summary:
+    """Each section from the windows it needs. Energy figures use the valid windows only (a
+    rejected GPU reading drops its window); speed counts every window."""
+    workload = result.config.workload
     valid = [r for r in result.repetitions if r.measurement.valid]
     # The first valid window says which domains exist: a rejected GPU reading leaves its window
     # without a GPU figure, and would make the estimate the headline.
     first = valid[0].measurement if valid else (result.load or result.idle)
     domains = headline_domains(first)[0] if first else []
-    _phase_figures(s, result, domains)
-    _latency_figures(s, result, new_tokens)
-    if result.repetitions:
-        _throughput_figures(s, result.repetitions, batch_size, new_tokens)
-    s.measurement_rejected_windows = len(result.repetitions) - len(valid)
-    s.measurement_repetitions = len(valid)
+    figures: Figures = {
+        "memory_gpu_peak_mb": result.gpu_peak_mb,
+        "memory_ram_peak_mb": result.ram_peak_mb,
+        "emissions_intensity_g_per_kwh": result.carbon_intensity_g_per_kwh,
+        "measurement_target_ci": result.config.bench.target_ci,
+        "measurement_cooldown_s": result.cooldown_s,
+        "measurement_rejected_windows": len(result.repetitions) - len(valid),
+        "measurement_repetitions": len(valid),
+        **_phase_figures(result, domains),
+        **_latency_figures(result, workload.new_tokens),
+        **_throughput_figures(result.repetitions, workload.batch_size, workload.new_tokens),
+    }
     if valid:
-        _energy_figures(s, result, valid, domains, timeline, new_tokens, batch_size)
-    return s
+        tokens_per_call = workload.batch_size * workload.new_tokens
+        calls = sum(len(r.request_s) for r in valid)
+        windows = [r.measurement for r in valid]
+        done = _Generated(windows, sum(w.duration_s for w in windows), calls * tokens_per_call,
+                          calls * workload.batch_size, calls)  # fmt: skip
+        figures |= _energy_figures(done, domains, per_window_j_per_token(valid, domains, tokens_per_call))
+        figures |= _window_edge_figures(windows)
+        figures |= _gpu_power_figures(done, figures["energy_gpu_j"], timeline)
+        figures |= _net_figures(result.idle, domains, done, figures["energy_total_j"], figures["energy_gpu_j"])
+        figures |= _decode_figures(done, figures["energy_total_j"], figures.get("energy_prefill_j"), workload)
+        figures |= _with_estimates_figures(done, result.carbon_intensity_g_per_kwh, result.pue)
+    return Summary(**figures)
 
 
-def _phase_figures(s: Summary, result: BenchResult, domains: list[str]) -> None:
+def _phase_figures(result: BenchResult, domains: list[str]) -> Figures:
     """Load, warm-up (compile), prefill and quality windows."""
+    f: Figures = {}
     if result.load is not None:
-        s.energy_load_j, s.latency_load_s = result.load.energy_j(domains), result.load.duration_s
+        f |= {"energy_load_j": result.load.energy_j(domains), "latency_load_s": result.load.duration_s}
     if result.warmup:
-        s.energy_warmup_j = sum(w.energy_j(domains) for w in result.warmup)
-        s.latency_warmup_s = sum(w.duration_s for w in result.warmup)
-        if result.config["backend"]["name"] == "static_compile":
-            s.energy_compile_j, s.latency_compile_s = result.warmup[0].energy_j(domains), result.warmup[0].duration_s
+        f["energy_warmup_j"] = sum(w.energy_j(domains) for w in result.warmup)
+        f["latency_warmup_s"] = sum(w.duration_s for w in result.warmup)
+        if result.config.backend.name == "static_compile":  # the first warm-up call compiles
+            f |= {"energy_compile_j": result.warmup[0].energy_j(domains), "latency_compile_s": result.warmup[0].duration_s}
     if result.prefill is not None and result.prefill.call_s and result.prefill.measurement.valid:
-        s.energy_prefill_j = result.prefill.measurement.energy_j(domains) / len(result.prefill.call_s)
+        f["energy_prefill_j"] = result.prefill.measurement.energy_j(domains) / len(result.prefill.call_s)
     if result.quality is not None:
         q = result.quality
-        s.quality_perplexity, s.quality_tokens = q.perplexity, q.tokens
-        s.quality_eval_j, s.quality_eval_s = q.measurement.energy_j(domains), q.measurement.duration_s
+        f |= {"quality_perplexity": q.perplexity, "quality_tokens": q.tokens,
+              "quality_eval_j": q.measurement.energy_j(domains), "quality_eval_s": q.measurement.duration_s}  # fmt: skip
+    return f
 
 
-def _latency_figures(s: Summary, result: BenchResult, new_tokens: int) -> None:
+def _latency_figures(result: BenchResult, new_tokens: int) -> Figures:
+    f: Figures = {}
+    ttft_p50 = None
     if result.prefill is not None and result.prefill.call_s:
         calls = result.prefill.call_s
-        s.latency_ttft_s_p50, s.latency_ttft_s_p90 = percentile(calls, 50), percentile(calls, 90)
+        ttft_p50 = percentile(calls, 50)
+        f |= {"latency_ttft_s_p50": ttft_p50, "latency_ttft_s_p90": percentile(calls, 90)}
     request_s = [t for r in result.repetitions for t in r.request_s]
     if not request_s:
-        return
-    s.latency_request_s_p50, s.latency_request_s_p90 = percentile(request_s, 50), percentile(request_s, 90)
-    if new_tokens > 1 and s.latency_ttft_s_p50 is not None:
-        tpot_ms = [(t - s.latency_ttft_s_p50) / (new_tokens - 1) * 1000 for t in request_s]
-        s.latency_tpot_ms_p50, s.latency_tpot_ms_p90 = percentile(tpot_ms, 50), percentile(tpot_ms, 90)
+        return f
+    f |= {"latency_request_s_p50": percentile(request_s, 50), "latency_request_s_p90": percentile(request_s, 90)}
+    if new_tokens > 1 and ttft_p50 is not None:
+        tpot_ms = [(t - ttft_p50) / (new_tokens - 1) * 1000 for t in request_s]
+        f |= {"latency_tpot_ms_p50": percentile(tpot_ms, 50), "latency_tpot_ms_p90": percentile(tpot_ms, 90)}
+    return f
 
 
-def _throughput_figures(s: Summary, reps: list[RepetitionWindow], batch_size: int, new_tokens: int) -> None:
+def _throughput_figures(reps: list[RepetitionWindow], batch_size: int, new_tokens: int) -> Figures:
     """Every window counts for speed, a rejected energy reading included."""
+    if not reps:
+        return {}
     tokens_per_call = batch_size * new_tokens
     duration = sum(r.measurement.duration_s for r in reps)
     tokens = sum(len(r.request_s) for r in reps) * tokens_per_call
-    s.throughput_tokens_per_s = tokens / duration
-    s.throughput_requests_per_s = tokens / new_tokens / duration
     per_window = [len(r.request_s) * tokens_per_call / r.measurement.duration_s for r in reps]
+    f: Figures = {"throughput_tokens_per_s": tokens / duration,
+                  "throughput_requests_per_s": tokens / new_tokens / duration}  # fmt: skip
     if len(reps) > 1:
-        s.throughput_tokens_per_s_std = describe(per_window).std
-    interval = positive_interval(per_window, s.throughput_tokens_per_s)
+        f["throughput_tokens_per_s_std"] = describe(per_window).std
+    interval = positive_interval(per_window, f["throughput_tokens_per_s"])
     if interval is not None:
-        s.throughput_tokens_per_s_ci95_low, s.throughput_tokens_per_s_ci95_high = interval.low, interval.high
+        f |= {"throughput_tokens_per_s_ci95_low": interval.low, "throughput_tokens_per_s_ci95_high": interval.high}
+    return f
 
 
-def _energy_figures(
-    s: Summary, result: BenchResult, valid: list[RepetitionWindow], domains: list[str],
-    timeline: list[TimelineSample], new_tokens: int, batch_size: int,
-) -> None:  # fmt: skip
-    windows = [r.measurement for r in valid]
-    tokens_per_call = batch_size * new_tokens
-    duration = sum(w.duration_s for w in windows)
-    tokens = sum(len(r.request_s) for r in valid) * tokens_per_call
-    requests = tokens // new_tokens
-    s.measurement_duration_s, s.measurement_window_s = duration, duration / len(windows)
-    s.measurement_generated_tokens, s.measurement_requests = tokens, requests
-    _window_edge_figures(s, windows)
-
+def _energy_figures(done: _Generated, domains: list[str], samples: list[float]) -> Figures:
+    """Gross energy of the headline domains, per token, request and kWh, and its interval;
+    ``samples``: each window's J/token."""
+    windows = done.windows
+    total_j = sum(w.energy_j(domains) for w in windows)
     has_gpu = any(w.gpu_j for w in windows)
-    s.energy_gpu_j = sum(w.gpu_total_j for w in windows) if has_gpu else None
-    s.energy_cpu_j = _sum([w.cpu_j for w in windows])
-    s.energy_ram_j = _sum([w.ram_j for w in windows])
-    s.energy_total_j = sum(w.energy_j(domains) for w in windows)
-    s.energy_j_per_token = s.energy_total_j / tokens
-    s.energy_j_per_request = s.energy_total_j / requests
-    s.energy_wh_per_1k_requests = s.energy_j_per_request * 1000 / 3600
-    s.efficiency_tokens_per_kwh = tokens / (s.energy_total_j / JOULES_PER_KWH)
-    samples = per_window_j_per_token(valid, domains, tokens_per_call)
     spread = describe(samples)
-    s.energy_j_per_token_std, s.measurement_energy_cv = spread.std, spread.cv
-    interval = positive_interval(samples, s.energy_j_per_token)
+    f: Figures = {
+        "measurement_duration_s": done.duration_s,
+        "measurement_window_s": done.duration_s / len(windows),
+        "measurement_generated_tokens": done.tokens,
+        "measurement_requests": done.requests,
+        "measurement_energy_cv": spread.cv,
+        "energy_gpu_j": sum(w.gpu_total_j for w in windows) if has_gpu else None,
+        "energy_cpu_j": _sum([w.cpu_j for w in windows]),
+        "energy_ram_j": _sum([w.ram_j for w in windows]),
+        "energy_total_j": total_j,
+        "energy_j_per_token": total_j / done.tokens,
+        "energy_j_per_token_std": spread.std,
+        "energy_j_per_request": total_j / done.requests,
+        "energy_wh_per_1k_requests": total_j / done.requests * 1000 / 3600,
+        "efficiency_tokens_per_kwh": done.tokens / (total_j / JOULES_PER_KWH),
+    }
+    interval = positive_interval(samples, total_j / done.tokens)
     if interval is not None:
-        s.energy_j_per_token_ci95_low, s.energy_j_per_token_ci95_high = interval.low, interval.high
-        s.measurement_ci_relative = interval.relative_half_width
-    if has_gpu:
-        s.power_gpu_mean_w = s.energy_gpu_j / duration
-        s.power_gpu_max_w = _gpu_max_w(timeline, windows)
-    _net_figures(s, result, domains, duration, tokens)
-    if s.energy_prefill_j is not None and new_tokens > 1:
-        decode_j = s.energy_total_j / (tokens / tokens_per_call) - s.energy_prefill_j
-        s.energy_decode_j_per_token = decode_j / (batch_size * (new_tokens - 1))
-    _with_estimates_figures(s, result, windows, tokens, requests)
+        f |= {"energy_j_per_token_ci95_low": interval.low, "energy_j_per_token_ci95_high": interval.high,
+              "measurement_ci_relative": interval.relative_half_width}  # fmt: skip
+    return f
 
 
-def _window_edge_figures(s: Summary, windows: list[Measurement]) -> None:
+def _window_edge_figures(windows: list[Measurement]) -> Figures:
     """The counter-alignment waits, and the GPU temperature the measurement started at."""
-    s.measurement_edge_wait_s = sum(w.edge_wait_s for w in windows) / len(windows)
     edge_idle_j = sum(w.edge_idle_j for w in windows)
-    if edge_idle_j:
-        s.measurement_edge_idle_share = edge_idle_j / (edge_idle_j + sum(w.gpu_total_j for w in windows))
     temperatures = windows[0].gpu_temperature_c.values()
-    s.measurement_gpu_temperature_c = max(temperatures) if temperatures else None
+    return {
+        "measurement_edge_wait_s": sum(w.edge_wait_s for w in windows) / len(windows),
+        "measurement_edge_idle_share": (
+            edge_idle_j / (edge_idle_j + sum(w.gpu_total_j for w in windows)) if edge_idle_j else None
+        ),
+        "measurement_gpu_temperature_c": max(temperatures) if temperatures else None,
+    }
 
 
-def _net_figures(s: Summary, result: BenchResult, domains: list[str], duration: float, tokens: int) -> None:
+def _gpu_power_figures(done: _Generated, gpu_j: float | None, timeline: list[TimelineSample]) -> Figures:
+    if gpu_j is None:
+        return {}
+    return {"power_gpu_mean_w": gpu_j / done.duration_s, "power_gpu_max_w": _gpu_max_w(timeline, done.windows)}
+
+
+def _net_figures(
+    idle: Measurement | None, domains: list[str], done: _Generated, total_j: float, gpu_j: float | None
+) -> Figures:
     """Gross minus idle power x window time, for the headline and for the GPU."""
-    s.energy_idle_w, s.energy_gpu_idle_w = _idle_power(result.idle, domains)
-    if s.energy_idle_w is not None and s.energy_total_j is not None:
-        s.energy_net_j = s.energy_total_j - s.energy_idle_w * duration
-        s.energy_net_j_per_token = s.energy_net_j / tokens
-    if s.energy_gpu_idle_w is not None and s.energy_gpu_j is not None:
-        s.energy_gpu_net_j = s.energy_gpu_j - s.energy_gpu_idle_w * duration
-        s.energy_gpu_net_j_per_token = s.energy_gpu_net_j / tokens
+    idle_w, gpu_idle_w = _idle_power(idle, domains)
+    f: Figures = {"energy_idle_w": idle_w, "energy_gpu_idle_w": gpu_idle_w}
+    if idle_w is not None:
+        net_j = total_j - idle_w * done.duration_s
+        f |= {"energy_net_j": net_j, "energy_net_j_per_token": net_j / done.tokens}
+    if gpu_idle_w is not None and gpu_j is not None:
+        gpu_net_j = gpu_j - gpu_idle_w * done.duration_s
+        f |= {"energy_gpu_net_j": gpu_net_j, "energy_gpu_net_j_per_token": gpu_net_j / done.tokens}
+    return f
 
 
-def _with_estimates_figures(
-    s: Summary, result: BenchResult, windows: list[Measurement], tokens: int, requests: int
-) -> None:
+def _decode_figures(done: _Generated, total_j: float, prefill_j: float | None, workload: WorkloadConfig) -> Figures:
+    """A call's energy less its prefill, per decoded token (every token after the first)."""
+    if prefill_j is None or workload.new_tokens < 2:
+        return {}
+    decode_j = total_j / done.calls - prefill_j
+    return {"energy_decode_j_per_token": decode_j / (workload.batch_size * (workload.new_tokens - 1))}
+
+
+def _with_estimates_figures(done: _Generated, intensity_g_per_kwh: float | None, pue: float) -> Figures:
     """Every domain, CodeCarbon's estimates included, and the emissions (the accounting
     convention counts all the energy drawn)."""
-    everything = sum(w.total_j for w in windows)
-    if any(not EnergySource.is_measured(source) for source in windows[0].sources().values()):
-        s.energy_with_estimates_total_j = everything
-        s.energy_with_estimates_j_per_token = everything / tokens
-        s.energy_with_estimates_j_per_request = everything / requests
-        s.energy_with_estimates_wh_per_1k_requests = everything / requests * 1000 / 3600
-    if result.carbon_intensity_g_per_kwh is not None:
-        s.emissions_g_co2e = everything / JOULES_PER_KWH * result.pue * result.carbon_intensity_g_per_kwh
-        s.emissions_g_co2e_per_1k_tokens = s.emissions_g_co2e / tokens * 1000
+    everything = sum(w.total_j for w in done.windows)
+    f: Figures = {}
+    if any(not EnergySource.is_measured(source) for source in done.windows[0].sources().values()):
+        f |= {
+            "energy_with_estimates_total_j": everything,
+            "energy_with_estimates_j_per_token": everything / done.tokens,
+            "energy_with_estimates_j_per_request": everything / done.requests,
+            "energy_with_estimates_wh_per_1k_requests": everything / done.requests * 1000 / 3600,
+        }
+    if intensity_g_per_kwh is not None:
+        grams = everything / JOULES_PER_KWH * pue * intensity_g_per_kwh
+        f |= {"emissions_g_co2e": grams, "emissions_g_co2e_per_1k_tokens": grams / done.tokens * 1000}
+    return f
 
 
 def drop_below_noise_floor(s: Summary) -> list[str]:
@@ -230,7 +283,7 @@ def assess(result: BenchResult, s: Summary, below_noise_floor: list[str]) -> Ass
     a = Assessment(below_noise_floor=below_noise_floor)
     valid = [r.measurement for r in result.repetitions if r.measurement.valid]
     if not valid:
-        if result.status == "finished":
+        if result.status == Status.FINISHED:
             a.warnings.append("no valid measured window: there is no energy figure to quote")
         return a
     sources = valid[0].sources()

@@ -40,26 +40,14 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlflow_energy.bench.child import run_child
 from mlflow_energy.bench.interrupt import StopRequest
+from mlflow_energy.bench.lifetime import die_with_parent
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 STOP_GRACE_S = 10.0  # a child stopped with SIGTERM gets this long to save its result before SIGKILL
 # Why the parent stopped a child (ChildEnd.stopped).
 TIMED_OUT, INTERRUPTED, ORPHANED = "timed out", "interrupted", "orphaned"
-
-
-def die_with_parent(sig: int, parent_pid: int) -> None:
-    """Asks the kernel to send ``sig`` to this process when its parent dies (Linux; elsewhere the
-    parent's kill of the process group is the only guard). The kernel watches the thread that
-    started this process: a parent that starts the zygote from a short-lived thread gets a new
-    zygote at its next benchmark. Exits at once if the parent is already gone."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
-    if os.getppid() != parent_pid:  # it died before the request took effect
-        os._exit(1)
 
 
 def _preload() -> None:
@@ -115,8 +103,6 @@ def _apply(changes: dict[str, str | None], env: MutableMapping[str, str]) -> Non
 
 def _fork_child(request: dict) -> tuple[int, Callable[[], int]]:
     """(pid, a call that waits for its exit code)."""
-    from mlflow_energy.bench.isolation import run_child
-
     zygote = os.getpid()
     pid = os.fork()
     if pid == 0:
@@ -137,7 +123,7 @@ def _spawn_child(request: dict) -> tuple[int, Callable[[], int]]:
     env = dict(os.environ)
     _apply(request["env"], env)
     child = subprocess.Popen(
-        [sys.executable, "-m", "mlflow_energy.bench.isolation", request["out_dir"], str(os.getpid())],
+        [sys.executable, "-m", "mlflow_energy.bench.child", request["out_dir"], str(os.getpid())],
         stdout=sys.stderr, env=env,
     )  # fmt: skip
     return child.pid, child.wait

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from mlflow_energy.bench.result import Assessment, BenchResult, Summary
+from mlflow_energy.bench.result import Assessment, BenchResult, Status, Summary
 from mlflow_energy.report.headline import basis_label, headline
 
 
@@ -30,10 +30,10 @@ def _net(s: Summary, field: str, unit: str, dropped: list[str]) -> str:
 def print_summary(result: BenchResult, where: str, ui_command: str | None, console: Console | None = None) -> None:
     console = console or wide_console()
     s, a = result.summary, result.assessment or Assessment()
-    model, workload = result.config["model"], result.config["workload"]
+    model, workload = result.config.model, result.config.workload
     title = (
-        f"{model['name']} ({model['weights']} weights, {model['dtype']}) on {result.device}: "
-        f"batch {workload['batch_size']}, {workload['prompt_tokens']} prompt + {workload['new_tokens']} new tokens"
+        f"{model.name} ({model.weights} weights, {model.dtype}) on {result.device}: "
+        f"batch {workload.batch_size}, {workload.prompt_tokens} prompt + {workload.new_tokens} new tokens"
     )
     line = headline(result)
     if line is not None and s is not None:
@@ -44,7 +44,7 @@ def print_summary(result: BenchResult, where: str, ui_command: str | None, conso
         console.print(_table(s, a, result), soft_wrap=True)
     if result.problems:
         console.print(f"[yellow]Rejected readings:[/yellow] {'; '.join(result.problems)}", soft_wrap=True)
-    if result.status != "finished":
+    if result.status != Status.FINISHED:
         console.print(f"[red]Run failed:[/red] {result.error}", soft_wrap=True)
     console.print(f"Stored in {where}", soft_wrap=True)
     if ui_command:

@@ -32,12 +32,9 @@ from mlflow_energy.report.pareto import pareto_front
 from mlflow_energy.report.replicates import combine, show
 from mlflow_energy.tracking import names
 from mlflow_energy.tracking.logger import run_params
-from mlflow_energy.tracking.uris import redact_uri
-from mlflow_energy.tracking.sweep import (
-    FAILED,
-    FINISHED,
-    NOT_LOGGED,
-    SKIPPED,
+from mlflow_energy.tracking.uris import redact_uri, run_page
+from mlflow_energy.tracking.sweep_state import (
+    Outcome,
     PointOutcome,
     SweepEnd,
     SweepState,
@@ -70,8 +67,8 @@ LABELS = {  # the ranked metrics as the console heads them
     "latency/request_s_p50": "request p50 s",
     QUALITY: "perplexity",
 }
-_COUNT_METRICS = {FINISHED: names.METRIC_SWEEP_FINISHED, FAILED: names.METRIC_SWEEP_FAILED,
-                  SKIPPED: names.METRIC_SWEEP_SKIPPED, NOT_LOGGED: names.METRIC_SWEEP_NOT_LOGGED}  # fmt: skip
+_COUNT_METRICS = {Outcome.FINISHED: names.METRIC_SWEEP_FINISHED, Outcome.FAILED: names.METRIC_SWEEP_FAILED,
+                  Outcome.SKIPPED: names.METRIC_SWEEP_SKIPPED, Outcome.NOT_LOGGED: names.METRIC_SWEEP_NOT_LOGGED}  # fmt: skip
 # How a point compares with the best on one metric.
 BEST, TIED, WORSE, UNTESTED = "best", "indistinguishable", "worse", "untested"
 
@@ -104,7 +101,7 @@ class PointRow:
 
     @property
     def measured(self) -> bool:
-        return self.status != FAILED
+        return self.status != Outcome.FAILED
 
 
 def point_rows(client: Any, outcomes: list[PointOutcome]) -> list[PointRow]:
@@ -130,7 +127,7 @@ def _replicate(client: Any, outcome: PointOutcome) -> _Replicate | None:
     if outcome.run_id:
         run = client.get_run(outcome.run_id)
         return _Replicate(run.info.run_id, run.info.experiment_id, run.data.metrics, run.data.params, run.data.tags)
-    if outcome.status == NOT_LOGGED and outcome.result_dir:
+    if outcome.status == Outcome.NOT_LOGGED and outcome.result_dir:
         return _on_disk(Path(outcome.result_dir))
     return None
 
@@ -149,13 +146,13 @@ def _row_status(group: list[PointOutcome]) -> str:
     """failed when no replicate measured; else not_logged while one waits on disk, finished when
     this launch measured one, skipped when earlier launches measured them all."""
     statuses = {o.status for o in group}
-    return next((s for s in (NOT_LOGGED, FINISHED, SKIPPED) if s in statuses), FAILED)
+    return next((s for s in (Outcome.NOT_LOGGED, Outcome.FINISHED, Outcome.SKIPPED) if s in statuses), Outcome.FAILED)
 
 
 def _row(client: Any, group: list[PointOutcome]) -> PointRow:
     replicates = [(o, _replicate(client, o)) for o in group]
-    measured = [r for o, r in replicates if r is not None and o.status != FAILED]
-    failed = [(o, r) for o, r in replicates if o.status == FAILED]
+    measured = [r for o, r in replicates if r is not None and o.status != Outcome.FAILED]
+    failed = [(o, r) for o, r in replicates if o.status == Outcome.FAILED]
     shown = measured or [r for _, r in replicates if r is not None]
     figures = combine([r.metrics for r in shown])
     errors = [(r.tags.get(names.TAG_ERROR) if r else None) or o.error for o, r in failed]
@@ -281,9 +278,9 @@ document.querySelectorAll('th').forEach((th, col) => th.addEventListener('click'
 """
 
 
-def write_html(rows: list[PointRow], keys: list[str], path: Path, ui_base: str, title: str) -> None:
+def write_html(rows: list[PointRow], keys: list[str], path: Path, tracking_uri: str, title: str) -> None:
     def anchor(r: PointRow, run_id: str, text: str) -> str:
-        href = f"{ui_base}/#/experiments/{r.experiment_id}/runs/{run_id}"
+        href = run_page(tracking_uri, r.experiment_id, run_id)
         return f'<a href="{html.escape(href)}" target="_top">{html.escape(text)}</a>'
 
     def link(r: PointRow) -> str:
@@ -403,10 +400,10 @@ def _ranked_cell(row: PointRow, metric: str) -> str:
 
 def _status(r: PointRow) -> str:
     """``finished`` and, on a second line, what the intervals cover and any failed replicate."""
-    if r.status == FAILED:
+    if r.status == Outcome.FAILED:
         return f"failed: {r.error[:60]}" if r.error else "failed"
     failed = f", {r.failed_replicates} failed" if r.failed_replicates else ""
-    status = "not logged (on disk)" if r.status == NOT_LOGGED else r.status
+    status = "not logged (on disk)" if r.status == Outcome.NOT_LOGGED else r.status
     return f"{status}\n{r.covers or 'no interval'}{failed}"
 
 
@@ -422,10 +419,9 @@ def build_report(client: Any, state: SweepState, outcomes: list[PointOutcome], f
     replicated = f" x {state.replicates} replicates" if state.replicates > 1 else ""
     title = f"sweep {state.sweep_id}: {len(rows)} points{replicated}"
     shown_uri = redact_uri(state.tracking_uri)  # both files below are logged as artifacts
-    ui_base = shown_uri.rstrip("/") if shown_uri.startswith("http") else ""
     folder.mkdir(parents=True, exist_ok=True)
     write_csv(rows, keys, folder / names.ARTIFACT_SUMMARY_CSV)
-    write_html(rows, keys, folder / names.ARTIFACT_SUMMARY_HTML, ui_base, title)
+    write_html(rows, keys, folder / names.ARTIFACT_SUMMARY_HTML, state.tracking_uri, title)
     plot_pareto(rows, folder / names.ARTIFACT_PARETO, title)
     saved = {"sweep": {**asdict(state), "tracking_uri": shown_uri}, "points": [asdict(o) for o in outcomes]}
     (folder / names.ARTIFACT_SWEEP_POINTS).write_text(json.dumps(saved, indent=2))
@@ -455,7 +451,7 @@ def finish_sweep(
     end = SweepEnd(state.parent_run_id, state.tracking_uri, counts, interrupted)
     if not wait_for_server(state.tracking_uri, wait_s):
         return end
-    status = "KILLED" if interrupted else "FAILED" if counts[NOT_LOGGED] else "FINISHED"
+    status = names.RUN_KILLED if interrupted else names.RUN_FAILED if counts[Outcome.NOT_LOGGED] else names.RUN_FINISHED
     client = MlflowClient(tracking_uri=state.tracking_uri)
     try:
         build_report(client, state, outcomes, sweep_dir / "report")

@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from mlflow_energy.bench.result import CODECARBON_DIR, TIMELINE_FILE, BenchResult
+from mlflow_energy.bench.result import CODECARBON_DIR, TIMELINE_FILE, BenchResult, Status
 from mlflow_energy.bench.summary import gpu_j_by_device
-from mlflow_energy.config import flatten
+from mlflow_energy.config import as_dict, flatten
 from mlflow_energy.meter.sampler import TimelineSample, read_timeline_csv
 from mlflow_energy.report.headline import basis_label, description, trust_verdict
 from mlflow_energy.report.timeline import plot_timeline
@@ -109,7 +109,7 @@ def _tags(result: BenchResult) -> dict[str, str]:
     env = result.environment
     gpus = env.get("gpus") or []
     tags = {
-        names.TAG_STATUS: result.status,
+        names.TAG_STATUS: result.status.value,
         names.TAG_CONFIG_HASH: result.config_hash,
         names.TAG_DEVICE: str(result.device),
         names.TAG_CPU_MODEL: str(env.get("cpu_model")),
@@ -137,7 +137,7 @@ def _trust_tags(result: BenchResult) -> dict[str, str]:
     tags = {
         names.TAG_TRUST: trust_verdict(a)[:5000],
         names.TAG_DESCRIPTION: description(result),
-        names.TAG_REPLICATE: str(result.config.get("sweep", {}).get("replicate", 0)),
+        names.TAG_REPLICATE: str(result.config.sweep.replicate),
     }
     if result.point_hash:
         tags[names.TAG_POINT_HASH] = result.point_hash
@@ -151,7 +151,7 @@ def _trust_tags(result: BenchResult) -> dict[str, str]:
 
 def run_params(result: BenchResult) -> dict[str, str]:
     """The run's params: the flattened config (``tracking.*`` left out) and what the run learnt."""
-    params = {k: str(v) for k, v in flatten(result.config).items() if not k.startswith("tracking.")}
+    params = {k: str(v) for k, v in flatten(as_dict(result.config)).items() if not k.startswith("tracking.")}
     params["resolved_device"] = str(result.device)
     if result.model_parameters is not None:
         params["model.parameters"] = str(result.model_parameters)
@@ -223,7 +223,7 @@ def log_result(
 
 def _fill_run(client: Any, run_id: str, result: BenchResult, out_dir: Path, extra_tags: dict[str, str],
               end_run: bool) -> str:  # fmt: skip
-    from mlflow.entities import Metric, Param, RunStatus, RunTag
+    from mlflow.entities import Metric, Param, RunTag
 
     now_ms = int(time.time() * 1000)
     summary = result.summary
@@ -238,7 +238,7 @@ def _fill_run(client: Any, run_id: str, result: BenchResult, out_dir: Path, extr
     for i in range(0, len(metrics), _BATCH):
         client.log_batch(run_id, metrics=metrics[i : i + _BATCH])
     _log_artifacts(client, run_id, result, timeline, out_dir)
-    status = RunStatus.to_string(RunStatus.FINISHED if result.status == "finished" else RunStatus.FAILED)
+    status = names.RUN_FINISHED if result.status == Status.FINISHED else names.RUN_FAILED
     if end_run:
         client.set_terminated(run_id, status, end_time=result.ended_ms or now_ms)
     client.set_tag(run_id, names.TAG_LOGGING, names.LOGGING_COMPLETE)  # last: a run without it is redone
@@ -277,11 +277,11 @@ def _log_artifacts(
     client: Any, run_id: str, result: BenchResult, timeline: list[TimelineSample], out_dir: Path
 ) -> None:
     """The artifacts; the config in them shows tracking.uri without credentials."""
-    tracking = result.config["tracking"]
-    shown = replace(result, config={**result.config, "tracking": {**tracking, "uri": redact_uri(tracking["uri"])}})
+    tracking = replace(result.config.tracking, uri=redact_uri(result.config.tracking.uri))
+    shown = replace(result, config=replace(result.config, tracking=tracking))
     with tempfile.TemporaryDirectory() as tmp:
         staging = Path(tmp)
-        (staging / names.ARTIFACT_CONFIG).write_text(yaml.safe_dump(shown.config, sort_keys=False))
+        (staging / names.ARTIFACT_CONFIG).write_text(yaml.safe_dump(as_dict(shown.config), sort_keys=False))
         (staging / names.ARTIFACT_ENVIRONMENT).write_text(json.dumps(result.environment, indent=2))
         shown.write(staging)
         if result.error:
@@ -314,7 +314,7 @@ def find_finished_run(tracking_uri: str, experiment_id: str, config_hash: str) -
 
     return first_run(
         MlflowClient(tracking_uri=tracking_uri), experiment_id,
-        f"tags.`{names.TAG_CONFIG_HASH}` = '{config_hash}' and attributes.status = 'FINISHED'",
+        f"tags.`{names.TAG_CONFIG_HASH}` = '{config_hash}' and attributes.status = '{names.RUN_FINISHED}'",
         order_by=["attributes.start_time DESC"],
     )  # fmt: skip
 
@@ -323,16 +323,16 @@ def log_refused(
     tracking_uri: str, experiment_id: str, run_name: str, overrides: list[str], error: str, extra_tags: dict[str, str]
 ) -> str:
     """A grid point refused before measuring (bad model, bad value) as a FAILED run with its error."""
-    from mlflow.entities import RunStatus, RunTag
+    from mlflow.entities import RunTag
     from mlflow.tracking import MlflowClient
 
-    from mlflow_energy.tracking.sweep import override_params
+    from mlflow_energy.tracking.run_names import override_params
 
     client = MlflowClient(tracking_uri=tracking_uri)
     run_id = client.create_run(experiment_id, run_name=run_name).info.run_id
-    tags = {**extra_tags, names.TAG_STATUS: "failed", names.TAG_ERROR: error[:5000]}
+    tags = {**extra_tags, names.TAG_STATUS: Status.FAILED.value, names.TAG_ERROR: error[:5000]}
     params = override_params(overrides)
     client.log_batch(run_id, params=params, tags=[RunTag(k, v) for k, v in tags.items()])
     client.log_text(run_id, error + "\n", names.ARTIFACT_ERROR)
-    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+    client.set_terminated(run_id, names.RUN_FAILED)
     return run_id

@@ -18,6 +18,9 @@ from mlflow_energy.bench.result import Summary
 
 SECTIONS = ("energy", "efficiency", "emissions", "power", "throughput", "latency", "memory", "measurement", "quality")
 
+# MLflow's run statuses (mlflow.entities.RunStatus), as its APIs and search syntax spell them.
+RUN_FINISHED, RUN_FAILED, RUN_KILLED, RUN_RUNNING = "FINISHED", "FAILED", "KILLED", "RUNNING"
+
 TAG_PREFIX = "mlflow_energy."
 TAG_STATUS = TAG_PREFIX + "status"
 TAG_ERROR = TAG_PREFIX + "error"

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlflow_energy.bench.result import Status
 from mlflow_energy.bench.stats import Interval
 from mlflow_energy.config import ModelConfig
 from mlflow_energy.report.pareto import pareto_front
 from mlflow_energy.report.replicates import Figures, combine, show
 from mlflow_energy.tracking import names
-from mlflow_energy.tracking.sweep import point_of_run_name
+from mlflow_energy.tracking.run_names import point_of_run_name
 
 ENERGY, SPEED = names.ENERGY_PER_TOKEN, names.THROUGHPUT
 HIGHER_IS_BETTER_SECTIONS = ("throughput/", "efficiency/")
@@ -132,7 +133,7 @@ def select(
 ) -> Selection:
     from mlflow_energy.tracking.logger import search_experiment_runs
 
-    query = f"attributes.status = 'FINISHED' and tags.`{names.TAG_STATUS}` = 'finished'"
+    query = f"attributes.status = '{names.RUN_FINISHED}' and tags.`{names.TAG_STATUS}` = '{Status.FINISHED}'"
     try:
         _, found = search_experiment_runs(client, experiment, query, sweep_id)
     except LookupError as exc:

@@ -17,10 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,8 @@ from omegaconf import DictConfig
 
 from mlflow_energy.config import ConfigError
 from mlflow_energy.tracking import names
+from mlflow_energy.tracking.run_names import override_params
+from mlflow_energy.tracking.sweep_state import SweepEnd, SweepState, read_outcomes
 from mlflow_energy.tracking.sweeper import (
     PLAN_PREFIX,
     REPLICATES_KEY,
@@ -39,92 +39,6 @@ from mlflow_energy.tracking.sweeper import (
 )
 
 log = logging.getLogger("mlflow_energy.sweep")
-
-SWEEP_FILE = "mlflow_energy_sweep.json"
-OUTCOME_FILE = "mlflow_energy_outcome.json"
-PROGRESS_LOG = "sweep.log"
-
-
-@dataclass
-class SweepState:
-    """What every job of a sweep needs to know. ``started_s`` is wall-clock seconds."""
-
-    sweep_id: str
-    parent_run_id: str
-    experiment_id: str
-    tracking_uri: str
-    points: int | None  # jobs (grid points x replicates); None when another sweeper decides as it goes
-    swept_keys: list[str]
-    parallel_jobs: int
-    started_s: float = field(default_factory=time.time)
-    replicates: int = 1
-    kept_dir: str = ""  # this sweep's KeptResults folder (absolute), shared by its launches
-
-    def write(self, sweep_dir: Path) -> None:
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        (sweep_dir / SWEEP_FILE).write_text(json.dumps(asdict(self), indent=2))
-
-    @classmethod
-    def read(cls, sweep_dir: Path) -> SweepState | None:
-        path = sweep_dir / SWEEP_FILE
-        return cls(**json.loads(path.read_text())) if path.is_file() else None
-
-    def progress(self, sweep_dir: Path, message: str) -> None:
-        """Logged by the job and appended to ``<sweep dir>/sweep.log`` (one place for all jobs)."""
-        log.info(message)
-        with (sweep_dir / PROGRESS_LOG).open("a") as f:
-            f.write(f"{time.strftime('%H:%M:%S')} {message}\n")
-
-
-FINISHED, FAILED, SKIPPED, NOT_LOGGED = "finished", "failed", "skipped", "not_logged"
-OUTCOME_STATUSES = (FINISHED, FAILED, SKIPPED, NOT_LOGGED)
-
-
-@dataclass
-class PointOutcome:
-    """How one job (a replicate of a grid point) ended: finished | failed | skipped (already
-    measured) | not_logged (measured, but the tracking server did not answer: the result is
-    kept in ``result_dir``). ``name`` is the grid point's; its replicates share ``point_hash``."""
-
-    num: int
-    name: str
-    status: str
-    run_id: str | None
-    config_hash: str | None
-    error: str | None = None
-    seconds: float = 0.0
-    point_hash: str | None = None
-    replicate: int = 0
-    result_dir: str | None = None  # the folder holding its result.json
-
-    def write(self, job_dir: Path) -> None:
-        job_dir.mkdir(parents=True, exist_ok=True)
-        (job_dir / OUTCOME_FILE).write_text(json.dumps(asdict(self), indent=2))
-
-
-def read_outcomes(sweep_dir: Path) -> list[PointOutcome]:
-    outcomes = [PointOutcome(**json.loads(p.read_text())) for p in sweep_dir.rglob(OUTCOME_FILE)]
-    return sorted(outcomes, key=lambda o: o.num)
-
-
-def count_outcomes(outcomes: list[PointOutcome]) -> dict[str, int]:
-    """Jobs per status, every status present."""
-    return {status: sum(o.status == status for o in outcomes) for status in OUTCOME_STATUSES}
-
-
-@dataclass(frozen=True)
-class SweepEnd:
-    """How a sweep ended, for the command's last sentence and exit code. ``parent_status``: the
-    status the parent run was closed with, its report logged (KILLED when interrupted, FAILED
-    while results are only on disk, else FINISHED); None when the tracking server did not
-    answer, so the parent stays open."""
-
-    parent_run_id: str
-    tracking_uri: str
-    counts: dict[str, int]
-    interrupted: bool
-    parent_status: str | None = None
-
 
 def grid_points(config: DictConfig) -> list[list[str]] | None:
     """The jobs ``ReplicatedSweeper`` will launch (every replicate of every grid point); None
@@ -145,24 +59,6 @@ def swept_keys(points: list[list[str]] | None) -> list[str]:
             key, _, value = override.partition("=")
             values.setdefault(key, set()).add(value)
     return [k for k, v in values.items() if len(v) > 1 and not override_key(k).startswith(PLAN_PREFIX)]
-
-
-def point_name(overrides: list[str], keys: list[str]) -> str:
-    """``model.dtype=float32,workload.batch_size=4``: the swept overrides of one point."""
-    described = [o for o in overrides if not override_key(o).startswith(PLAN_PREFIX)]
-    chosen = [o for o in described if o.partition("=")[0] in keys] or described
-    return ",".join(chosen) or "default"
-
-
-def replicate_run_name(name: str, replicate: int, replicates: int) -> str:
-    """``workload.batch_size=4 #2/3``: the child run of one replicate (the point name alone
-    when there is one replicate)."""
-    return name if replicates == 1 else f"{name} #{replicate + 1}/{replicates}"
-
-
-def point_of_run_name(run_name: str) -> str:
-    """``workload.batch_size=4 #2/3`` -> ``workload.batch_size=4``: the point a replicate measured."""
-    return re.sub(r" #\d+/\d+$", "", run_name)
 
 
 def _parallel_jobs(config: DictConfig) -> int:
@@ -218,7 +114,7 @@ class SweepCallback(Callback):
             return
         end = finish_sweep(state, read_outcomes(sweep_dir), sweep_dir, config.tracking.wait_s, STOP.requested)
         SweepCallback.last_end = end
-        if config.register.enabled and end.parent_status == "FINISHED":
+        if config.register.enabled and end.parent_status == names.RUN_FINISHED:
             self._register(config, state)
 
     @staticmethod
@@ -258,7 +154,7 @@ def _open_parent(config: DictConfig, experiment_id: str, sweep_id: str, points: 
     try:
         parent = _find_parent(client, experiment_id, sweep_id)
         if parent is not None:
-            client.update_run(parent.info.run_id, status="RUNNING")
+            client.update_run(parent.info.run_id, status=names.RUN_RUNNING)
             return parent.info.run_id, True
         run = client.create_run(
             experiment_id,
@@ -282,17 +178,3 @@ def _find_parent(client: Any, experiment_id: str, sweep_id: str) -> Any:
 
     return first_run(client, experiment_id,
                      f"tags.`{names.TAG_SWEEP_ID}` = '{sweep_id}' and tags.`{names.TAG_SWEEP_PARENT}` = 'true'")  # fmt: skip
-
-
-def override_params(overrides: list[str]) -> list[Any]:
-    """``key=value`` overrides as MLflow params, the last of a key winning: ``+precision`` ->
-    ``precision`` (MLflow allows no ``+`` or ``~`` in names), values cut to MLflow's 6,000
-    characters; ``tracking.uri`` without credentials."""
-    from mlflow.entities import Param
-
-    from mlflow_energy.tracking.uris import redact_uri
-
-    values = {k.lstrip("+~"): v for k, _, v in (o.partition("=") for o in overrides)}
-    if "tracking.uri" in values:
-        values["tracking.uri"] = redact_uri(values["tracking.uri"])
-    return [Param(k, v[:6000]) for k, v in values.items()]

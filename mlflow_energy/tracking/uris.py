@@ -21,3 +21,14 @@ def redact_uri(uri: str) -> str:
 def redact_in(text: str, uri: str) -> str:
     """``text`` with every copy of ``uri`` (an error message may quote it) shown redacted."""
     return text.replace(uri, redact_uri(uri)) if uri else text
+
+
+def is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def run_page(uri: str, experiment_id: str, run_id: str) -> str:
+    """A run's page in the MLflow UI: on the server (redacted), or relative to the UI that
+    serves the page holding the link (a report artifact of a local store)."""
+    base = redact_uri(uri).rstrip("/") if is_server(uri) else ""
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_energy.config import ConfigError, RunConfig, as_dict, read_text_file, validate, validate_output_folder
+from mlflow_energy.commands.checks import check_run
+from mlflow_energy.config import ConfigError, RunConfig, as_dict, read_text_file, validate_output_folder
 from mlflow_energy.inference.models import SHIPPED_DIR, resolve_model, validate_workload_fits
 from mlflow_energy.tracking.uris import redact_uri
 from processes import run_cli
@@ -21,10 +22,9 @@ TINY_CONFIG = json.loads((SHIPPED_DIR / "tiny" / "config.json").read_text())
 
 
 def refusal(config: RunConfig) -> str:
-    """The one-line sentence ``validate`` and ``resolve_model`` refuse ``config`` with."""
+    """The one-line sentence the checks before a run refuse ``config`` with."""
     with pytest.raises(ConfigError) as error:
-        validate(config)
-        validate_workload_fits(resolve_model(config.model), config)
+        check_run(config)
     message = str(error.value)
     assert "\n" not in message
     return message
@@ -66,7 +66,7 @@ def test_prompt_folder_or_missing_file_is_refused(tmp_path: Path) -> None:
 def test_good_prompt_file_passes_even_with_a_byte_order_mark(tmp_path: Path) -> None:
     path = tmp_path / "prompts.jsonl"
     path.write_bytes(b'\xef\xbb\xbf{"text": "Once upon a time"}\n\n{"text": "The dog said,"}\n')
-    validate(with_prompts(path))
+    check_run(with_prompts(path))
 
 
 def test_a_file_that_cannot_be_read_is_refused(tmp_path: Path) -> None:
@@ -188,10 +188,10 @@ def test_credentials_in_tracking_uris_are_never_shown(uri: str, shown: str) -> N
 TIMED_OUT_CHILD = """
 import os, signal, sys, time, types
 from pathlib import Path
-from mlflow_energy.bench.result import BenchResult
+from mlflow_energy.bench.result import BenchResult, Status
 
 def run_protocol(config, out_dir, save):  # stands in for the protocol: the parent's timeout arrives mid-work
-    result = BenchResult({}, "hash", status="failed", phase="generate")
+    result = BenchResult(config, "hash", status=Status.FAILED, phase="generate")
     try:
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(60)
@@ -199,7 +199,7 @@ def run_protocol(config, out_dir, save):  # stands in for the protocol: the pare
         save(result)
 
 sys.modules["mlflow_energy.bench.protocol"] = types.SimpleNamespace(run_protocol=run_protocol)
-from mlflow_energy.bench.isolation import run_child
+from mlflow_energy.bench.child import run_child
 sys.exit(run_child(Path(sys.argv[1])))
 """
 

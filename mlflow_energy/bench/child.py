@@ -1,0 +1,42 @@
+"""The benchmark child's body: the protocol on the configuration its parent saved, with every
+phase's result written beside it. The zygote forks it, or starts it as
+``python -m mlflow_energy.bench.child OUT_DIR ZYGOTE_PID`` where it cannot fork."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from mlflow_energy.bench.lifetime import die_with_parent
+from mlflow_energy.config import to_run_config
+
+LOG_FORMAT = "[mlflow-energy %(asctime)s] %(message)s"
+BENCH_LOG = "bench.log"  # the child's progress, beside result.json
+REQUEST_FILE = "bench_config.json"
+
+
+def run_child(out_dir: Path) -> int:
+    """The child's body: run the protocol on the saved config; its exit code."""
+    handlers = [logging.StreamHandler(sys.stderr), logging.FileHandler(out_dir / BENCH_LOG)]
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S", handlers=handlers, force=True)
+    from mlflow_energy.bench.protocol import run_protocol
+
+    config = to_run_config(json.loads((out_dir / REQUEST_FILE).read_text()))
+    # The parent's timeout sends SIGTERM: unwind normally so the timeline and summary are saved.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        run_protocol(config, out_dir, lambda r: r.write(out_dir))
+    except SystemExit as stopped:  # the SIGTERM above: what was measured is saved; a traceback would only alarm
+        return int(stopped.code)
+    except BaseException:
+        logging.getLogger("mlflow_energy.bench").exception("benchmark failed")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    die_with_parent(signal.SIGTERM, int(sys.argv[2]))
+    sys.exit(run_child(Path(sys.argv[1])))

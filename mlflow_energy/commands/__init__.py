@@ -1,0 +1,1 @@
+"""The console's commands, one module each; ``mlflow_energy.cli`` dispatches to them."""

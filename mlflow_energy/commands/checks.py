@@ -1,0 +1,56 @@
+"""What is checked before anything runs: the configuration, its model and input files, the
+tracking store and the output folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hydra.experimental.callback import Callback
+
+from mlflow_energy.commands.exits import writable_or_fail
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from mlflow_energy.config import RunConfig
+
+
+def check_run(config: RunConfig) -> None:
+    """The configuration, its input files and its model, checked (ConfigError)."""
+    from mlflow_energy.config import validate
+    from mlflow_energy.inference.inputs import validate_inputs
+    from mlflow_energy.inference.models import resolve_model, validate_workload_fits
+
+    validate(config)
+    validate_inputs(config)
+    validate_workload_fits(resolve_model(config.model), config)
+
+
+def checked(cfg: DictConfig) -> RunConfig:
+    """The typed configuration of a Hydra job, checked (ConfigError)."""
+    from mlflow_energy.config import to_run_config
+
+    config = to_run_config(cfg)
+    check_run(config)
+    return config
+
+
+def validated(cfg: DictConfig) -> RunConfig:
+    """Checked, with its tracking store ready (TrackingError)."""
+    from mlflow_energy.tracking.logger import prepare_experiment
+
+    config = checked(cfg)
+    prepare_experiment(config.tracking.uri, config.tracking.experiment)
+    return config
+
+
+class OutputFolderCheck(Callback):
+    """Refuses an output folder that cannot be written before Hydra writes into it and before any
+    run exists (conf/config.yaml lists this callback before the sweep's, which creates a run)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: object) -> None:
+        writable_or_fail(Path(config.hydra.run.dir), "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
+        writable_or_fail(Path(config.hydra.sweep.dir), "hydra.sweep.dir")

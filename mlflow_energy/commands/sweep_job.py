@@ -1,0 +1,180 @@
+"""One job of a sweep (a replicate of a grid point). A job never stops the sweep: whatever
+happens becomes its outcome, and a run or, while the tracking server does not answer, a result
+kept on disk. It logs a result an earlier launch kept instead of measuring again, skips a
+configuration already measured (``bench.resume``), and after a Ctrl-C the jobs that follow do
+not start."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlflow_energy.bench.interrupt import STOP
+from mlflow_energy.bench.result import Status
+from mlflow_energy.commands.checks import checked
+from mlflow_energy.commands.log import log_and_report
+from mlflow_energy.tracking import names
+from mlflow_energy.tracking.sweep_state import Outcome, PointOutcome, SweepState, read_outcomes
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from mlflow_energy.config import RunConfig
+    from mlflow_energy.tracking.kept import KeptResult, KeptResults
+
+
+@dataclass
+class Job:
+    """One job of a sweep as the sweep records it."""
+
+    sweep: SweepState
+    sweep_dir: Path
+    out_dir: Path
+    num: int
+    name: str  # the grid point's
+    run_name: str  # the replicate's run
+    point_hash: str
+    replicate: int
+    started: float = field(default_factory=time.time)
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {names.TAG_SWEEP_ID: self.sweep.sweep_id, names.TAG_MLFLOW_PARENT: self.sweep.parent_run_id}
+
+    def progress(self, message: str) -> None:
+        where = f"point {self.num + 1} of {self.sweep.points or '?'} ({self.run_name})"
+        self.sweep.progress(self.sweep_dir, f"{where}: {message}")
+
+    def end(self, status: Outcome, run_id: str | None, digest: str | None, message: str, error: str | None = None,
+            result_dir: str | None = None, seconds: float = 0.0) -> None:  # fmt: skip
+        PointOutcome(self.num, self.name, status, run_id, digest, error, seconds, self.point_hash, self.replicate,
+                     result_dir).write(self.out_dir)  # fmt: skip
+        self.progress(message)
+
+
+def sweep_job(cfg: DictConfig, out_dir: Path, sweep: SweepState, sweep_dir: Path, num: int, overrides: list[str]) -> None:
+    from mlflow_energy.config import ConfigError, config_hash, point_hash, to_run_config
+    from mlflow_energy.tracking.kept import KeptResults, wait_for_server
+    from mlflow_energy.tracking.run_names import point_name, replicate_run_name
+
+    if STOP.requested:
+        return
+    typed = to_run_config(cfg)  # before validation: a refused job still knows its point and replicate
+    name = point_name(overrides, sweep.swept_keys)
+    run_name = replicate_run_name(name, typed.sweep.replicate, sweep.replicates)
+    job = Job(sweep, sweep_dir, out_dir, num, name, run_name, point_hash(typed), typed.sweep.replicate)
+    try:
+        config = checked(cfg)
+    except ConfigError as exc:
+        _refuse(job, overrides, str(exc), wait_for_server(sweep.tracking_uri, typed.tracking.wait_s))
+        return
+    digest, kept = config_hash(config), KeptResults(Path(sweep.kept_dir))
+    online = wait_for_server(sweep.tracking_uri, config.tracking.wait_s)
+    if _logged_from_disk(job, config, digest, kept, online):
+        return
+    if config.bench.resume and _measured_before(job, digest, kept.get(digest), online):
+        return
+    _measure(job, config, digest, kept)
+
+
+def _refuse(job: Job, overrides: list[str], error: str, online: bool) -> None:
+    """A job refused before measuring: a FAILED run with its error (none while the server does not answer)."""
+    from mlflow_energy.tracking.kept import store_failures
+    from mlflow_energy.tracking.logger import log_refused
+
+    tags = {**job.tags, names.TAG_POINT_HASH: job.point_hash, names.TAG_REPLICATE: str(job.replicate)}
+    run_id = None
+    if online:
+        try:
+            run_id = log_refused(job.sweep.tracking_uri, job.sweep.experiment_id, job.run_name, overrides, error, tags)
+        except store_failures():  # the next launch refuses it again and logs that
+            pass
+    job.end(Outcome.FAILED, run_id, None, f"refused: {error}", error)
+
+
+def _logged_from_disk(job: Job, config: RunConfig, digest: str, kept: KeptResults, online: bool) -> bool:
+    """A result an earlier launch measured but could not log is logged now instead of measured
+    again (or, while the server does not answer, stays kept): True when that ends the job. An
+    unfinished one is logged as what it is (FAILED), and the point is measured again."""
+    from mlflow_energy.tracking.kept import KeptResult
+
+    held = kept.get(digest)
+    if held is None or held.run_id is not None:
+        return False
+    result = held.read()
+    if result is None:  # its folder was removed: measure the point again
+        return False
+    run_id = None
+    if online:
+        _, run_id = log_and_report(Path(held.out_dir), config.tracking.uri, config.tracking.experiment, job.run_name,
+                                   job.tags)  # fmt: skip
+    if run_id is not None:
+        kept.put(digest, KeptResult(held.out_dir, run_id))
+    if result.status != Status.FINISHED:
+        return False
+    if run_id is None:
+        job.end(Outcome.NOT_LOGGED, None, digest, f"still not logged; its result stays in {held.out_dir}",
+                result_dir=held.out_dir)  # fmt: skip
+    else:
+        job.end(Outcome.FINISHED, run_id, digest,
+                f"logged as run {run_id} from {held.out_dir}, measured by an earlier launch", result_dir=held.out_dir)
+    return True
+
+
+def _measured_before(job: Job, digest: str, held: KeptResult | None, online: bool) -> bool:
+    """``bench.resume``: skipped when the experiment holds a FINISHED run of this configuration,
+    or, while the server does not answer, when this sweep logged one (its kept entry says so)."""
+    from mlflow_energy.tracking.kept import store_failures
+    from mlflow_energy.tracking.logger import find_finished_run
+
+    run_id = None
+    try:
+        found = find_finished_run(job.sweep.tracking_uri, job.sweep.experiment_id, digest) if online else None
+        run_id = found.info.run_id if found is not None else None
+    except store_failures():
+        online = False
+    if not online and held is not None and held.run_id is not None:
+        result = held.read()
+        run_id = held.run_id if result is not None and result.status == Status.FINISHED else None
+    if run_id is None:
+        return False
+    job.end(Outcome.SKIPPED, run_id, digest,
+            f"skipped, already measured in run {run_id} (bench.resume=false measures it again)")  # fmt: skip
+    return True
+
+
+def _measure(job: Job, config: RunConfig, digest: str, kept: KeptResults) -> None:
+    from mlflow_energy.bench.gpu_lease import isolated_device
+    from mlflow_energy.bench.isolation import run_isolated
+    from mlflow_energy.tracking.kept import KeptResult, wait_for_server
+
+    if STOP.requested:  # Ctrl-C while the job was being prepared: it does not start, as the jobs after it
+        return
+    job.progress(f"starting; {_eta(job.sweep, read_outcomes(job.sweep_dir))}")
+    kept.put(digest, KeptResult(str(job.out_dir)))  # first: a result that ends while it cannot be logged is found again
+    with isolated_device(config.device, job.sweep.parallel_jobs, job.sweep_dir / "gpu_leases"):
+        run_isolated(config, job.out_dir)
+    wait_for_server(job.sweep.tracking_uri, config.tracking.wait_s)
+    code, run_id = log_and_report(job.out_dir, config.tracking.uri, config.tracking.experiment, job.run_name, job.tags)
+    seconds = time.time() - job.started
+    if run_id is None:
+        job.end(Outcome.NOT_LOGGED, None, digest,
+                f"measured in {seconds:.0f} s but not logged; the result is kept in {job.out_dir}",
+                result_dir=str(job.out_dir), seconds=seconds)  # fmt: skip
+        return
+    kept.put(digest, KeptResult(str(job.out_dir), run_id))
+    status = Outcome.FINISHED if code == 0 else Outcome.FAILED
+    error = None if code == 0 else f"exit code {code}; see {job.out_dir}"
+    job.end(status, run_id, digest, f"{status} in {seconds:.0f} s", error, str(job.out_dir), seconds)
+
+
+def _eta(sweep: SweepState, done: list[PointOutcome]) -> str:
+    elapsed = time.time() - sweep.started_s
+    measured = [o.seconds for o in done if o.status != Outcome.SKIPPED and o.seconds]
+    if sweep.points is None or not measured:
+        return f"{elapsed:.0f} s elapsed"
+    remaining = max(0, sweep.points - len(done))
+    eta = sum(measured) / len(measured) * remaining / max(1, sweep.parallel_jobs)
+    return f"{elapsed:.0f} s elapsed, about {eta:.0f} s left"
