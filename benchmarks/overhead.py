@@ -54,9 +54,9 @@ class Sides:
         self._time_codecarbon_monitor()
 
     def _time_codecarbon_monitor(self) -> None:
-        """Clock CodeCarbon's own 1 s monitoring thread, which runs during its tasks (a private
-        attribute of codecarbon 3.x; skipped where it is absent)."""
-        scheduler = getattr(self.host._tracker, "_scheduler_monitor_power", None)
+        """Clock CodeCarbon's own 1 s monitoring thread, which runs during its tasks (skipped where
+        this CodeCarbon has none)."""
+        scheduler = self.host.power_monitor()
         if scheduler is None:
             return
         monitor = scheduler.function

@@ -117,7 +117,7 @@ class RegisterConfig:
 
     enabled: bool = False
     name: str | None = None
-    metric: str = "energy/j_per_token"
+    metric: str = "energy/j_per_token"  # tracking/names.py ENERGY_PER_TOKEN (config cannot import it)
     direction: str = "auto"  # auto (max for throughput/ and efficiency/, else min) | min | max
     alias: str = "efficient"
     max: list[str] = field(default_factory=list)
@@ -282,7 +282,7 @@ def _validate_bench(b: BenchConfig) -> None:
 
 
 def _validate_country(code: str) -> None:
-    from mlflow_energy.meter.carbon import known_countries
+    from mlflow_energy.adapters.codecarbon import known_countries
 
     _require(
         code.upper() in known_countries(),

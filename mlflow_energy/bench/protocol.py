@@ -34,7 +34,7 @@ from mlflow_energy.inference.models import input_device, load_model, load_tokeni
 from mlflow_energy.inference.prompts import make_batch
 from mlflow_energy.inference.quality import heldout_text, perplexity
 from mlflow_energy.inference.quantization import int8_linear_count
-from mlflow_energy.meter.carbon import grid_intensity_g_per_kwh
+from mlflow_energy.adapters.codecarbon import grid_intensity_g_per_kwh
 from mlflow_energy.meter.energy_meter import EnergyMeter
 from mlflow_energy.meter.gpu import NvmlGpus
 from mlflow_energy.meter.host import HostEnergy
@@ -130,7 +130,7 @@ def run_protocol(config: RunConfig, out_dir: Path, save: Callable[[BenchResult],
         meter.close()
         timeline = meter.timeline()
         write_timeline_csv(timeline, out_dir / TIMELINE_FILE)
-        result.problems = [p for m in _measurements(result) for p in m.problems]
+        result.problems = [p for _, m in result.windows() for p in m.problems]
         conclude(result, timeline)
         result.ended_ms = int(time.time() * 1000)
         save(result)
@@ -252,10 +252,3 @@ def _quality(run: _Run, work: _Work) -> None:
         score = perplexity(work.model, work.tokenizer, text, run.config.quality, str(input_device(work.model)))
     run.result.quality = QualityWindow(window.measurement, score.perplexity, score.tokens)
     log.info("perplexity %.3f over %d tokens", score.perplexity, score.tokens)
-
-
-def _measurements(result: BenchResult) -> list[Any]:
-    windows = [result.load, result.idle, *result.warmup, result.prefill.measurement if result.prefill else None,
-               result.quality.measurement if result.quality else None]  # fmt: skip
-    windows += [r.measurement for r in result.repetitions]
-    return [m for m in windows if m is not None]

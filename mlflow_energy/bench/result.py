@@ -197,6 +197,15 @@ class BenchResult:
     summary: Summary | None = None
     assessment: Assessment | None = None
 
+    def windows(self) -> list[tuple[str, Measurement]]:
+        """Every measured window with its phase (load, idle, warm-up, prefill, generate, quality),
+        in the order they ran."""
+        phases = [("load", self.load), ("idle", self.idle), *(("warm-up", m) for m in self.warmup),
+                  ("prefill", self.prefill.measurement if self.prefill else None),
+                  *(("generate", r.measurement) for r in self.repetitions),
+                  ("quality", self.quality.measurement if self.quality else None)]  # fmt: skip
+        return [(phase, m) for phase, m in phases if m is not None]
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlflow_energy.adapters.transformers import compile_on_any_device
 from mlflow_energy.inference.prompts import Batch
 
 
@@ -22,8 +23,8 @@ def fixed_length_config(
         cache = "static"
         on_gpu = model.device.type == "cuda"
         compile_config = CompileConfig(fullgraph=True, mode="reduce-overhead" if on_gpu else "default")
-        # transformers compiles on accelerators only unless this flag (its own test switch) is set.
-        compile_config._compile_all_devices = not on_gpu
+        if not on_gpu:
+            compile_on_any_device(compile_config)
     return GenerationConfig(
         compile_config=compile_config,
         cache_implementation=None if cache == "dynamic" else cache,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
+from mlflow_energy.adapters.codecarbon import RAPL_MODE, cpu_tracking_mode, power_monitor
 from mlflow_energy.meter.measurement import EnergySource
 
 JOULES_PER_KWH = 3.6e6
@@ -37,14 +39,15 @@ class HostEnergy:
             pue=1.0,
         )
         self.hardware = self._tracker.get_detected_hardware()  # also finishes hardware detection
-        cpu_mode = next(
-            (getattr(h, "_mode", None) for h in self._tracker._hardware if type(h).__name__ == "CPU"),
-            None,
-        )
+        cpu_mode = cpu_tracking_mode(self._tracker)
         self.cpu_mode = cpu_mode or "unknown"
-        self.cpu_source = EnergySource.RAPL if cpu_mode == "intel_rapl" else f"{EnergySource.ESTIMATE}:{self.cpu_mode}"
+        self.cpu_source = EnergySource.RAPL if cpu_mode == RAPL_MODE else f"{EnergySource.ESTIMATE}:{self.cpu_mode}"
         # CodeCarbon's RAM figure is always a model of the installed memory, never a reading.
         self.ram_source = EnergySource.ESTIMATE
+
+    def power_monitor(self) -> Any | None:
+        """CodeCarbon's 1 s monitoring job, which runs during each task (None where absent)."""
+        return power_monitor(self._tracker)
 
     def start(self, window: str) -> None:
         self._tracker.start_task(window)

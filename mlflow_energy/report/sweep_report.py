@@ -30,7 +30,7 @@ from mlflow_energy.report.console import wide_console
 from mlflow_energy.report.headline import trust_verdict
 from mlflow_energy.report.pareto import pareto_front
 from mlflow_energy.report.replicates import combine, show
-from mlflow_energy.tracking import names
+from mlflow_energy.tracking import filters, names
 from mlflow_energy.tracking.logger import run_params
 from mlflow_energy.tracking.uris import redact_uri, run_page
 from mlflow_energy.tracking.sweep_state import (
@@ -47,24 +47,24 @@ ENERGY, SPEED, QUALITY = names.ENERGY_PER_TOKEN, names.THROUGHPUT, names.PERPLEX
 KEY_METRICS = [ENERGY, SPEED]  # first in summary.csv, with their intervals
 COLUMNS = [
     *KEY_METRICS,
-    "energy/net_j_per_token",
-    "energy/gpu_net_j_per_token",
-    "latency/ttft_s_p50",
-    "latency/tpot_ms_p50",
-    "latency/request_s_p50",
-    "emissions/g_co2e_per_1k_tokens",
-    "memory/gpu_peak_mb",
-    "memory/ram_peak_mb",
-    "measurement/energy_cv",
+    names.NET_PER_TOKEN,
+    names.GPU_NET_PER_TOKEN,
+    names.TTFT_P50,
+    names.TPOT_P50,
+    names.REQUEST_P50,
+    names.EMISSIONS_PER_1K_TOKENS,
+    names.GPU_PEAK_MB,
+    names.RAM_PEAK_MB,
+    names.ENERGY_CV,
     QUALITY,
 ]
 LABELS = {  # the ranked metrics as the console heads them
     ENERGY: "J/token",
     SPEED: "tokens/s",
-    "energy/gpu_net_j_per_token": "GPU net J/token",
-    "emissions/g_co2e_per_1k_tokens": "g CO2e/1k tok",
-    "latency/ttft_s_p50": "TTFT p50 s",
-    "latency/request_s_p50": "request p50 s",
+    names.GPU_NET_PER_TOKEN: "GPU net J/token",
+    names.EMISSIONS_PER_1K_TOKENS: "g CO2e/1k tok",
+    names.TTFT_P50: "TTFT p50 s",
+    names.REQUEST_P50: "request p50 s",
     QUALITY: "perplexity",
 }
 _COUNT_METRICS = {Outcome.FINISHED: names.METRIC_SWEEP_FINISHED, Outcome.FAILED: names.METRIC_SWEEP_FAILED,
@@ -470,8 +470,7 @@ def rebuild_report(tracking_uri: str, experiment: str, sweep_id: str | None, fol
     from mlflow_energy.tracking.logger import search_experiment_runs
 
     client = MlflowClient(tracking_uri=tracking_uri)
-    _, parents = search_experiment_runs(client, experiment, f"tags.`{names.TAG_SWEEP_PARENT}` = 'true'", sweep_id,
-                                        order_by=["attributes.start_time DESC"])  # fmt: skip
+    _, parents = search_experiment_runs(client, experiment, filters.SWEEP_PARENTS, sweep_id, order_by=filters.NEWEST_FIRST)
     if not parents:
         which = f"sweep {sweep_id!r}" if sweep_id else "any sweep"
         raise LookupError(f"experiment {experiment!r} holds no parent run of {which}; check --sweep.")

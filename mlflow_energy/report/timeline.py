@@ -5,16 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlflow_energy.bench.result import BenchResult
-from mlflow_energy.meter.measurement import Measurement
 from mlflow_energy.meter.sampler import HOST, TimelineSample
-
-
-def _phases(result: BenchResult) -> list[tuple[str, Measurement]]:
-    phases = [("load", result.load), ("idle", result.idle), *(("warm-up", m) for m in result.warmup)]
-    phases.append(("prefill", result.prefill.measurement if result.prefill else None))
-    phases += [("generate", r.measurement) for r in result.repetitions]
-    phases.append(("quality", result.quality.measurement if result.quality else None))
-    return [(label, m) for label, m in phases if m is not None]
 
 
 def plot_timeline(samples: list[TimelineSample], result: BenchResult, path: Path) -> Path:
@@ -40,7 +31,7 @@ def plot_timeline(samples: list[TimelineSample], result: BenchResult, path: Path
     colours = {"load": "tab:gray", "idle": "tab:blue", "warm-up": "tab:purple", "prefill": "tab:orange",
                "generate": "tab:green", "quality": "tab:brown"}  # fmt: skip
     labelled: set[str] = set()
-    for label, m in _phases(result):
+    for label, m in result.windows():
         ax.axvspan(m.start_s, m.start_s + m.duration_s, color=colours[label], alpha=0.15,
                    label=None if label in labelled else label)
         labelled.add(label)

@@ -21,7 +21,7 @@ from mlflow_energy.config import as_dict, flatten
 from mlflow_energy.meter.sampler import TimelineSample, read_timeline_csv
 from mlflow_energy.report.headline import basis_label, description, trust_verdict
 from mlflow_energy.report.timeline import plot_timeline
-from mlflow_energy.tracking import names
+from mlflow_energy.tracking import filters, names
 from mlflow_energy.tracking.uris import redact_in, redact_uri
 
 _BATCH = 1000  # MLflow's per-request limit on metrics in log_batch
@@ -152,11 +152,11 @@ def _trust_tags(result: BenchResult) -> dict[str, str]:
 def run_params(result: BenchResult) -> dict[str, str]:
     """The run's params: the flattened config (``tracking.*`` left out) and what the run learnt."""
     params = {k: str(v) for k, v in flatten(as_dict(result.config)).items() if not k.startswith("tracking.")}
-    params["resolved_device"] = str(result.device)
+    params[names.PARAM_RESOLVED_DEVICE] = str(result.device)
     if result.model_parameters is not None:
-        params["model.parameters"] = str(result.model_parameters)
+        params[names.PARAM_MODEL_PARAMETERS] = str(result.model_parameters)
     if result.int8_layers is not None:
-        params["model.int8_layers"] = str(result.int8_layers)
+        params[names.PARAM_INT8_LAYERS] = str(result.int8_layers)
     return params
 
 
@@ -205,7 +205,7 @@ def log_result(
         run = client.get_run(outer_run_id)
     else:
         experiment_id = prepare_experiment(tracking_uri, experiment)
-        existing = first_run(client, experiment_id, f"tags.`{names.TAG_RESULT_ID}` = '{result.result_id}'")
+        existing = first_run(client, experiment_id, filters.holding_result(result.result_id))
         if existing is not None and existing.data.tags.get(names.TAG_LOGGING) == names.LOGGING_COMPLETE:
             return LoggedRun(existing.info.experiment_id, existing.info.run_id, existing.info.status, True)
         if existing is not None:  # an attempt that broke off half way
@@ -303,9 +303,8 @@ def search_experiment_runs(
     found = client.get_experiment_by_name(experiment)
     if found is None:
         raise LookupError(f"there is no experiment named {experiment!r}; check --experiment.")
-    if sweep_id:
-        query += f" and tags.`{names.TAG_SWEEP_ID}` = '{sweep_id}'"
-    return found.experiment_id, client.search_runs([found.experiment_id], filter_string=query, order_by=order_by)
+    runs = client.search_runs([found.experiment_id], filter_string=filters.in_sweep(query, sweep_id), order_by=order_by)
+    return found.experiment_id, runs
 
 
 def find_finished_run(tracking_uri: str, experiment_id: str, config_hash: str) -> Any:
@@ -314,8 +313,7 @@ def find_finished_run(tracking_uri: str, experiment_id: str, config_hash: str) -
 
     return first_run(
         MlflowClient(tracking_uri=tracking_uri), experiment_id,
-        f"tags.`{names.TAG_CONFIG_HASH}` = '{config_hash}' and attributes.status = '{names.RUN_FINISHED}'",
-        order_by=["attributes.start_time DESC"],
+        filters.finished_config(config_hash), order_by=filters.NEWEST_FIRST,
     )  # fmt: skip
 
 

@@ -1,4 +1,5 @@
-"""The one place that owns MLflow names: metric keys, tags, artifact files.
+"""The one place that owns MLflow names: metric keys, params, tags, artifact files, run statuses
+and the Model Registry's version tags.
 
 Metric keys are ``<section>/<name>_<unit>`` so the MLflow UI groups charts by section. They
 are derived from the ``Summary`` field names (first ``_`` becomes ``/``), so result.json and
@@ -7,7 +8,8 @@ the logged metrics cannot drift apart.
 Headline energy figures (``energy/total_j``, ``energy/j_per_token``...) count measured energy
 only (GPU counters or sampled GPU power, RAPL). The same figure with CodeCarbon's estimated
 domains added is ``energy/with_estimates_<name>`` (``WITH_ESTIMATES``). A 95% interval of a
-metric is ``<metric>_ci95_low`` / ``_ci95_high`` (``interval_keys``).
+metric is ``<metric>_ci95_low`` / ``_ci95_high`` (``interval_keys``). Constants built by
+``_metric`` and ``param_key`` are checked against ``Summary`` and ``RunConfig`` at import.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 
 from mlflow_energy.bench.result import Summary
+from mlflow_energy.config import RunConfig
 
 SECTIONS = ("energy", "efficiency", "emissions", "power", "throughput", "latency", "memory", "measurement", "quality")
 
@@ -67,19 +70,52 @@ METRIC_SWEEP_NOT_LOGGED = "sweep/not_logged"  # measured, kept on disk: the trac
 WITH_ESTIMATES = "with_estimates_"  # energy/with_estimates_j_per_token: CodeCarbon estimates added
 TRUST_OK = "ok"
 
+
+def metric_key(field_name: str) -> str:
+    section, _, rest = field_name.partition("_")
+    if section not in SECTIONS or not rest:
+        raise ValueError(f"summary field {field_name!r} has no known section prefix")
+    return f"{section}/{rest}"
+
+
+_SUMMARY_FIELDS = {f.name for f in fields(Summary)}
+
+
+def _metric(field_name: str) -> str:
+    """The metric of one Summary field: a renamed field fails here, at import, not in a user's run."""
+    if field_name not in _SUMMARY_FIELDS:
+        raise ValueError(f"Summary has no field {field_name!r}")
+    return metric_key(field_name)
+
+
+ALL_METRIC_KEYS = tuple(metric_key(f.name) for f in fields(Summary))
+
 # The axes of every efficiency comparison (report, Pareto fronts, registry).
-ENERGY_PER_TOKEN = "energy/j_per_token"
-THROUGHPUT = "throughput/tokens_per_s"
-PERPLEXITY = "quality/perplexity"
+ENERGY_PER_TOKEN = _metric("energy_j_per_token")
+THROUGHPUT = _metric("throughput_tokens_per_s")
+PERPLEXITY = _metric("quality_perplexity")
+# Metrics the report, the registry and the console read by name.
+NET_PER_TOKEN = _metric("energy_net_j_per_token")
+GPU_NET_PER_TOKEN = _metric("energy_gpu_net_j_per_token")
+WITH_ESTIMATES_PER_TOKEN = _metric("energy_with_estimates_j_per_token")
+EMISSIONS_PER_1K_TOKENS = _metric("emissions_g_co2e_per_1k_tokens")
+TTFT_P50 = _metric("latency_ttft_s_p50")
+TPOT_P50 = _metric("latency_tpot_ms_p50")
+REQUEST_P50 = _metric("latency_request_s_p50")
+GPU_PEAK_MB = _metric("memory_gpu_peak_mb")
+RAM_PEAK_MB = _metric("memory_ram_peak_mb")
+ENERGY_CV = _metric("measurement_energy_cv")
+WINDOW_S = _metric("measurement_window_s")
+REPETITIONS = _metric("measurement_repetitions")  # windows behind a run's own interval
 
 # Metrics a sweep ranks its children by, and whether lower is better.
 RANKED_METRICS = {
     ENERGY_PER_TOKEN: "min",
-    "energy/gpu_net_j_per_token": "min",
-    "emissions/g_co2e_per_1k_tokens": "min",
+    GPU_NET_PER_TOKEN: "min",
+    EMISSIONS_PER_1K_TOKENS: "min",
     THROUGHPUT: "max",
-    "latency/ttft_s_p50": "min",
-    "latency/request_s_p50": "min",
+    TTFT_P50: "min",
+    REQUEST_P50: "min",
     PERPLEXITY: "min",
 }
 
@@ -87,13 +123,6 @@ RANKED_METRICS = {
 def interval_keys(metric: str) -> tuple[str, str]:
     """``energy/j_per_token`` -> its 95% interval's metric keys (low, high)."""
     return f"{metric}_ci95_low", f"{metric}_ci95_high"
-
-
-def metric_key(field_name: str) -> str:
-    section, _, rest = field_name.partition("_")
-    if section not in SECTIONS or not rest:
-        raise ValueError(f"summary field {field_name!r} has no known section prefix")
-    return f"{section}/{rest}"
 
 
 def summary_metrics(summary: Summary) -> dict[str, float]:
@@ -111,7 +140,43 @@ def timeline_power_metric(device: str) -> str:
     return f"power/{device}_w"
 
 
-ALL_METRIC_KEYS = tuple(metric_key(f.name) for f in fields(Summary))
+def param_key(section: str, key: str) -> str:
+    """The param of one config key (``model.name``): a key RunConfig lacks fails at import."""
+    if key not in getattr(RunConfig(), section).__dataclass_fields__:
+        raise ValueError(f"RunConfig.{section} has no key {key!r}")
+    return f"{section}.{key}"
 
-# Replicates and intervals in sweep reports and the registry.
-REPETITIONS = "measurement/repetitions"  # windows behind a run's own interval
+
+# Params: the flattened config (config.yaml's keys), and what a run learnt.
+PARAM_MODEL_NAME = param_key("model", "name")
+PARAM_MODEL_WEIGHTS = param_key("model", "weights")
+PARAM_MODEL_REVISION = param_key("model", "revision")
+PARAM_MODEL_DTYPE = param_key("model", "dtype")
+PARAM_MODEL_QUANTIZATION = param_key("model", "quantization")
+PARAM_MODEL_ATTN = param_key("model", "attn_implementation")
+PARAM_BATCH_SIZE = param_key("workload", "batch_size")
+PARAM_PROMPT_TOKENS = param_key("workload", "prompt_tokens")
+PARAM_NEW_TOKENS = param_key("workload", "new_tokens")
+PARAM_RESOLVED_DEVICE = "resolved_device"  # the device the run used (device=auto resolved)
+PARAM_MODEL_PARAMETERS = "model.parameters"
+PARAM_INT8_LAYERS = "model.int8_layers"  # modules stored as int8 (quantized runs)
+
+# Model Registry version tags: the energy evidence a deployment pipeline reads without opening
+# the run (tag -> metric), and the selection the next challenger must beat.
+VERSION_EVIDENCE = {
+    "energy.j_per_token": ENERGY_PER_TOKEN,
+    "energy.net_j_per_token": NET_PER_TOKEN,
+    "energy.gpu_net_j_per_token": GPU_NET_PER_TOKEN,
+    "throughput.tokens_per_s": THROUGHPUT,
+    "emissions.g_co2e_per_1k_tokens": EMISSIONS_PER_1K_TOKENS,
+    "quality.perplexity": PERPLEXITY,
+}
+VERSION_HARDWARE = "hardware"
+VERSION_SOURCE_RUN = "source_run_id"  # also on the run that logged the registered model
+VERSION_SOURCE_RUNS = "source_run_ids"  # every replicate the figures average
+VERSION_SELECTED_BY = "selected_by"
+VERSION_SELECTED_VALUE = "selected_value"
+VERSION_SELECTED_LOW, VERSION_SELECTED_HIGH = interval_keys("selected")
+VERSION_SELECTED_COVERS = "selected_interval"  # what the interval covers: N replicates or one run's windows
+VERSION_PARAMS = (PARAM_MODEL_NAME, PARAM_MODEL_DTYPE, PARAM_MODEL_QUANTIZATION, PARAM_BATCH_SIZE,
+                  PARAM_RESOLVED_DEVICE)  # fmt: skip

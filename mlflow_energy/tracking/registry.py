@@ -14,16 +14,15 @@ same hardware class, chosen by the same metric, and better beyond both 95% inter
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlflow_energy.bench.result import Status
 from mlflow_energy.bench.stats import Interval
 from mlflow_energy.config import ModelConfig
 from mlflow_energy.report.pareto import pareto_front
 from mlflow_energy.report.replicates import Figures, combine, show
-from mlflow_energy.tracking import names
+from mlflow_energy.tracking import filters, names
 from mlflow_energy.tracking.run_names import point_of_run_name
 
 ENERGY, SPEED = names.ENERGY_PER_TOKEN, names.THROUGHPUT
@@ -31,22 +30,6 @@ HIGHER_IS_BETTER_SECTIONS = ("throughput/", "efficiency/")
 TEXT_GENERATOR = Path(__file__).resolve().parent / "text_generator.py"
 QUANTIZATION_CODE = Path(__file__).resolve().parents[1] / "inference" / "quantization.py"
 
-# Version tags: the energy evidence a deployment pipeline can read without opening the run.
-EVIDENCE = {
-    "energy.j_per_token": "energy/j_per_token",
-    "energy.net_j_per_token": "energy/net_j_per_token",
-    "energy.gpu_net_j_per_token": "energy/gpu_net_j_per_token",
-    "throughput.tokens_per_s": "throughput/tokens_per_s",
-    "emissions.g_co2e_per_1k_tokens": "emissions/g_co2e_per_1k_tokens",
-    "quality.perplexity": names.PERPLEXITY,
-}
-TAG_HARDWARE = "hardware"
-TAG_SOURCE_RUN = "source_run_id"
-TAG_SELECTED_BY = "selected_by"
-TAG_SELECTED_VALUE = "selected_value"
-TAG_SELECTED_LOW, TAG_SELECTED_HIGH = names.interval_keys("selected")
-TAG_SELECTED_COVERS = "selected_interval"  # what the interval covers: N replicates or one run's windows
-TAG_SOURCE_RUNS = "source_run_ids"  # every replicate the figures average
 
 
 class RegistryError(RuntimeError):
@@ -133,9 +116,8 @@ def select(
 ) -> Selection:
     from mlflow_energy.tracking.logger import search_experiment_runs
 
-    query = f"attributes.status = '{names.RUN_FINISHED}' and tags.`{names.TAG_STATUS}` = '{Status.FINISHED}'"
     try:
-        _, found = search_experiment_runs(client, experiment, query, sweep_id)
+        _, found = search_experiment_runs(client, experiment, filters.FINISHED_MEASUREMENTS, sweep_id)
     except LookupError as exc:
         raise RegistryError(str(exc)) from None
     runs = [r for r in found if r.data.tags.get(names.TAG_SWEEP_PARENT) != "true"]
@@ -169,7 +151,7 @@ def _configurations(runs: list[Any]) -> list[list[Any]]:
 def _judge(runs: list[Any], metric: str, constraints: list[Constraint]) -> Candidate:
     """Judged on the replicates' mean, with the selected metric's interval."""
     figures = combine([run.data.metrics for run in runs], interval_metrics=[metric])
-    if runs[0].data.params.get("model.weights") == "random":
+    if runs[0].data.params.get(names.PARAM_MODEL_WEIGHTS) == "random":
         return Candidate(runs, figures, False, "random weights: nothing to deploy")
     if metric not in figures.metrics:
         return Candidate(runs, figures, False, f"{metric} not logged")
@@ -188,13 +170,12 @@ def _best(kept: list[Candidate], metric: str, direction: str) -> Candidate:
 
 @dataclass
 class Registration:
+    """The registered version, and what happened to the alias (``message``: one sentence)."""
+
     name: str
     version: str
     alias: str
-    alias_moved: bool
     message: str
-    previous_version: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
 
 
 def register(
@@ -214,7 +195,7 @@ def register(
     tags = version_tags(selection)
     mlflow.set_tracking_uri(tracking_uri)
     with mlflow.start_run(experiment_id=run.info.experiment_id, run_name=f"register {name}",
-                          tags={TAG_SOURCE_RUN: run.info.run_id}):  # fmt: skip
+                          tags={names.VERSION_SOURCE_RUN: run.info.run_id}):  # fmt: skip
         info = mlflow.pyfunc.log_model(
             name="model", python_model=str(TEXT_GENERATOR), artifacts=artifacts,
             code_paths=[str(QUANTIZATION_CODE)], model_config=model_config,
@@ -222,21 +203,22 @@ def register(
         )  # fmt: skip
     version = mlflow.register_model(info.model_uri, name, tags=tags)
     client.update_model_version(name, version.version, description=energy_card(selection, reference))
-    moved, message, previous = decide_alias(client, name, alias, version.version, selection, allow_overlap)
-    return Registration(name, version.version, alias, moved, message, previous, tags)
+    _, message, _ = decide_alias(client, name, alias, version.version, selection, allow_overlap)
+    return Registration(name, version.version, alias, message)
 
 
 def _model_payload(run: Any, reference: bool) -> tuple[dict[str, Any], dict[str, str]]:
     from mlflow_energy.inference.models import resolve_model
 
     params = run.data.params
-    model = ModelConfig(name=params["model.name"], weights="pretrained", revision=_none(params.get("model.revision")))
+    model = ModelConfig(name=params[names.PARAM_MODEL_NAME], weights="pretrained",
+                        revision=_none(params.get(names.PARAM_MODEL_REVISION)))
     source = resolve_model(model)
     config = {
-        "dtype": params.get("model.dtype", "float32"),
-        "quantization": params.get("model.quantization", "none"),
-        "attn_implementation": params.get("model.attn_implementation", "sdpa"),
-        "max_new_tokens": int(params.get("workload.new_tokens", 32)),
+        "dtype": params.get(names.PARAM_MODEL_DTYPE, "float32"),
+        "quantization": params.get(names.PARAM_MODEL_QUANTIZATION, "none"),
+        "attn_implementation": params.get(names.PARAM_MODEL_ATTN, "sdpa"),
+        "max_new_tokens": int(params.get(names.PARAM_NEW_TOKENS, 32)),
     }
     if reference:
         if source.kind != "hub":
@@ -259,17 +241,17 @@ def version_tags(selection: Selection) -> dict[str, str]:
     95% interval, which the next challenger must clear."""
     chosen, run = selection.chosen, selection.chosen.run
     metrics = chosen.figures.metrics
-    tags = {tag: f"{metrics[key]:.6g}" for tag, key in EVIDENCE.items() if key in metrics}
-    tags[TAG_HARDWARE] = hardware_class(run)
-    tags[TAG_SOURCE_RUN] = run.info.run_id
-    tags[TAG_SOURCE_RUNS] = " ".join(r.info.run_id for r in chosen.runs)
-    tags[TAG_SELECTED_BY] = f"{selection.direction} {selection.metric}"
-    tags[TAG_SELECTED_VALUE] = f"{metrics[selection.metric]:.6g}"
+    tags = {tag: f"{metrics[key]:.6g}" for tag, key in names.VERSION_EVIDENCE.items() if key in metrics}
+    tags[names.VERSION_HARDWARE] = hardware_class(run)
+    tags[names.VERSION_SOURCE_RUN] = run.info.run_id
+    tags[names.VERSION_SOURCE_RUNS] = " ".join(r.info.run_id for r in chosen.runs)
+    tags[names.VERSION_SELECTED_BY] = f"{selection.direction} {selection.metric}"
+    tags[names.VERSION_SELECTED_VALUE] = f"{metrics[selection.metric]:.6g}"
     interval = chosen.interval(selection.metric)
     if interval is not None:
-        tags |= {TAG_SELECTED_LOW: f"{interval.low:.6g}", TAG_SELECTED_HIGH: f"{interval.high:.6g}",
-                 TAG_SELECTED_COVERS: chosen.figures.covers}  # fmt: skip
-    for param in ("model.name", "model.dtype", "model.quantization", "workload.batch_size", "resolved_device"):
+        tags |= {names.VERSION_SELECTED_LOW: f"{interval.low:.6g}", names.VERSION_SELECTED_HIGH: f"{interval.high:.6g}",
+                 names.VERSION_SELECTED_COVERS: chosen.figures.covers}  # fmt: skip
+    for param in names.VERSION_PARAMS:
         if param in run.data.params:
             tags[param] = run.data.params[param]
     return tags
@@ -310,8 +292,8 @@ def challenger_wins(
 def champion_contender(champion: Any) -> Contender:
     """The champion version as its tags record it; versions registered before intervals have none."""
     tags = champion.tags
-    value = float(tags[TAG_SELECTED_VALUE])
-    bounds = (tags.get(TAG_SELECTED_LOW), tags.get(TAG_SELECTED_HIGH))
+    value = float(tags[names.VERSION_SELECTED_VALUE])
+    bounds = (tags.get(names.VERSION_SELECTED_LOW), tags.get(names.VERSION_SELECTED_HIGH))
     interval = Interval(value, float(bounds[0]), float(bounds[1]), 0) if None not in bounds else None
     return Contender(str(champion.version), value, interval)
 
@@ -328,11 +310,11 @@ def decide_alias(
         client.set_registered_model_alias(name, alias, version)
         return True, f"@{alias} now points to version {version} (first champion).", None
     previous = champion.version
-    if champion.tags.get(TAG_HARDWARE) != hardware:
-        return False, (f"@{alias} stays on version {previous}: it was measured on {champion.tags.get(TAG_HARDWARE)}, "
+    if champion.tags.get(names.VERSION_HARDWARE) != hardware:
+        return False, (f"@{alias} stays on version {previous}: it was measured on {champion.tags.get(names.VERSION_HARDWARE)}, "
                        f"version {version} on {hardware}; figures from different hardware do not compare."), previous  # fmt: skip
-    if champion.tags.get(TAG_SELECTED_BY) != f"{selection.direction} {selection.metric}":
-        return False, (f"@{alias} stays on version {previous}: it was chosen by {champion.tags.get(TAG_SELECTED_BY)}, "
+    if champion.tags.get(names.VERSION_SELECTED_BY) != f"{selection.direction} {selection.metric}":
+        return False, (f"@{alias} stays on version {previous}: it was chosen by {champion.tags.get(names.VERSION_SELECTED_BY)}, "
                        f"not {selection.direction} {selection.metric}."), previous  # fmt: skip
     metric, chosen = selection.metric, selection.chosen
     challenger = Contender(version, chosen.metric(metric), chosen.interval(metric))
@@ -352,7 +334,7 @@ def energy_card(selection: Selection, reference: bool) -> str:
     def fig(key: str, unit: str) -> str:
         return f"{m[key]:.4g} {unit}" if key in m else "not measured"
 
-    return f"""# Energy card: {p.get('model.name')}
+    return f"""# Energy card: {p.get(names.PARAM_MODEL_NAME)}
 
 Chosen as the {selection.direction} of `{selection.metric}` among {sum(c.kept for c in selection.candidates)} qualifying
 configurations (of {len(selection.candidates)}); source run `{run.info.run_id}`. The figures are the mean of
@@ -361,23 +343,23 @@ configurations (of {len(selection.candidates)}); source run `{run.info.run_id}`.
 
 | figure | value |
 |---|---|
-| energy per token (gross, {t.get(names.TAG_HEADLINE, 'headline domains')}) | {fig('energy/j_per_token', 'J')} |
-| energy per token with CodeCarbon's estimates | {fig('energy/with_estimates_j_per_token', 'J')} |
-| energy per token (net of idle) | {fig('energy/net_j_per_token', 'J')} |
-| GPU energy per token (net of idle) | {fig('energy/gpu_net_j_per_token', 'J')} |
-| throughput | {fig('throughput/tokens_per_s', 'tokens/s')} |
-| emissions | {fig('emissions/g_co2e_per_1k_tokens', 'g CO2e per 1,000 tokens')} |
-| perplexity (held-out text) | {fig('quality/perplexity', '')} |
+| energy per token (gross, {t.get(names.TAG_HEADLINE, 'headline domains')}) | {fig(names.ENERGY_PER_TOKEN, 'J')} |
+| energy per token with CodeCarbon's estimates | {fig(names.WITH_ESTIMATES_PER_TOKEN, 'J')} |
+| energy per token (net of idle) | {fig(names.NET_PER_TOKEN, 'J')} |
+| GPU energy per token (net of idle) | {fig(names.GPU_NET_PER_TOKEN, 'J')} |
+| throughput | {fig(names.THROUGHPUT, 'tokens/s')} |
+| emissions | {fig(names.EMISSIONS_PER_1K_TOKENS, 'g CO2e per 1,000 tokens')} |
+| perplexity (held-out text) | {fig(names.PERPLEXITY, '')} |
 
-**Measured on** {hardware_class(run)} ({p.get('resolved_device')}), dtype {p.get('model.dtype')},
-quantization {p.get('model.quantization', 'none')}, batch {p.get('workload.batch_size')},
-{p.get('workload.prompt_tokens')} prompt + {p.get('workload.new_tokens')} generated tokens per request.
+**Measured on** {hardware_class(run)} ({p.get(names.PARAM_RESOLVED_DEVICE)}), dtype {p.get(names.PARAM_MODEL_DTYPE)},
+quantization {p.get(names.PARAM_MODEL_QUANTIZATION, 'none')}, batch {p.get(names.PARAM_BATCH_SIZE)},
+{p.get(names.PARAM_PROMPT_TOKENS)} prompt + {p.get(names.PARAM_NEW_TOKENS)} generated tokens per request.
 
 **How**: mlflow-energy {t.get(names.TAG_VERSION_PREFIX + 'mlflow-energy', '?')}; GPU energy from
 `{t.get(names.TAG_SOURCE_PREFIX + 'gpu')}`, CPU from `{t.get(names.TAG_SOURCE_PREFIX + 'cpu')}`, RAM from
 `{t.get(names.TAG_SOURCE_PREFIX + 'ram')}` (estimates are CodeCarbon models, not readings); identical warm-up,
-{fig('measurement/repetitions', 'windows')} of about {fig('measurement/window_s', 's')} each, energy CV
-{fig('measurement/energy_cv', '')}; trust: {t.get(names.TAG_TRUST, 'not assessed')}. {'Weights are referenced by hub id and revision, not copied.' if reference else 'The exact weights are stored with this version.'}
+{fig(names.REPETITIONS, 'windows')} of about {fig(names.WINDOW_S, 's')} each, energy CV
+{fig(names.ENERGY_CV, '')}; trust: {t.get(names.TAG_TRUST, 'not assessed')}. {'Weights are referenced by hub id and revision, not copied.' if reference else 'The exact weights are stored with this version.'}
 """
 
 

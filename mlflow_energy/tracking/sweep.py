@@ -26,7 +26,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from mlflow_energy.config import ConfigError
-from mlflow_energy.tracking import names
+from mlflow_energy.tracking import filters, names
 from mlflow_energy.tracking.run_names import override_params
 from mlflow_energy.tracking.sweep_state import SweepEnd, SweepState, read_outcomes
 from mlflow_energy.tracking.sweeper import (
@@ -176,5 +176,4 @@ def _open_parent(config: DictConfig, experiment_id: str, sweep_id: str, points: 
 def _find_parent(client: Any, experiment_id: str, sweep_id: str) -> Any:
     from mlflow_energy.tracking.logger import first_run
 
-    return first_run(client, experiment_id,
-                     f"tags.`{names.TAG_SWEEP_ID}` = '{sweep_id}' and tags.`{names.TAG_SWEEP_PARENT}` = 'true'")  # fmt: skip
+    return first_run(client, experiment_id, filters.sweep_parent(sweep_id))

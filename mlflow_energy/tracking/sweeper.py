@@ -19,6 +19,7 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
+from mlflow_energy.adapters.hydra import split_grid
 from mlflow_energy.config import REPLICATE_KEY, ConfigError
 
 SWEEPER_NAME = "replicated"  # its name in the hydra/sweeper config group
@@ -58,12 +59,7 @@ def sweeper_arguments(params: Mapping[str, Any] | None) -> list[str]:
 
 def cartesian_grid(arguments: list[str], config_loader: Any = None) -> list[list[str]]:
     """Every combination of the swept values, in the order Hydra's basic sweeper launches them."""
-    # Hydra exposes no public grid expansion; its basic sweeper's is the reference behaviour,
-    # so this is the one place that reaches into hydra._internal.
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-
-    overrides = OverridesParser.create(config_loader=config_loader).parse_overrides(arguments)
-    return BasicSweeper.split_arguments(overrides, None)[0]
+    return split_grid(OverridesParser.create(config_loader=config_loader).parse_overrides(arguments))
 
 
 def replicated_jobs(grid: list[list[str]], replicates: int, shuffle_seed: int) -> list[list[str]]:

@@ -1,0 +1,54 @@
+"""CodeCarbon beyond its public tracker API (tested with codecarbon 3.x):
+
+- which mode its CPU model runs in (``tracker._hardware``, the CPU's ``_mode``): tells a RAPL
+  reading from an estimate;
+- its 1 s power monitor (``tracker._scheduler_monitor_power``), which the overhead benchmark clocks;
+- its offline grid data (``codecarbon.input.DataSource``, ``codecarbon.core.emissions``): carbon
+  intensity without a network call.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+log = logging.getLogger("mlflow_energy.adapters")
+
+RAPL_MODE = "intel_rapl"
+
+
+def cpu_tracking_mode(tracker: Any) -> str | None:
+    """How CodeCarbon measures the CPU (``intel_rapl``, ``cpu_load``, ``constant``...); None,
+    with a warning, when this CodeCarbon keeps it elsewhere (the CPU then counts as an estimate)."""
+    hardware = getattr(tracker, "_hardware", None)
+    if hardware is None:
+        log.warning("this CodeCarbon has no tracker._hardware; the CPU figure is treated as an estimate")
+        return None
+    return next((getattr(h, "_mode", None) for h in hardware if type(h).__name__ == "CPU"), None)
+
+
+def power_monitor(tracker: Any) -> Any | None:
+    """The scheduler of CodeCarbon's 1 s monitoring job (its ``function`` is what runs); None
+    where this CodeCarbon has none."""
+    return getattr(tracker, "_scheduler_monitor_power", None)
+
+
+@functools.lru_cache(maxsize=None)
+def known_countries() -> frozenset[str]:
+    """ISO 3166-1 alpha-3 codes CodeCarbon has grid data for."""
+    from codecarbon.input import DataSource
+
+    return frozenset(DataSource().get_global_energy_mix_data())
+
+
+def grid_intensity_g_per_kwh(country_iso_code: str, region: str | None = None) -> float:
+    """Grams of CO2-equivalent per kWh for a country and optional region, from offline data."""
+    from codecarbon.core.emissions import Emissions
+    from codecarbon.core.units import Energy
+    from codecarbon.external.geography import GeoMetadata
+    from codecarbon.input import DataSource
+
+    geo = GeoMetadata(country_iso_code=country_iso_code, region=region)
+    kg = Emissions(DataSource()).get_private_infra_emissions(Energy.from_energy(kWh=1.0), geo)
+    return kg * 1000.0
