@@ -7,9 +7,9 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mlflow_energy.config import ModelConfig, WorkloadConfig, resolve_device

@@ -132,7 +132,7 @@ def main() -> None:
     print(f"overhead: {work.description}, {args.calls} call(s) per side, {args.rounds} rounds")
     print(f"{'variant':<16} {'tok/s median':>12} {'ratio to bare':>14} {'95% CI':>16} {'median':>8}")
     for name in names:
-        ratios = [b / s for b, s in zip(seconds["bare"], seconds[name])]
+        ratios = [b / s for b, s in zip(seconds["bare"], seconds[name], strict=True)]
         stats = describe(ratios)
         interval = "" if stats.ci95_low is None else f"{stats.ci95_low:.4f}-{stats.ci95_high:.4f}"
         print(f"{name:<16} {tokens / percentile(seconds[name], 50):>12.1f} {stats.mean:>14.4f} {interval:>16} "
@@ -140,7 +140,7 @@ def main() -> None:
     print(f"busy threads, share of the metered time: sampler {100 * sides.sampler_busy_s / sides.metered_s:.2f}%, "
           f"CodeCarbon's monitor {100 * sides.codecarbon_busy_s / sides.metered_s:.2f}% "
           "(the most they can take from the work, less any overlap)")  # fmt: skip
-    metered = describe([b / s for b, s in zip(seconds["bare"], seconds["metered"])])
+    metered = describe([b / s for b, s in zip(seconds["bare"], seconds["metered"], strict=True)])
     print(f"metered/bare tokens/s: mean {metered.mean:.4f}; slowdown {100 * (1 - metered.mean):.2f}%")
 
 

@@ -15,7 +15,7 @@ bench.target_ci, or the time cap), and prints:
     python benchmarks/repeatability.py --runs 3 --thorough --unaligned -- model=llama-3.2-1b workload=standard quality=off
 
 Everything after `--` is passed to `mlflow-energy run`.
-"""
+"""  # noqa: E501 (the example command stays on one line, to copy as it is)
 
 from __future__ import annotations
 
@@ -55,11 +55,13 @@ def measure(label: str, overrides: list[str]) -> tuple[Outcome, dict]:
     interval = Interval(s["energy_j_per_token"], s["energy_j_per_token_ci95_low"], s["energy_j_per_token_ci95_high"],
                         s["measurement_repetitions"])  # fmt: skip
     outcome = Outcome(label, interval, s["measurement_repetitions"], s["measurement_energy_cv"], wall_s,
-                      a["headline"], s.get("measurement_edge_wait_s"), s.get("measurement_edge_idle_share"))  # fmt: skip
+                      a["headline"], s.get("measurement_edge_wait_s"),
+                      s.get("measurement_edge_idle_share"))  # fmt: skip
+    edge_wait = "" if outcome.edge_wait_s is None else f", edge wait {outcome.edge_wait_s * 1000:.0f} ms/window"
+    edge_idle = "" if outcome.edge_idle_share is None else f", idle energy removed for it {outcome.edge_idle_share:.2%}"
     print(f"{label}: J/token {interval.value:.5g} [{interval.low:.5g}-{interval.high:.5g}] ({outcome.headline}), "
           f"interval {interval.relative_half_width:.2%}, {outcome.windows} windows, per-window CV {outcome.cv:.2%}, "
-          f"wall {wall_s:.0f} s" + ("" if outcome.edge_wait_s is None else f", edge wait {outcome.edge_wait_s * 1000:.0f} ms/window")
-          + ("" if outcome.edge_idle_share is None else f", idle energy removed for it {outcome.edge_idle_share:.2%}"))  # fmt: skip
+          f"wall {wall_s:.0f} s" + edge_wait + edge_idle)  # fmt: skip
     return outcome, result
 
 
@@ -71,7 +73,8 @@ def bare_tokens_per_s_cv(result: dict) -> float | None:
         return None
     m, w = config["model"], config["workload"]
     args = argparse.Namespace(model=m["name"], weights=m["weights"], dtype=m["dtype"], device=result["device"],
-                              batch=w["batch_size"], prompt_tokens=w["prompt_tokens"], new_tokens=w["new_tokens"])  # fmt: skip
+                              batch=w["batch_size"], prompt_tokens=w["prompt_tokens"],
+                              new_tokens=w["new_tokens"])  # fmt: skip
     work = build_workload(args)
     calls = len(result["repetitions"][0]["request_s"])
     work.timed(1)  # full-length warm-up, as the tool does

@@ -41,7 +41,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep_dir", type=Path)
     args = parser.parse_args()
-    print("| grid point (overrides) | tokens/s | GPU J/token gross | GPU J/token net | TTFT p50 ms | GPU W | idle W | compile s |")
+    print("| grid point (overrides) | tokens/s | GPU J/token gross | GPU J/token net | TTFT p50 ms "
+          "| GPU W | idle W | compile s |")
     print("|---|---|---|---|---|---|---|---|")
     for outcome_path in sorted(args.sweep_dir.rglob("mlflow_energy_outcome.json"),
                                key=lambda p: json.loads(p.read_text())["num"]):  # fmt: skip

@@ -23,8 +23,9 @@ from mlflow_energy.bench.stats import describe  # noqa: E402
 
 def tool_tokens_per_s(args: argparse.Namespace, dtype: str, folder: Path) -> float:
     overrides = [f"model.name={args.model}", f"model.weights={args.weights}", f"model.dtype={dtype}",
-                 f"device={args.device}", f"workload.batch_size={args.batch}", f"workload.prompt_tokens={args.prompt_tokens}",
-                 f"workload.new_tokens={args.new_tokens}", "quality=off"]  # fmt: skip
+                 f"device={args.device}", f"workload.batch_size={args.batch}",
+                 f"workload.prompt_tokens={args.prompt_tokens}", f"workload.new_tokens={args.new_tokens}",
+                 "quality=off"]  # fmt: skip
     return run_tool(folder, overrides)["summary"]["throughput_tokens_per_s"]
 
 

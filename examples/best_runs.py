@@ -28,9 +28,11 @@ def main() -> None:
     for run in runs:
         m, p, t = run.data.metrics, run.data.params, run.data.tags
         sources = "/".join(t.get(f"mlflow_energy.source.{d}", "?") for d in ("gpu", "cpu", "ram"))
+        gross, net = m.get("energy/j_per_token", float("nan")), m.get("energy/net_j_per_token", float("nan"))
+        speed = m.get("throughput/tokens_per_s", float("nan"))
         print(
-            f"{run.info.run_name:<24} {p.get('workload.batch_size', '?'):>5} {m.get('energy/j_per_token', float('nan')):>10.4g} "
-            f"{m.get('energy/net_j_per_token', float('nan')):>12.4g} {m.get('throughput/tokens_per_s', float('nan')):>9.1f}  {sources}"
+            f"{run.info.run_name:<24} {p.get('workload.batch_size', '?'):>5} {gross:>10.4g} "
+            f"{net:>12.4g} {speed:>9.1f}  {sources}"
         )
 
 

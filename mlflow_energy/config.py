@@ -8,7 +8,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -158,15 +158,17 @@ def config_dir() -> Path:
 
 def to_run_config(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     """Typed copy of a resolved Hydra config (``hydra`` node and unknown keys dropped)."""
-    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    # to_container and to_object are typed for any node; a DictConfig gives a dict, a structured
+    # RunConfig node gives a RunConfig.
+    data = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True)) if isinstance(cfg, DictConfig) else dict(cfg)
     data = {k: v for k, v in data.items() if k in RunConfig.__dataclass_fields__}
     schema = OmegaConf.structured(RunConfig)
     merged = OmegaConf.merge(schema, data)
-    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    return cast(RunConfig, OmegaConf.to_object(merged))
 
 
 def as_dict(config: RunConfig) -> dict[str, Any]:
-    return OmegaConf.to_container(OmegaConf.structured(config), resolve=True)  # type: ignore[return-value]
+    return cast(dict[str, Any], OmegaConf.to_container(OmegaConf.structured(config), resolve=True))
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -210,39 +212,43 @@ def _require(condition: bool, message: str) -> None:
 def validate(config: RunConfig) -> None:
     """Checks that need no model, no input file and no GPU work; raises ConfigError on the first
     mistake (inference/inputs.py checks the files the configuration names)."""
-    m, w = config.model, config.workload
-    _require(m.weights in WEIGHTS, f"model.weights={m.weights!r} is not one of {', '.join(WEIGHTS)}; pick one.")
-    _require(m.dtype in DTYPES, f"model.dtype={m.dtype!r} is not one of {', '.join(DTYPES)}; pick one.")
-    _require(
-        m.attn_implementation in ATTN_IMPLEMENTATIONS,
-        f"model.attn_implementation={m.attn_implementation!r} is not one of "
-        f"{', '.join(ATTN_IMPLEMENTATIONS)}; pick one.",
-    )
-    _require(
-        config.backend.name in BACKENDS,
-        f"backend.name={config.backend.name!r} is not one of {', '.join(BACKENDS)}; pick one.",
-    )
-    _require(
-        config.backend.cache in CACHES,
-        f"backend.cache={config.backend.cache!r} is not one of {', '.join(CACHES)}; pick one.",
-    )
+    _validate_choices(config)
+    _validate_sizes(config)
+    _validate_bench(config.bench)
+    _validate_tracking(config)
+    _require(config.carbon.pue >= 1.0, f"carbon.pue={config.carbon.pue} must be at least 1.0 (1.0 = no overhead).")
+    _validate_country(config.carbon.country_iso_code)
+    _validate_device(config.device, config.model.dtype)
+    _validate_hardware_support(config)
+
+
+def _require_choice(key: str, value: object, choices: tuple[str, ...]) -> None:
+    _require(value in choices, f"{key}={value!r} is not one of {', '.join(choices)}; pick one.")
+
+
+def _validate_choices(config: RunConfig) -> None:
     from mlflow_energy.inference.quantization import QUANTIZATIONS
 
-    _require(
-        m.quantization in QUANTIZATIONS,
-        f"model.quantization={m.quantization!r} is not one of {', '.join(QUANTIZATIONS)}; pick one.",
-    )
-    for key, value in (
-        ("workload.batch_size", w.batch_size),
-        ("workload.prompt_tokens", w.prompt_tokens),
-        ("workload.new_tokens", w.new_tokens),
-        ("quality.batch_size", config.quality.batch_size),
-    ):
+    m = config.model
+    _require_choice("model.weights", m.weights, WEIGHTS)
+    _require_choice("model.dtype", m.dtype, DTYPES)
+    _require_choice("model.attn_implementation", m.attn_implementation, ATTN_IMPLEMENTATIONS)
+    _require_choice("model.quantization", m.quantization, QUANTIZATIONS)
+    _require_choice("backend.name", config.backend.name, BACKENDS)
+    _require_choice("backend.cache", config.backend.cache, CACHES)
+
+
+def _validate_sizes(config: RunConfig) -> None:
+    w, q = config.workload, config.quality
+    for key, value in (("workload.batch_size", w.batch_size), ("workload.prompt_tokens", w.prompt_tokens),
+                       ("workload.new_tokens", w.new_tokens), ("quality.batch_size", q.batch_size)):  # fmt: skip
         _require(value >= 1, f"{key}={value} must be at least 1; set it to a positive integer.")
-    for key, value in (("quality.max_tokens", config.quality.max_tokens),
-                       ("quality.context_tokens", config.quality.context_tokens)):  # fmt: skip
+    for key, value in (("quality.max_tokens", q.max_tokens), ("quality.context_tokens", q.context_tokens)):
         _require(value >= 2, f"{key}={value} must be at least 2 (one token predicts the next).")
-    _validate_bench(config.bench)
+
+
+def _validate_tracking(config: RunConfig) -> None:
+    """Where results go: the tracking wait, the sweep plan, registration."""
     _require(config.tracking.wait_s >= 0, f"tracking.wait_s={config.tracking.wait_s} must be 0 or more seconds.")
     _require(config.sweep.replicates >= 1, f"sweep.replicates={config.sweep.replicates} must be at least 1.")
     _require(config.sweep.replicate >= 0, f"sweep.replicate={config.sweep.replicate} must be 0 or more.")
@@ -254,10 +260,6 @@ def validate(config: RunConfig) -> None:
         config.register.direction in ("auto", "min", "max"),
         f"register.direction={config.register.direction!r} is not auto, min or max; pick one.",
     )
-    _require(config.carbon.pue >= 1.0, f"carbon.pue={config.carbon.pue} must be at least 1.0 (1.0 = no overhead).")
-    _validate_country(config.carbon.country_iso_code)
-    _validate_device(config.device, m.dtype)
-    _validate_hardware_support(config)
 
 
 def _validate_bench(b: BenchConfig) -> None:

@@ -1,5 +1,6 @@
 """Train the tiny model mlflow-energy ships as its default: a 4-layer Llama-style causal LM
-(about 1 M parameters; its projections are nn.Linear, so CPU int8 quantization applies) with its own byte-level BPE tokenizer, on the project's CC0 story corpus.
+(about 1 M parameters; its projections are nn.Linear, so CPU int8 quantization applies) with
+its own byte-level BPE tokenizer, on the project's CC0 story corpus.
 
     python scripts/train_tiny.py                 # about 5 minutes on 2 CPU cores
 
@@ -35,7 +36,8 @@ def build_tokenizer(text: str) -> PreTrainedTokenizerFast:
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=SPECIAL,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)  # fmt: skip
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)  # fmt: skip
     tokenizer.train_from_iterator(text.splitlines(), trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=SPECIAL[0], eos_token=SPECIAL[0],
                                    pad_token=SPECIAL[0], padding_side="left")  # fmt: skip

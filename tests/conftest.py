@@ -1,4 +1,82 @@
-import sys
-from pathlib import Path
+"""What the tests share: fixtures, and this folder on sys.path for the two helper modules,
+``fake_nvml`` (the NVML fake) and ``processes`` (the real CLI, its short settings, its store).
+No test module imports from another test module; tests/faults/conftest.py adds the fixtures of
+the fault-injection tests."""
 
-sys.path.insert(0, str(Path(__file__).parent))  # tests import fake_nvml as a module
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlflow_energy.bench.result import BenchResult, PrefillWindow, RepetitionWindow
+from mlflow_energy.config import RunConfig, WorkloadConfig, config_hash
+from mlflow_energy.meter.measurement import Measurement
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+BATCH, NEW_TOKENS = 2, 10  # sample_result: 20 tokens per generate call
+
+
+def _window(name: str, start: float, duration: float, gpu: float, cpu: float = 1.0, ram: float = 0.5,
+            **kw: Any) -> Measurement:  # fmt: skip
+    return Measurement(name, start, duration, {"0": gpu}, "nvml_counter", cpu, ram, "estimate:cpu_load", "estimate",
+                       **kw)  # fmt: skip
+
+
+@pytest.fixture
+def window() -> Callable[..., Measurement]:
+    """Makes one measured window: ``window(name, start_s, duration_s, gpu_j, cpu_j=1, ram_j=0.5)``,
+    GPU energy from the NVML counter of GPU 0, CPU and RAM from CodeCarbon's estimates."""
+    return _window
+
+
+@pytest.fixture
+def sample_result() -> BenchResult:
+    """A result as the child leaves it before its summary: batch 2 x 10 new tokens; load, idle
+    (51 W in all, 50 W GPU), prefill (6 J per call) and three generate windows of 40 tokens,
+    400 J, 440 J and a third whose GPU counter did not move (rejected for energy)."""
+    r = BenchResult(config=RunConfig(workload=WorkloadConfig(batch_size=BATCH, new_tokens=NEW_TOKENS)),
+                    config_hash=config_hash(RunConfig()))  # fmt: skip
+    r.load = _window("load", 0.0, 3.0, 300.0)
+    r.idle = _window("idle", 3.0, 2.0, 100.0, cpu=2.0, ram=0.0)
+    r.prefill = PrefillWindow(_window("prefill", 5.0, 1.0, 60.0, cpu=0.0, ram=0.0), [0.1] * 10)
+    r.repetitions = [
+        RepetitionWindow(_window("generate_1", 6.0, 2.0, 398.5), [1.0, 1.0]),
+        RepetitionWindow(_window("generate_2", 8.0, 2.0, 438.5), [1.0, 1.0]),
+        RepetitionWindow(_window("generate_3", 10.0, 2.0, 5.0, problems=["gpu0 energy counter did not move"]),
+                         [1.0, 1.0]),  # fmt: skip
+    ]
+    r.carbon_intensity_g_per_kwh = 360.0
+    r.pue = 1.5
+    return r
+
+
+@pytest.fixture(scope="session")
+def _empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite tracking store, its schema created once: MLflow takes seconds for that."""
+    from mlflow.tracking import MlflowClient
+
+    database = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{database}").search_experiments()
+    return database
+
+
+@pytest.fixture
+def tracking_uri(_empty_store: Path, tmp_path: Path) -> str:
+    """A SQLite tracking store and model registry of this test's own, in ``tmp_path``, empty."""
+    database = tmp_path / "mlflow.db"
+    shutil.copyfile(_empty_store, database)
+    return f"sqlite:///{database}"
+
+
+@pytest.fixture
+def client(tracking_uri: str) -> Any:
+    """An MlflowClient of ``tracking_uri``."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri)

@@ -1,16 +1,35 @@
-"""The real CLI from tests: one command path, one environment, one way to read a run's store."""
+"""The real CLI from tests: one command path, one environment, one way to read a run's store,
+the short benchmark settings the end-to-end tests share, and a command started in a session of
+its own (``Launch``; the ``launch`` fixture in tests/faults/conftest.py ends what a test leaves).
+
+A helper module, not a test module: tests import from here (and from fake_nvml.py), never from
+one another; fixtures live in the conftest.py files."""
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from mlflow.tracking import MlflowClient
+import psutil
 
 CLI = str(Path(sys.executable).parent / "mlflow-energy")
 _TERMINAL = ("COLUMNS", "FORCE_COLOR", "TTY_COMPATIBLE")
+
+# A grid point in about a second: few, short windows.
+QUICK = ["bench=quick", "bench.idle_s=0.2", "bench.min_repetitions=2", "bench.min_duration_s=0.5"]
+# Shorter still: the windows capped at a second, no perplexity.
+QUICK_NO_QUALITY = [*QUICK, "bench.max_duration_s=1", "quality=off"]
+# The exit codes the CLI documents (mlflow_energy/commands/exits.py), as a user's script sees them.
+EXIT_RUN_FAILED, EXIT_CONFIG_ERROR, EXIT_TRACKING_ERROR, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -27,6 +46,93 @@ def run_cli(cwd: Path, *args: str, timeout: float = 600, env_extra: dict | None 
 
 def experiment_runs(folder: Path, experiment: str = "mlflow-energy") -> list:
     """The runs of ``experiment`` in ``folder``'s SQLite store; none when it does not exist."""
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
     found = client.get_experiment_by_name(experiment)
     return client.search_runs([found.experiment_id]) if found else []
+
+
+def sweep_runs(folder: Path) -> tuple[Any, list, list]:
+    """(a client of ``folder``'s SQLite store, the sweep parent runs, the child runs)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    runs = experiment_runs(folder)
+    parents = [r for r in runs if r.data.tags.get("mlflow_energy.sweep_parent") == "true"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, children
+
+
+def result_of(out_dir: Path) -> dict:
+    """The result.json a benchmark saved in ``out_dir``, as plain JSON."""
+    return json.loads((out_dir / "result.json").read_text())
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout_s: float = 300) -> None:
+    """Polls ``condition`` (not a timing assertion: the bound only ends a test that would hang)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.1)
+
+
+@dataclass
+class Launch:
+    """One `mlflow-energy` command in a session of its own (one process group, as a terminal
+    makes one), its output in files so that it can be read while it runs."""
+
+    proc: subprocess.Popen
+    args: list[str]
+    stderr_path: Path
+
+    @classmethod
+    def start(cls, folder: Path, *args: str, env_extra: dict[str, str] | None = None) -> Launch:
+        env = cli_env(env_extra)
+        name = f"launch-{time.monotonic_ns()}"
+        stdout, stderr = folder / f"{name}.out", folder / f"{name}.err"
+        proc = subprocess.Popen([CLI, *args], cwd=folder, env=env, stdout=stdout.open("w"), stderr=stderr.open("w"),
+                                start_new_session=True)  # fmt: skip
+        return cls(proc, list(args), stderr)
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    @property
+    def command(self) -> str:
+        """The command as the tool prints it for a resume."""
+        return f"mlflow-energy {shlex.join(self.args)}"
+
+    def sentences(self) -> list[str]:
+        """The tool's own lines on stderr (not the progress log lines)."""
+        return [line for line in self.stderr.splitlines() if line.startswith("mlflow-energy: ")]
+
+    def wait(self) -> int:
+        return self.proc.wait(timeout=600)
+
+    def interrupt(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGINT)
+
+    def pause(self) -> None:
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+    def benchmark_processes(self) -> tuple[psutil.Process, psutil.Process]:
+        """(the zygote, the benchmark child it started)."""
+        children = psutil.Process(self.proc.pid).children()
+        zygote = next(p for p in children if "mlflow_energy.bench.zygote" in p.cmdline())
+        wait_until(zygote.children, "the benchmark child")
+        return zygote, zygote.children()[0]
+
+    def end(self) -> None:
+        """Ends whatever of this command still runs (a test that failed half way): the command,
+        held still or not, with every process of its session."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # ends a command held still (SIGSTOP) too
+            except ProcessLookupError:  # it ended meanwhile
+                pass
+            self.proc.wait()

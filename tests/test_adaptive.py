@@ -27,7 +27,8 @@ def fake_windows(joules: list[float], duration_s: float = 1.0):
 
 
 def run(joules: list[float], **bench) -> tuple[list[RepetitionWindow], list[str]]:
-    config = BenchConfig(**{"min_repetitions": 3, "min_duration_s": 0.0, "target_ci": 0.02, "max_duration_s": 60.0, **bench})
+    defaults = {"min_repetitions": 3, "min_duration_s": 0.0, "target_ci": 0.02, "max_duration_s": 60.0}
+    config = BenchConfig(**{**defaults, **bench})
     measure, statuses = fake_windows(joules)
     windows: list[RepetitionWindow] = []
     repeat_until_tight(measure, windows, TOKENS_PER_CALL, config)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from mlflow_energy.commands.checks import check_run
-from mlflow_energy.config import ConfigError, RunConfig, config_dir, config_hash, flatten, as_dict, validate
+from mlflow_energy.config import ConfigError, RunConfig, as_dict, config_dir, config_hash, flatten, validate
 from mlflow_energy.inference.models import resolve_model, shipped_models
 
 

@@ -7,10 +7,11 @@ import time
 
 import pytest
 
-from fake_nvml import ClockedCounter, FakeGpu, FakeNvml
 from mlflow_energy.meter import EnergyMeter, EnergySource
 from mlflow_energy.meter.gpu import NvmlGpus, resolve_visible_handles
 from mlflow_energy.meter.sampler import PowerSampler
+
+from fake_nvml import ClockedCounter, FakeGpu, FakeNvml
 
 UUIDS = ["GPU-aaaa1111", "GPU-bbbb2222", "GPU-cccc3333"]
 

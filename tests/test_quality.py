@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from mlflow_energy.config import ConfigError, ModelConfig, QualityConfig, RunConfig, validate
-from mlflow_energy.inference.inputs import validate_inputs
 from mlflow_energy.inference import generation
+from mlflow_energy.inference.inputs import validate_inputs
 from mlflow_energy.inference.models import load_model, load_tokenizer, resolve_model
 from mlflow_energy.inference.prompts import Batch
 from mlflow_energy.inference.quality import heldout_text, perplexity
@@ -69,7 +69,10 @@ def test_static_cache_generates_the_same_tokens() -> None:
 @pytest.mark.parametrize(
     ("model", "message"),
     [
-        ({"quantization": "dynamic_int8", "dtype": "bfloat16"}, "model.quantization=dynamic_int8 quantizes float32 layers"),
+        (
+            {"quantization": "dynamic_int8", "dtype": "bfloat16"},
+            "model.quantization=dynamic_int8 quantizes float32 layers",
+        ),
         ({"quantization": "int8_weight_only"}, "model.quantization=int8_weight_only needs a GPU"),
         ({"quantization": "int4"}, "model.quantization='int4' is not one of"),
     ],

@@ -8,8 +8,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from processes import run_cli
-from test_sweep_e2e import QUICK, sweep_runs
+from processes import QUICK, run_cli, sweep_runs
 
 pytestmark = pytest.mark.e2e
 
@@ -36,8 +35,8 @@ def test_register_picks_the_cheapest_qualifying_run_and_serves_text(two_point_sw
     client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
     version = client.get_model_version_by_alias("tiny-chat", "efficient")
     assert version.tags["source_run_id"] == cheapest.info.run_id
-    assert float(version.tags["energy.j_per_token"]) == pytest.approx(cheapest.data.metrics["energy/j_per_token"], rel=1e-5)
-    assert float(version.tags["quality.perplexity"]) == pytest.approx(cheapest.data.metrics["quality/perplexity"], rel=1e-5)
+    for tag, metric in [("energy.j_per_token", "energy/j_per_token"), ("quality.perplexity", "quality/perplexity")]:
+        assert float(version.tags[tag]) == pytest.approx(cheapest.data.metrics[metric], rel=1e-5)
     assert version.tags["hardware"].startswith("cpu:")
     assert "# Energy card: tiny-stories" in version.description and cheapest.info.run_id in version.description
 
@@ -102,4 +101,5 @@ def test_a_sweep_can_register_when_it_ends(tmp_path: Path) -> None:
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     version = client.get_model_version_by_alias("tiny-sweep", "efficient")
     _, _, children = sweep_runs(tmp_path)
-    assert version.tags["source_run_id"] == min(children, key=lambda c: c.data.metrics["energy/j_per_token"]).info.run_id
+    cheapest = min(children, key=lambda c: c.data.metrics["energy/j_per_token"])
+    assert version.tags["source_run_id"] == cheapest.info.run_id

@@ -5,39 +5,20 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_energy.bench.result import BenchResult, PrefillWindow, RepetitionWindow, Summary
+from mlflow_energy.bench.result import BenchResult, RepetitionWindow, Summary
 from mlflow_energy.bench.summary import conclude, summarize
-from mlflow_energy.report.headline import headline
-from mlflow_energy.config import RunConfig, WorkloadConfig, config_hash
 from mlflow_energy.meter.measurement import Measurement
 from mlflow_energy.meter.sampler import TimelineSample
+from mlflow_energy.report.headline import headline
 from mlflow_energy.tracking.names import ALL_METRIC_KEYS, metric_key, summary_metrics
 
-BATCH, NEW = 2, 10  # 20 tokens per generate call
+# sample_result (conftest.py): batch 2 x 10 new tokens, so 20 tokens per generate call; windows of
+# 400 J and 440 J (398.5 J GPU + 1.5 J CPU and RAM estimates each) and a rejected third one.
 
 
-def window(name: str, start: float, duration: float, gpu: float, cpu: float = 1.0, ram: float = 0.5, **kw) -> Measurement:
-    return Measurement(name, start, duration, {"0": gpu}, "nvml_counter", cpu, ram, "estimate:cpu_load", "estimate", **kw)
-
-
-def sample_result() -> BenchResult:
-    r = BenchResult(config=RunConfig(workload=WorkloadConfig(batch_size=BATCH, new_tokens=NEW)), config_hash=config_hash(RunConfig()))
-    r.load = window("load", 0.0, 3.0, 300.0)
-    r.idle = window("idle", 3.0, 2.0, 100.0, cpu=2.0, ram=0.0)  # 51 W idle in all, 50 W GPU
-    r.prefill = PrefillWindow(window("prefill", 5.0, 1.0, 60.0, cpu=0.0, ram=0.0), [0.1] * 10)  # 6 J per call
-    r.repetitions = [
-        RepetitionWindow(window("generate_1", 6.0, 2.0, 398.5), [1.0, 1.0]),  # 400 J, 40 tokens
-        RepetitionWindow(window("generate_2", 8.0, 2.0, 438.5), [1.0, 1.0]),  # 440 J
-        RepetitionWindow(window("generate_3", 10.0, 2.0, 5.0, problems=["gpu0 energy counter did not move"]), [1.0, 1.0]),
-    ]
-    r.carbon_intensity_g_per_kwh = 360.0
-    r.pue = 1.5
-    return r
-
-
-def test_summary_arithmetic() -> None:
+def test_summary_arithmetic(sample_result: BenchResult) -> None:
     timeline = [TimelineSample(t, 0, "gpu0", power_w=p) for t, p in [(5.5, 999.0), (7.0, 210.0), (9.0, 230.0)]]
-    s = summarize(sample_result(), timeline)
+    s = summarize(sample_result, timeline)
     # The rejected third window counts for speed but not for energy.
     assert s.measurement_repetitions == 2 and s.measurement_rejected_windows == 1
     assert s.measurement_generated_tokens == 80 and s.measurement_requests == 8
@@ -69,8 +50,8 @@ def test_summary_arithmetic() -> None:
     assert s.latency_tpot_ms_p50 == pytest.approx((1.0 - 0.1) / 9 * 1000)
 
 
-def test_no_gpu_means_no_gpu_figures() -> None:
-    r = sample_result()
+def test_no_gpu_means_no_gpu_figures(sample_result: BenchResult) -> None:
+    r = sample_result
     for m in [r.idle, *(w.measurement for w in r.repetitions)]:
         m.gpu_j, m.gpu_source, m.problems = {}, "none", []
     conclude(r, [])
@@ -84,8 +65,8 @@ def test_no_gpu_means_no_gpu_figures() -> None:
     assert headline(r).endswith("ESTIMATE (cpu:estimate:cpu_load, ram:estimate)")
 
 
-def test_rapl_counts_as_measured_and_ram_estimate_stays_out() -> None:
-    r = sample_result()
+def test_rapl_counts_as_measured_and_ram_estimate_stays_out(sample_result: BenchResult) -> None:
+    r = sample_result
     for m in [r.idle, *(w.measurement for w in r.repetitions)]:
         m.gpu_j, m.gpu_source, m.problems, m.cpu_source = {}, "none", [], "rapl"
     conclude(r, [])
@@ -93,8 +74,8 @@ def test_rapl_counts_as_measured_and_ram_estimate_stays_out() -> None:
     assert r.assessment.headline_sources == ["cpu:rapl"] and r.assessment.estimated_sources == ["ram:estimate"]
 
 
-def test_negative_net_figures_are_below_the_noise_floor_not_logged() -> None:
-    r = sample_result()
+def test_negative_net_figures_are_below_the_noise_floor_not_logged(sample_result: BenchResult, window) -> None:
+    r = sample_result
     r.idle = window("idle", 3.0, 2.0, 1000.0)  # 500 W idle: more than the windows drew
     conclude(r, [])
     assert r.summary.energy_net_j is None and r.summary.energy_gpu_net_j_per_token is None
@@ -102,8 +83,8 @@ def test_negative_net_figures_are_below_the_noise_floor_not_logged() -> None:
     assert all(v >= 0 for v in summary_metrics(r.summary).values())
 
 
-def test_a_wide_interval_is_flagged_and_a_tight_one_is_not() -> None:
-    r = sample_result()  # two windows 10% apart: far wider than the 2% target
+def test_a_wide_interval_is_flagged_and_a_tight_one_is_not(sample_result: BenchResult, window) -> None:
+    r = sample_result  # two windows 10% apart: far wider than the 2% target
     conclude(r, [])
     assert r.assessment.target_reached is False
     assert any("the machine is noisy" in w for w in r.assessment.warnings)
@@ -113,8 +94,8 @@ def test_a_wide_interval_is_flagged_and_a_tight_one_is_not() -> None:
     assert r.assessment.target_reached is True and r.assessment.warnings == []
 
 
-def test_result_round_trips_through_json(tmp_path: Path) -> None:
-    r = sample_result()
+def test_result_round_trips_through_json(tmp_path: Path, sample_result: BenchResult) -> None:
+    r = sample_result
     r.summary = summarize(r, [])
     r.write(tmp_path)
     back = BenchResult.read(tmp_path)
@@ -145,21 +126,22 @@ def test_missing_figures_are_not_logged() -> None:
         metric_key("joules_total")
 
 
-def test_per_gpu_energy_is_logged_only_for_several_gpus() -> None:
+def test_per_gpu_energy_is_logged_only_for_several_gpus(sample_result: BenchResult) -> None:
     from mlflow_energy.bench.summary import gpu_j_by_device
     from mlflow_energy.tracking.names import per_gpu_energy_metrics
 
-    r = sample_result()
+    r = sample_result
     assert per_gpu_energy_metrics(gpu_j_by_device(r)) == {}  # one GPU: energy/gpu_j says it all
     for rep in r.repetitions:
         rep.measurement.gpu_j["1"] = 10.0
     by_device = gpu_j_by_device(r)
     assert by_device == {"0": pytest.approx(837.0), "1": pytest.approx(20.0)}  # the rejected window is left out
-    assert per_gpu_energy_metrics(by_device) == {"energy/gpu0_j": pytest.approx(837.0), "energy/gpu1_j": pytest.approx(20.0)}
+    assert per_gpu_energy_metrics(by_device) == {"energy/gpu0_j": pytest.approx(837.0),
+                                                 "energy/gpu1_j": pytest.approx(20.0)}  # fmt: skip
 
 
-def test_a_rejected_first_window_does_not_change_what_the_headline_counts() -> None:
-    r = sample_result()
+def test_a_rejected_first_window_does_not_change_what_the_headline_counts(sample_result: BenchResult) -> None:
+    r = sample_result
     r.repetitions.reverse()  # the window whose GPU reading was rejected comes first
     r.repetitions[0].measurement.gpu_j = {}  # as the meter leaves a rejected reading
     conclude(r, [])

@@ -6,21 +6,10 @@ import csv
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
-from processes import run_cli
+from processes import QUICK, run_cli, sweep_runs
 
 pytestmark = pytest.mark.e2e
-QUICK = ["bench=quick", "bench.idle_s=0.2", "bench.min_repetitions=2", "bench.min_duration_s=0.5"]
-
-
-def sweep_runs(folder: Path) -> tuple[MlflowClient, list, list]:
-    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("mlflow-energy")
-    runs = client.search_runs([experiment.experiment_id])
-    parents = [r for r in runs if r.data.tags.get("mlflow_energy.sweep_parent") == "true"]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    return client, parents, children
 
 
 @pytest.fixture(scope="module")

@@ -209,7 +209,7 @@ def test_summary_csv_starts_with_the_key_metric_and_its_interval(tmp_path: Path)
     assert header[:9] == ["point", ENERGY, f"{ENERGY}_ci95_low", f"{ENERGY}_ci95_high", SPEED,
                           f"{SPEED}_ci95_low", f"{SPEED}_ci95_high", "replicates", "interval"]  # fmt: skip
     assert header.index("status") > header.index(f"vs_best:{ENERGY}") and header[-2:] == ["run_ids", "error"]
-    second = dict(zip(header, lines[1]))
+    second = dict(zip(header, lines[1], strict=True))
     assert (second["point"], second[f"{ENERGY}_ci95_low"], second["interval"]) == ("B", "0.101", "3 replicates")
     assert second[f"vs_best:{ENERGY}"] == TIED
 

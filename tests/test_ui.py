@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from processes import run_cli
-from test_sweep_e2e import QUICK, sweep_runs
+from processes import QUICK, run_cli, sweep_runs
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = "/usr/bin/chromium"

@@ -1,4 +1,4 @@
-"""CodeCarbon beyond its public tracker API (tested with codecarbon 3.x):
+"""CodeCarbon beyond its public tracker API (tested with codecarbon 3.2.2 and 3.3):
 
 - which mode its CPU model runs in (``tracker._hardware``, the CPU's ``_mode``): tells a RAPL
   reading from an estimate;

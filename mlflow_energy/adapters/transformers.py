@@ -1,4 +1,4 @@
-"""transformers beyond its public API (tested with transformers 4.56 to 5.x): ``generate`` compiles
+"""transformers beyond its public API (tested with transformers 4.56 and 5.x): ``generate`` compiles
 its decoding step on accelerators only, unless ``CompileConfig._compile_all_devices`` (its own
 test switch) is set. A CPU run of ``backend.name=static_compile`` sets it."""
 

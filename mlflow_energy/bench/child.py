@@ -20,7 +20,7 @@ REQUEST_FILE = "bench_config.json"
 
 def run_child(out_dir: Path) -> int:
     """The child's body: run the protocol on the saved config; its exit code."""
-    handlers = [logging.StreamHandler(sys.stderr), logging.FileHandler(out_dir / BENCH_LOG)]
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr), logging.FileHandler(out_dir / BENCH_LOG)]
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S", handlers=handlers, force=True)
     from mlflow_energy.bench.protocol import run_protocol
 
@@ -30,7 +30,8 @@ def run_child(out_dir: Path) -> int:
     try:
         run_protocol(config, out_dir, lambda r: r.write(out_dir))
     except SystemExit as stopped:  # the SIGTERM above: what was measured is saved; a traceback would only alarm
-        return int(stopped.code)
+        assert isinstance(stopped.code, int), "only the SIGTERM handler above exits, with 128 + signal"
+        return stopped.code
     except BaseException:
         logging.getLogger("mlflow_energy.bench").exception("benchmark failed")
         return 1

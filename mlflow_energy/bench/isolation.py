@@ -16,10 +16,10 @@ import os
 import signal
 from pathlib import Path
 
+from mlflow_energy.bench.child import REQUEST_FILE
+from mlflow_energy.bench.interrupt import STOP, StopRequest
 from mlflow_energy.bench.result import RESULT_FILE, BenchResult, ResultFileError, Status
 from mlflow_energy.bench.summary import conclude
-from mlflow_energy.bench.interrupt import STOP, StopRequest
-from mlflow_energy.bench.child import REQUEST_FILE
 from mlflow_energy.bench.zygote import INTERRUPTED, ORPHANED, TIMED_OUT, ChildEnd, Zygote
 from mlflow_energy.config import RunConfig, as_dict, config_hash, point_hash
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlflow_energy.adapters.codecarbon import grid_intensity_g_per_kwh
 from mlflow_energy.bench import environment
 from mlflow_energy.bench.result import (
     CODECARBON_DIR,
@@ -34,7 +35,6 @@ from mlflow_energy.inference.models import input_device, load_model, load_tokeni
 from mlflow_energy.inference.prompts import make_batch
 from mlflow_energy.inference.quality import heldout_text, perplexity
 from mlflow_energy.inference.quantization import int8_linear_count
-from mlflow_energy.adapters.codecarbon import grid_intensity_g_per_kwh
 from mlflow_energy.meter.energy_meter import EnergyMeter
 from mlflow_energy.meter.gpu import NvmlGpus
 from mlflow_energy.meter.host import HostEnergy
@@ -80,7 +80,7 @@ class _Run:
     result: BenchResult
     meter: EnergyMeter
     sync: Callable[[], None]
-    save: Callable[[BenchResult], None]
+    save: Callable[[BenchResult], object]  # what it returns is ignored
 
     def enter(self, phase: str) -> None:
         """Records the phase (a failure names it) and saves the partial result."""
@@ -99,7 +99,7 @@ class _Work:
     prefill: Callable[[], Any]
 
 
-def run_protocol(config: RunConfig, out_dir: Path, save: Callable[[BenchResult], None]) -> BenchResult:
+def run_protocol(config: RunConfig, out_dir: Path, save: Callable[[BenchResult], object]) -> BenchResult:
     result = BenchResult(config, config_hash(config), point_hash(config), pue=config.carbon.pue)
     device = resolve_device(config.device)
     result.device = device
@@ -144,12 +144,12 @@ def _load(run: _Run, device: str) -> _Work:
     with run.meter.window("load") as window:
         tokenizer = load_tokenizer(source, config.model)
         model = load_model(source, config.model, device)
-    result.load = window.measurement
+    result.load = load = window.measured()
     result.model_parameters = parameter_count(model)
     if config.model.quantization != "none":
         result.int8_layers = int8_linear_count(model)
     log.info("loaded %s (%.1f M parameters) on %s in %.1f s", config.model.name,
-             result.model_parameters / 1e6, device, result.load.duration_s)  # fmt: skip
+             result.model_parameters / 1e6, device, load.duration_s)  # fmt: skip
     batch = make_batch(config.workload, tokenizer, model.config.vocab_size, input_device(model), config.model.seed)
     gen_config = generation.fixed_length_config(
         model, tokenizer, config.workload.new_tokens, config.backend.cache,
@@ -185,7 +185,7 @@ def _warm_up(run: _Run, work: _Work) -> None:
         run.enter(f"warm-up {i + 1}/{n}")
         with run.meter.window(f"warmup_{i + 1}") as window:
             work.generate()
-        run.result.warmup.append(window.measurement)
+        run.result.warmup.append(window.measured())
 
 
 def _prefill(run: _Run, work: _Work) -> None:
@@ -197,7 +197,7 @@ def _prefill(run: _Run, work: _Work) -> None:
     with run.meter.window("prefill") as window:
         for _ in range(calls):
             call_s.append(_timed(work.prefill, run.sync))
-    run.result.prefill = PrefillWindow(window.measurement, call_s)
+    run.result.prefill = PrefillWindow(window.measured(), call_s)
 
 
 def _generate(run: _Run, work: _Work) -> None:
@@ -209,7 +209,7 @@ def _generate(run: _Run, work: _Work) -> None:
         with run.meter.window(f"generate_{k}") as window:
             for _ in range(calls):
                 request_s.append(_timed(work.generate, run.sync))
-        return RepetitionWindow(window.measurement, request_s)
+        return RepetitionWindow(window.measured(), request_s)
 
     repeat_until_tight(measure, run.result.repetitions, run.result.tokens_per_call or 1, run.config.bench)
 
@@ -241,7 +241,8 @@ def _record_peaks(run: _Run, device: str) -> None:
     import torch
 
     if device.startswith("cuda"):
-        run.result.gpu_peak_mb = sum(torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count())) / 2**20
+        peak_bytes = sum(torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count()))
+        run.result.gpu_peak_mb = peak_bytes / 2**20
     run.result.ram_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -250,5 +251,5 @@ def _quality(run: _Run, work: _Work) -> None:
     text = heldout_text(run.config.quality.dataset)
     with run.meter.window("quality") as window:
         score = perplexity(work.model, work.tokenizer, text, run.config.quality, str(input_device(work.model)))
-    run.result.quality = QualityWindow(window.measurement, score.perplexity, score.tokens)
+    run.result.quality = QualityWindow(window.measured(), score.perplexity, score.tokens)
     log.info("perplexity %.3f over %d tokens", score.perplexity, score.tokens)

@@ -225,7 +225,8 @@ class BenchResult:
             q = data["quality"]
             data["quality"] = QualityWindow(Measurement.from_dict(q["measurement"]), q["perplexity"], q["tokens"])
         data["repetitions"] = [
-            RepetitionWindow(Measurement.from_dict(r["measurement"]), r["request_s"]) for r in data.get("repetitions", [])
+            RepetitionWindow(Measurement.from_dict(r["measurement"]), r["request_s"])
+            for r in data.get("repetitions", [])
         ]
         if data.get("summary") is not None:
             data["summary"] = Summary(**data["summary"])

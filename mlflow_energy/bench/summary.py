@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from mlflow_energy.bench.result import Assessment, BenchResult, RepetitionWindow, Status, Summary
+from mlflow_energy.bench.result import Assessment, BenchResult, RepetitionWindow, Summary
 from mlflow_energy.bench.stats import Interval, describe, percentile, positive_interval
 from mlflow_energy.config import WorkloadConfig
 from mlflow_energy.meter.host import JOULES_PER_KWH
@@ -133,13 +133,15 @@ def _phase_figures(result: BenchResult, domains: list[str]) -> Figures:
         f["energy_warmup_j"] = sum(w.energy_j(domains) for w in result.warmup)
         f["latency_warmup_s"] = sum(w.duration_s for w in result.warmup)
         if result.config.backend.name == "static_compile":  # the first warm-up call compiles
-            f |= {"energy_compile_j": result.warmup[0].energy_j(domains), "latency_compile_s": result.warmup[0].duration_s}
+            first = result.warmup[0]
+            f |= {"energy_compile_j": first.energy_j(domains), "latency_compile_s": first.duration_s}
     if result.prefill is not None and result.prefill.call_s and result.prefill.measurement.valid:
         f["energy_prefill_j"] = result.prefill.measurement.energy_j(domains) / len(result.prefill.call_s)
     if result.quality is not None:
         q = result.quality
         f |= {"quality_perplexity": q.perplexity, "quality_tokens": q.tokens,
-              "quality_eval_j": q.measurement.energy_j(domains), "quality_eval_s": q.measurement.duration_s}  # fmt: skip
+              "quality_eval_j": q.measurement.energy_j(domains),
+              "quality_eval_s": q.measurement.duration_s}  # fmt: skip
     return f
 
 
@@ -282,9 +284,8 @@ def assess(result: BenchResult, s: Summary, below_noise_floor: list[str]) -> Ass
     the sentences a user must read before quoting the figures."""
     a = Assessment(below_noise_floor=below_noise_floor)
     valid = [r.measurement for r in result.repetitions if r.measurement.valid]
-    if not valid:
-        if result.status == Status.FINISHED:
-            a.warnings.append("no valid measured window: there is no energy figure to quote")
+    if not valid:  # finished with every reading rejected, or failed before the first window
+        a.warnings.append("no valid measured window: there is no energy figure to quote")
         return a
     sources = valid[0].sources()
     domains, a.headline = headline_domains(valid[0])
@@ -295,11 +296,12 @@ def assess(result: BenchResult, s: Summary, below_noise_floor: list[str]) -> Ass
             f"estimate: no measured energy source here ({', '.join(a.headline_sources)} are CodeCarbon models); "
             "compare these figures only with other estimates"
         )
-    rel, target = s.measurement_ci_relative, s.measurement_target_ci
+    # The target the windows aimed for (summarize records the same value as measurement_target_ci).
+    rel, target = s.measurement_ci_relative, result.config.bench.target_ci
     if rel is None:
         a.warnings.append(f"{len(valid)} valid window: no interval; measure more windows")
     else:
-        a.target_reached = target is not None and rel <= target
+        a.target_reached = rel <= target
         if not a.target_reached:
             a.warnings.append(
                 f"interval {rel:.1%} wide, target {target * 100:g}%: the machine is noisy; repeat the run or use "

@@ -14,7 +14,9 @@ from mlflow_energy.tracking.uris import is_server, redact_in, redact_uri, run_pa
 
 def ui_hint(uri: str, experiment_id: str, run_id: str) -> str:
     """Where to see a run: its page on a server, or the command that opens a local store."""
-    return run_page(uri, experiment_id, run_id) if is_server(uri) else f"mlflow ui --backend-store-uri {redact_uri(uri)}"
+    if is_server(uri):
+        return run_page(uri, experiment_id, run_id)
+    return f"mlflow ui --backend-store-uri {redact_uri(uri)}"
 
 
 def log_and_report(

@@ -23,7 +23,8 @@ def register_command(argv: list[str]) -> None:
     parser.add_argument("--max", action="append", default=[], metavar="METRIC=VALUE", help="upper bound (repeatable)")
     parser.add_argument("--min", action="append", default=[], metavar="METRIC=VALUE", help="lower bound (repeatable)")
     parser.add_argument("--alias", default="efficient", help="alias to point at the champion (default efficient)")
-    parser.add_argument("--reference", action="store_true", help="hub models: record hub id and revision, copy no weights")
+    parser.add_argument("--reference", action="store_true",
+                        help="hub models: record hub id and revision, copy no weights")
     parser.add_argument("--allow-overlap", action="store_true",
                         help="move the alias to a better value even when the two 95%% intervals overlap "
                              "(default: only when the challenger is better beyond both)")  # fmt: skip

@@ -54,7 +54,9 @@ class Job:
         self.progress(message)
 
 
-def sweep_job(cfg: DictConfig, out_dir: Path, sweep: SweepState, sweep_dir: Path, num: int, overrides: list[str]) -> None:
+def sweep_job(
+    cfg: DictConfig, out_dir: Path, sweep: SweepState, sweep_dir: Path, num: int, overrides: list[str]
+) -> None:
     from mlflow_energy.config import ConfigError, config_hash, point_hash, to_run_config
     from mlflow_energy.tracking.kept import KeptResults, wait_for_server
     from mlflow_energy.tracking.run_names import point_name, replicate_run_name

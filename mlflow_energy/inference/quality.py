@@ -28,7 +28,8 @@ def validate_dataset(dataset: str) -> None:
     if dataset.startswith(HF_PREFIX):
         if len(dataset[len(HF_PREFIX) :].split(":")) < 2:
             raise ConfigError(
-                f"quality.dataset={dataset!r} must read hf:NAME[:CONFIG]:SPLIT, e.g. hf:wikitext:wikitext-2-raw-v1:test."
+                f"quality.dataset={dataset!r} must read hf:NAME[:CONFIG]:SPLIT, "
+                "e.g. hf:wikitext:wikitext-2-raw-v1:test."
             )
         try:
             import datasets  # noqa: F401
@@ -80,7 +81,8 @@ def perplexity(model: Any, tokenizer: Any, text: str, quality: QualityConfig, de
         if len(ids) >= quality.max_tokens:
             break
     ids = ids[: quality.max_tokens]
-    context = min(quality.context_tokens, getattr(model.config, "max_position_embeddings", None) or quality.context_tokens)
+    model_limit = getattr(model.config, "max_position_embeddings", None)
+    context = min(quality.context_tokens, model_limit or quality.context_tokens)
     windows = [ids[i : i + context] for i in range(0, len(ids), context)]
     windows = [w for w in windows if len(w) > 1]
     if not windows:

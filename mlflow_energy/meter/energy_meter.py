@@ -28,6 +28,12 @@ class WindowHandle:
     start_s: float = 0.0  # meter clock
     end_s: float = 0.0
 
+    def measured(self) -> Measurement:
+        """The measurement, read after the ``with`` block: the meter sets it whenever the block
+        ends without an exception (an exception propagates past every reader)."""
+        assert self.measurement is not None, "a window's measurement is read before its with block ended"
+        return self.measurement
+
 
 @dataclass
 class CounterEdge:
@@ -119,7 +125,7 @@ class EnergyMeter:
             if value != last:
                 changes.append(self.now_s())
                 last = value
-        gaps = sorted(b - a for a, b in zip(changes, changes[1:]))
+        gaps = sorted(b - a for a, b in zip(changes, changes[1:], strict=False))
         return gaps[len(gaps) // 2] if gaps else None
 
     def _gpu_temperatures(self) -> dict[str, float]:
@@ -190,7 +196,9 @@ class EnergyMeter:
                 m.gpu_j[str(i)] = integral
         return m
 
-    def _add_counter_energy(self, m: Measurement, i: int, handle: WindowHandle, start: CounterEdge, end: CounterEdge) -> None:
+    def _add_counter_energy(
+        self, m: Measurement, i: int, handle: WindowHandle, start: CounterEdge, end: CounterEdge
+    ) -> None:
         """GPU ``i``'s counter difference, less its idle energy over the edge waits; a
         difference that is negative or zero is rejected and named in ``m.problems``."""
         delta_mj = end.mj[i] - start.mj[i]
@@ -211,10 +219,10 @@ class EnergyMeter:
         taken out of later windows for their edge waits."""
         with self.window("idle") as w:
             time.sleep(seconds)
-        assert w.measurement is not None
-        if w.measurement.duration_s > 0:
-            self._gpu_idle_w = {int(i): j / w.measurement.duration_s for i, j in w.measurement.gpu_j.items()}
-        return w.measurement
+        idle = w.measured()
+        if idle.duration_s > 0:
+            self._gpu_idle_w = {int(i): j / idle.duration_s for i, j in idle.gpu_j.items()}
+        return idle
 
     def timeline(self) -> list[TimelineSample]:
         return self.sampler.samples()

@@ -88,11 +88,12 @@ class NvmlGpus:
             return
         if nvml is None:
             try:
-                import pynvml as nvml
+                import pynvml
             except ImportError:
                 self.unavailable_reason = "pynvml is not installed"
                 return
-        self._nvml = nvml
+            nvml = pynvml
+        self._nvml: Any = nvml
         try:
             nvml.nvmlInit()
         except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded...

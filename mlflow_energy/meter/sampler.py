@@ -147,6 +147,6 @@ class PowerSampler:
         if len(points) < 2:
             return None
         energy = points[0][1] * (points[0][0] - start_s) + points[-1][1] * (end_s - points[-1][0])
-        for (t0, p0), (t1, p1) in zip(points, points[1:]):
+        for (t0, p0), (t1, p1) in zip(points, points[1:], strict=False):
             energy += (p0 + p1) / 2 * (t1 - t0)
         return energy

@@ -59,8 +59,8 @@ def _table(s: Summary, a: Assessment, result: BenchResult) -> Table:
     table.add_column("figure")
     table.add_column("gross", justify="right")
     table.add_column("net of idle", justify="right")
-    table.add_row(f"energy per token, {basis}",
-                  _fmt(s.energy_j_per_token, "J") + _interval(s.energy_j_per_token_ci95_low, s.energy_j_per_token_ci95_high),
+    interval = _interval(s.energy_j_per_token_ci95_low, s.energy_j_per_token_ci95_high)
+    table.add_row(f"energy per token, {basis}", _fmt(s.energy_j_per_token, "J") + interval,
                   _net(s, "energy_net_j_per_token", "J", dropped))  # fmt: skip
     table.add_row("energy per 1,000 requests", _fmt(s.energy_wh_per_1k_requests, "Wh"), "")
     table.add_row("energy of the generate windows", _fmt(s.energy_total_j, "J"), _net(s, "energy_net_j", "J", dropped))
@@ -73,7 +73,8 @@ def _table(s: Summary, a: Assessment, result: BenchResult) -> Table:
         net = _net(s, "energy_gpu_net_j", "J", dropped) if domain == "GPU" else ""
         table.add_row(f"  {domain} ({source}{kept_out})", _fmt(figure, "J"), net)
     if s.energy_with_estimates_j_per_token is not None and a.headline == "measured":
-        table.add_row("energy per token with CodeCarbon's estimates", _fmt(s.energy_with_estimates_j_per_token, "J"), "")
+        table.add_row("energy per token with CodeCarbon's estimates",
+                      _fmt(s.energy_with_estimates_j_per_token, "J"), "")  # fmt: skip
     table.add_row("emissions (energy with estimates)", _fmt(s.emissions_g_co2e, "g CO2e"), "")
     table.add_row("throughput", _fmt(s.throughput_tokens_per_s, "tokens/s")
                   + _interval(s.throughput_tokens_per_s_ci95_low, s.throughput_tokens_per_s_ci95_high), "")  # fmt: skip

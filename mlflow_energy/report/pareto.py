@@ -10,10 +10,9 @@ def pareto_front(costs: list[float], gains: list[float]) -> list[int]:
     one; equal points are all kept.
     """
     front = []
-    for i, (cost, gain) in enumerate(zip(costs, gains)):
-        dominated = any(
-            c <= cost and g >= gain and (c < cost or g > gain) for j, (c, g) in enumerate(zip(costs, gains)) if j != i
-        )
+    points = list(zip(costs, gains, strict=True))
+    for i, (cost, gain) in enumerate(points):
+        dominated = any(c <= cost and g >= gain and (c < cost or g > gain) for j, (c, g) in enumerate(points) if j != i)
         if not dominated:
             front.append(i)
     return front

@@ -32,7 +32,6 @@ from mlflow_energy.report.pareto import pareto_front
 from mlflow_energy.report.replicates import combine, show
 from mlflow_energy.tracking import filters, names
 from mlflow_energy.tracking.logger import run_params
-from mlflow_energy.tracking.uris import redact_uri, run_page
 from mlflow_energy.tracking.sweep_state import (
     Outcome,
     PointOutcome,
@@ -40,6 +39,7 @@ from mlflow_energy.tracking.sweep_state import (
     SweepState,
     count_outcomes,
 )
+from mlflow_energy.tracking.uris import redact_uri, run_page
 
 log = logging.getLogger("mlflow_energy.sweep")
 
@@ -68,7 +68,8 @@ LABELS = {  # the ranked metrics as the console heads them
     QUALITY: "perplexity",
 }
 _COUNT_METRICS = {Outcome.FINISHED: names.METRIC_SWEEP_FINISHED, Outcome.FAILED: names.METRIC_SWEEP_FAILED,
-                  Outcome.SKIPPED: names.METRIC_SWEEP_SKIPPED, Outcome.NOT_LOGGED: names.METRIC_SWEEP_NOT_LOGGED}  # fmt: skip
+                  Outcome.SKIPPED: names.METRIC_SWEEP_SKIPPED,
+                  Outcome.NOT_LOGGED: names.METRIC_SWEEP_NOT_LOGGED}  # fmt: skip
 # How a point compares with the best on one metric.
 BEST, TIED, WORSE, UNTESTED = "best", "indistinguishable", "worse", "untested"
 
@@ -280,6 +281,8 @@ document.querySelectorAll('th').forEach((th, col) => th.addEventListener('click'
 
 def write_html(rows: list[PointRow], keys: list[str], path: Path, tracking_uri: str, title: str) -> None:
     def anchor(r: PointRow, run_id: str, text: str) -> str:
+        # run_ids holds logged runs only, and a logged run gives its row the experiment id.
+        assert r.experiment_id is not None, f"{r.name} has a run but no experiment"
         href = run_page(tracking_uri, r.experiment_id, run_id)
         return f'<a href="{html.escape(href)}" target="_top">{html.escape(text)}</a>'
 
@@ -331,7 +334,8 @@ def plot_pareto(rows: list[PointRow], path: Path, title: str) -> bool:
     fig, axes = plt.subplots(1, panels, figsize=(7 * panels, 5), dpi=100, squeeze=False)
     _scatter(axes[0][0], measured, SPEED, "tokens/s (higher is better)", [r.pareto for r in measured])
     if with_quality:
-        front = set(pareto_front([r.metrics[ENERGY] for r in with_quality], [-r.metrics[QUALITY] for r in with_quality]))
+        front = set(pareto_front([r.metrics[ENERGY] for r in with_quality],
+                                 [-r.metrics[QUALITY] for r in with_quality]))  # fmt: skip
         _scatter(axes[0][1], with_quality, QUALITY, "perplexity (lower is better)",
                  [i in front for i in range(len(with_quality))])  # fmt: skip
     keys = [part.partition("=")[0] for part in rows[0].name.split(",") if "=" in part]
@@ -360,9 +364,9 @@ def _scatter(ax: Any, rows: list[PointRow], x_metric: str, x_label: str, on_fron
     ax.errorbar(xs, ys, xerr=_error_bars(rows, x_metric), yerr=_error_bars(rows, ENERGY), fmt="none",
                 ecolor="tab:gray", elinewidth=0.8, capsize=2, zorder=2)  # fmt: skip
     ax.scatter(xs, ys, c=["tab:red" if f else "tab:gray" for f in on_front], zorder=3)
-    front = sorted((x, y) for x, y, f in zip(xs, ys, on_front) if f)
+    front = sorted((x, y) for x, y, f in zip(xs, ys, on_front, strict=True) if f)
     ax.plot([x for x, _ in front], [y for _, y in front], color="tab:red", linewidth=1, label="Pareto front")
-    for x, y, r in zip(xs, ys, rows):
+    for x, y, r in zip(xs, ys, rows, strict=True):
         ax.annotate(_short(r.name), (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
     ax.set_xlabel(x_label)
     ax.set_ylabel("energy per token, J (lower is better)")
@@ -470,7 +474,9 @@ def rebuild_report(tracking_uri: str, experiment: str, sweep_id: str | None, fol
     from mlflow_energy.tracking.logger import search_experiment_runs
 
     client = MlflowClient(tracking_uri=tracking_uri)
-    _, parents = search_experiment_runs(client, experiment, filters.SWEEP_PARENTS, sweep_id, order_by=filters.NEWEST_FIRST)
+    _, parents = search_experiment_runs(
+        client, experiment, filters.SWEEP_PARENTS, sweep_id, order_by=filters.NEWEST_FIRST
+    )
     if not parents:
         which = f"sweep {sweep_id!r}" if sweep_id else "any sweep"
         raise LookupError(f"experiment {experiment!r} holds no parent run of {which}; check --sweep.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from mlflow_energy.bench.result import BenchResult
@@ -25,8 +26,10 @@ def plot_timeline(samples: list[TimelineSample], result: BenchResult, path: Path
             ax.plot([t for t, _ in points], [p for _, p in points], label=f"{device} power", linewidth=1)
         ax.set_ylabel("GPU power (W)")
     else:
-        points = [(s.t_s, s.utilization_pct) for s in samples if s.device == HOST]
-        ax.plot([t for t, _ in points], [u for _, u in points], label="host CPU utilisation", linewidth=1)
+        host_points = [(s.t_s, s.utilization_pct) for s in samples if s.device == HOST]
+        # A missing reading (an empty CSV cell) is a gap in the line, as matplotlib draws None.
+        utilization = [math.nan if u is None else u for _, u in host_points]
+        ax.plot([t for t, _ in host_points], utilization, label="host CPU utilisation", linewidth=1)
         ax.set_ylabel("CPU utilisation (%)")
     colours = {"load": "tab:gray", "idle": "tab:blue", "warm-up": "tab:purple", "prefill": "tab:orange",
                "generate": "tab:green", "quality": "tab:brown"}  # fmt: skip

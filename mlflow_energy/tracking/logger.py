@@ -111,10 +111,12 @@ def _tags(result: BenchResult) -> dict[str, str]:
     tags = {
         names.TAG_STATUS: result.status.value,
         names.TAG_CONFIG_HASH: result.config_hash,
-        names.TAG_DEVICE: str(result.device),
-        names.TAG_CPU_MODEL: str(env.get("cpu_model")),
         names.TAG_GPU_COUNT: str(len(gpus)),
     }
+    if result.device:  # unknown when the run failed before it chose one
+        tags[names.TAG_DEVICE] = result.device
+    if env.get("cpu_model"):
+        tags[names.TAG_CPU_MODEL] = str(env["cpu_model"])
     if gpus:
         tags[names.TAG_GPU_MODEL] = ", ".join(sorted({g["name"] for g in gpus}))
         tags[names.TAG_GPU_DRIVER] = str(env.get("gpu_driver"))
@@ -227,7 +229,10 @@ def _fill_run(client: Any, run_id: str, result: BenchResult, out_dir: Path, extr
 
     now_ms = int(time.time() * 1000)
     summary = result.summary
-    figures = {**(names.summary_metrics(summary) if summary else {}), **names.per_gpu_energy_metrics(gpu_j_by_device(result))}
+    figures = {
+        **(names.summary_metrics(summary) if summary else {}),
+        **names.per_gpu_energy_metrics(gpu_j_by_device(result)),
+    }
     metrics = [Metric(k, v, now_ms, 0) for k, v in figures.items()]
     timeline_path = out_dir / TIMELINE_FILE
     timeline = read_timeline_csv(timeline_path) if timeline_path.is_file() else []

@@ -91,6 +91,10 @@ class Candidate:
     def metric(self, key: str) -> float | None:
         return self.figures.metrics.get(key)
 
+    def value(self, key: str) -> float:
+        """A metric the candidate logged (a kept candidate logged the selected metric: ``_judge``)."""
+        return self.figures.metrics[key]
+
     def interval(self, key: str) -> Interval | None:
         return self.figures.intervals.get(key)
 
@@ -131,8 +135,9 @@ def select(
     candidates = [_judge(replicates, metric, constraints) for replicates in _configurations(runs)]
     kept = [c for c in candidates if c.kept]
     if not kept:
+        reasons = ", ".join(sorted({c.reason for c in candidates}))
         raise RegistryError(
-            f"none of the {len(runs)} runs meets the constraints ({', '.join(sorted({c.reason for c in candidates}))}); "
+            f"none of the {len(runs)} runs meets the constraints ({reasons}); "
             "relax them or measure more configurations."
         )
     return Selection(candidates, _best(kept, metric, direction), metric, direction)
@@ -161,10 +166,12 @@ def _judge(runs: list[Any], metric: str, constraints: list[Constraint]) -> Candi
 
 def _best(kept: list[Candidate], metric: str, direction: str) -> Candidate:
     sign = 1 if direction == "min" else -1
-    best_value = min(sign * c.metric(metric) for c in kept)
-    tied = [c for c in kept if math.isclose(sign * c.metric(metric), best_value, rel_tol=1e-9)]
+    best_value = min(sign * c.value(metric) for c in kept)
+    tied = [c for c in kept if math.isclose(sign * c.value(metric), best_value, rel_tol=1e-9)]
     measured = [c for c in tied if c.metric(ENERGY) is not None and c.metric(SPEED) is not None]
-    front = {id(measured[i]) for i in pareto_front([c.metric(ENERGY) for c in measured], [c.metric(SPEED) for c in measured])}
+    front = {
+        id(measured[i]) for i in pareto_front([c.value(ENERGY) for c in measured], [c.value(SPEED) for c in measured])
+    }
     return max(tied, key=lambda c: (id(c) in front, c.metric(SPEED) or 0.0))
 
 
@@ -277,13 +284,13 @@ def challenger_wins(
     ``allow_overlap``, or where either version has no interval."""
     lower = direction == "min"
     wins = challenger.value < champion.value if lower else challenger.value > champion.value
-    missing = [f"version {c.version}" for c in (champion, challenger) if c.interval is None]
-    if missing:
+    new, old = challenger.interval, champion.interval
+    if new is None or old is None:
+        missing = [f"version {c.version}" for c in (champion, challenger) if c.interval is None]
         rule = f"by value, as {' and '.join(missing)} {'has' if len(missing) == 1 else 'have'} no 95% interval"
     elif allow_overlap:
         rule = "by value (allow-overlap: the 95% intervals may overlap)"
     else:
-        new, old = challenger.interval, champion.interval
         wins = new.high < old.low if lower else new.low > old.high
         rule = "beyond both 95% intervals (allow-overlap would compare the values)"
     return wins, f"{metric} {challenger} is {'' if wins else 'not '}better than {champion} {rule}"
@@ -309,15 +316,18 @@ def decide_alias(
     except Exception:  # no such alias yet
         client.set_registered_model_alias(name, alias, version)
         return True, f"@{alias} now points to version {version} (first champion).", None
-    previous = champion.version
-    if champion.tags.get(names.VERSION_HARDWARE) != hardware:
-        return False, (f"@{alias} stays on version {previous}: it was measured on {champion.tags.get(names.VERSION_HARDWARE)}, "
-                       f"version {version} on {hardware}; figures from different hardware do not compare."), previous  # fmt: skip
-    if champion.tags.get(names.VERSION_SELECTED_BY) != f"{selection.direction} {selection.metric}":
-        return False, (f"@{alias} stays on version {previous}: it was chosen by {champion.tags.get(names.VERSION_SELECTED_BY)}, "
+    previous = str(champion.version)  # the SQLite registry gives an int
+    champion_hardware = champion.tags.get(names.VERSION_HARDWARE)
+    if champion_hardware != hardware:
+        return False, (f"@{alias} stays on version {previous}: it was measured on {champion_hardware}, "
+                       f"version {version} on {hardware}; "
+                       "figures from different hardware do not compare."), previous  # fmt: skip
+    champion_selected_by = champion.tags.get(names.VERSION_SELECTED_BY)
+    if champion_selected_by != f"{selection.direction} {selection.metric}":
+        return False, (f"@{alias} stays on version {previous}: it was chosen by {champion_selected_by}, "
                        f"not {selection.direction} {selection.metric}."), previous  # fmt: skip
     metric, chosen = selection.metric, selection.chosen
-    challenger = Contender(version, chosen.metric(metric), chosen.interval(metric))
+    challenger = Contender(version, chosen.value(metric), chosen.interval(metric))
     wins, why = challenger_wins(metric, selection.direction, challenger, champion_contender(champion), allow_overlap)
     if wins:
         client.set_registered_model_alias(name, alias, version)
@@ -330,6 +340,11 @@ def energy_card(selection: Selection, reference: bool) -> str:
     chosen, run = selection.chosen, selection.chosen.run
     m, p, t = chosen.figures.metrics, run.data.params, run.data.tags
     interval = chosen.interval(selection.metric)
+    weights = (
+        "Weights are referenced by hub id and revision, not copied."
+        if reference
+        else "The exact weights are stored with this version."
+    )
 
     def fig(key: str, unit: str) -> str:
         return f"{m[key]:.4g} {unit}" if key in m else "not measured"
@@ -339,7 +354,7 @@ def energy_card(selection: Selection, reference: bool) -> str:
 Chosen as the {selection.direction} of `{selection.metric}` among {sum(c.kept for c in selection.candidates)} qualifying
 configurations (of {len(selection.candidates)}); source run `{run.info.run_id}`. The figures are the mean of
 {len(chosen.runs)} run(s) ({', '.join(f'`{r.info.run_id}`' for r in chosen.runs)}); `{selection.metric}`
-{show(chosen.metric(selection.metric), interval)}{f' (95% interval from {chosen.figures.covers})' if interval else ''}.
+{show(chosen.value(selection.metric), interval)}{f' (95% interval from {chosen.figures.covers})' if interval else ''}.
 
 | figure | value |
 |---|---|
@@ -359,7 +374,7 @@ quantization {p.get(names.PARAM_MODEL_QUANTIZATION, 'none')}, batch {p.get(names
 `{t.get(names.TAG_SOURCE_PREFIX + 'gpu')}`, CPU from `{t.get(names.TAG_SOURCE_PREFIX + 'cpu')}`, RAM from
 `{t.get(names.TAG_SOURCE_PREFIX + 'ram')}` (estimates are CodeCarbon models, not readings); identical warm-up,
 {fig(names.REPETITIONS, 'windows')} of about {fig(names.WINDOW_S, 's')} each, energy CV
-{fig(names.ENERGY_CV, '')}; trust: {t.get(names.TAG_TRUST, 'not assessed')}. {'Weights are referenced by hub id and revision, not copied.' if reference else 'The exact weights are stored with this version.'}
+{fig(names.ENERGY_CV, '')}; trust: {t.get(names.TAG_TRUST, 'not assessed')}. {weights}
 """
 
 

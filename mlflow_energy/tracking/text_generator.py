@@ -34,10 +34,12 @@ class TextGenerator(PythonModel):
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        # PreTrainedModel.to is decorated with functools.wraps, which typeshed types as a plain
+        # callable that is not bound to the instance: mypy takes the device for ``self``.
         model = AutoModelForCausalLM.from_pretrained(
             location, revision=revision, dtype=getattr(torch, config["dtype"]),
             attn_implementation=config["attn_implementation"], use_safetensors=True,
-        ).to(self.device)  # fmt: skip
+        ).to(self.device)  # type: ignore[arg-type]  # fmt: skip
         self.model = quantize(model.eval(), config["quantization"])
         self.max_new_tokens = int(config.get("max_new_tokens", 32))
 
@@ -48,7 +50,9 @@ class TextGenerator(PythonModel):
         batch = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
         new_tokens = int((params or {}).get("max_new_tokens", self.max_new_tokens))
         with torch.inference_mode():
-            output = self.model.generate(**batch, max_new_tokens=new_tokens, do_sample=False,
+            # ids and mask only: some tokenizers add token_type_ids, which generate refuses
+            output = self.model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                         max_new_tokens=new_tokens, do_sample=False,
                                          pad_token_id=self.tokenizer.pad_token_id)  # fmt: skip
         return self.tokenizer.batch_decode(output[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
 

@@ -5,93 +5,29 @@ benchmark process left, and that the next launch measures nothing twice."""
 
 from __future__ import annotations
 
-import json
-import os
-import shlex
-import signal
-import subprocess
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import pytest
 
-from processes import CLI, cli_env, experiment_runs
+from processes import (
+    EXIT_INTERRUPTED,
+    EXIT_RUN_FAILED,
+    QUICK_NO_QUALITY,
+    Launch,
+    experiment_runs,
+    result_of,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
-QUICK = ["bench=quick", "bench.idle_s=0.2", "bench.min_repetitions=2", "bench.min_duration_s=0.5",
-         "bench.max_duration_s=1", "quality=off"]  # fmt: skip
 UNTIL_STOPPED = ["bench.min_duration_s=100000", "bench.max_duration_s=100000"]  # a benchmark that never ends by itself
-EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_TRACKING_ERROR = 130, 1, 3
-
-
-def wait_until(condition: Callable[[], object], what: str, timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(0.1)
-
-
-@dataclass
-class Launch:
-    """One `mlflow-energy` command in a session of its own (one process group, as a terminal
-    makes one), its output in files so that it can be read while it runs."""
-
-    proc: subprocess.Popen
-    args: list[str]
-    stderr_path: Path
-
-    @classmethod
-    def start(cls, folder: Path, *args: str, env_extra: dict[str, str] | None = None) -> Launch:
-        env = cli_env(env_extra)
-        name = f"launch-{time.monotonic_ns()}"
-        stdout, stderr = folder / f"{name}.out", folder / f"{name}.err"
-        proc = subprocess.Popen([CLI, *args], cwd=folder, env=env, stdout=stdout.open("w"), stderr=stderr.open("w"),
-                                start_new_session=True)  # fmt: skip
-        return cls(proc, list(args), stderr)
-
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text()
-
-    @property
-    def command(self) -> str:
-        """The command as the tool prints it for a resume."""
-        return f"mlflow-energy {shlex.join(self.args)}"
-
-    def sentences(self) -> list[str]:
-        """The tool's own lines on stderr (not the progress log lines)."""
-        return [line for line in self.stderr.splitlines() if line.startswith("mlflow-energy: ")]
-
-    def wait(self) -> int:
-        return self.proc.wait(timeout=600)
-
-    def interrupt(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGINT)
-
-    def pause(self) -> None:
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        self.proc.send_signal(signal.SIGCONT)
-
-    def benchmark_processes(self) -> tuple[psutil.Process, psutil.Process]:
-        """(the zygote, the benchmark child it started)."""
-        children = psutil.Process(self.proc.pid).children()
-        zygote = next(p for p in children if "mlflow_energy.bench.zygote" in p.cmdline())
-        wait_until(zygote.children, "the benchmark child")
-        return zygote, zygote.children()[0]
 
 
 def running(processes: list[psutil.Process]) -> list[psutil.Process]:
     return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-
-
-def result_of(out_dir: Path) -> dict:
-    return json.loads((out_dir / "result.json").read_text())
 
 
 def phase_started(out_dir: Path, phase: str) -> bool:
@@ -104,22 +40,24 @@ def single_run_folder(folder: Path) -> Path:
     return out_dir
 
 
-def run_in_a_measured_window(tmp_path: Path) -> tuple[Launch, Path, psutil.Process, psutil.Process]:
+def run_in_a_measured_window(
+    launch: Callable[..., Launch], tmp_path: Path, env_extra: dict[str, str] | None = None
+) -> tuple[Launch, Path, psutil.Process, psutil.Process]:
     """A single run started in ``tmp_path``, once it measures: (launch, output folder, zygote, child)."""
-    launch = Launch.start(tmp_path, "run", *QUICK, *UNTIL_STOPPED)
+    started = launch(tmp_path, "run", *QUICK_NO_QUALITY, *UNTIL_STOPPED, env_extra=env_extra)
     wait_until(lambda: list(tmp_path.glob("outputs/*/*/bench.log")), "the benchmark to start")
     out_dir = single_run_folder(tmp_path)
     wait_until(lambda: phase_started(out_dir, "repetition 2"), "a measured window")
-    zygote, child = launch.benchmark_processes()
-    return launch, out_dir, zygote, child
+    zygote, child = started.benchmark_processes()
+    return started, out_dir, zygote, child
 
 
-def test_ctrl_c_stops_a_run_cleanly_and_keeps_what_it_measured(tmp_path: Path) -> None:
-    launch, out_dir, zygote, child = run_in_a_measured_window(tmp_path)
-    launch.interrupt()
-    assert launch.wait() == EXIT_INTERRUPTED
-    assert "Traceback" not in launch.stderr
-    stopping, interrupted = launch.sentences()
+def test_ctrl_c_stops_a_run_cleanly_and_keeps_what_it_measured(launch, tmp_path: Path) -> None:
+    command, out_dir, zygote, child = run_in_a_measured_window(launch, tmp_path)
+    command.interrupt()
+    assert command.wait() == EXIT_INTERRUPTED
+    assert "Traceback" not in command.stderr
+    stopping, interrupted = command.sentences()
     assert "Ctrl-C again to exit at once" in stopping
     (run,) = experiment_runs(tmp_path)
     assert interrupted == (f"mlflow-energy: interrupted: what was measured is kept in {out_dir} and logged as run "
@@ -131,17 +69,17 @@ def test_ctrl_c_stops_a_run_cleanly_and_keeps_what_it_measured(tmp_path: Path) -
     assert running([zygote, child]) == []
 
 
-def test_a_second_ctrl_c_exits_at_once(tmp_path: Path) -> None:
+def test_a_second_ctrl_c_exits_at_once(launch, tmp_path: Path) -> None:
     """The first Ctrl-C cannot finish here (the benchmark is frozen, so it cannot save and exit):
     the second one ends the command at once, and the benchmark goes with it."""
-    launch, out_dir, zygote, child = run_in_a_measured_window(tmp_path)
+    command, out_dir, zygote, child = run_in_a_measured_window(launch, tmp_path)
     child.suspend()
-    launch.interrupt()
-    wait_until(lambda: "Ctrl-C again" in launch.stderr, "the first Ctrl-C to be acknowledged")
-    launch.interrupt()
-    assert launch.wait() == EXIT_INTERRUPTED
-    assert launch.sentences()[-1].startswith("mlflow-energy: second Ctrl-C: exiting now")
-    assert "Traceback" not in launch.stderr
+    command.interrupt()
+    wait_until(lambda: "Ctrl-C again" in command.stderr, "the first Ctrl-C to be acknowledged")
+    command.interrupt()
+    assert command.wait() == EXIT_INTERRUPTED
+    assert command.sentences()[-1].startswith("mlflow-energy: second Ctrl-C: exiting now")
+    assert "Traceback" not in command.stderr
     child.resume()  # it received SIGTERM when the zygote died, as a frozen process it could not act on it
     psutil.wait_procs([zygote, child], timeout=60)
     assert running([zygote, child]) == []
@@ -149,12 +87,12 @@ def test_a_second_ctrl_c_exits_at_once(tmp_path: Path) -> None:
     assert experiment_runs(tmp_path) == []  # no run was created, so none is left RUNNING
 
 
-def test_ctrl_c_in_a_sweep_closes_it_and_the_relaunch_measures_nothing_twice(tmp_path: Path) -> None:
+def test_ctrl_c_in_a_sweep_closes_it_and_the_relaunch_measures_nothing_twice(launch, tmp_path: Path) -> None:
     """Ctrl-C arrives while point 2's benchmark has just finished on disk (the command is held
     still meanwhile): that result is logged, not lost, point 3 does not start, the parent is
     closed KILLED with the report; the relaunch measures point 3 only."""
-    args = ["run", "-m", *QUICK, "workload.batch_size=1,2,3"]
-    first = Launch.start(tmp_path, *args)
+    args = ["run", "-m", *QUICK_NO_QUALITY, "workload.batch_size=1,2,3"]
+    first = launch(tmp_path, *args)
     wait_until(lambda: list(tmp_path.glob("multirun/*/*/1/bench.log")), "point 2 to start")
     (sweep_dir,) = tmp_path.glob("multirun/*/*")
     first.pause()
@@ -178,7 +116,7 @@ def test_ctrl_c_in_a_sweep_closes_it_and_the_relaunch_measures_nothing_twice(tmp
     assert children["workload.batch_size=2"].data.tags["mlflow_energy.result_id"] == result_of(point2)["result_id"]
     assert not (sweep_dir / "2" / "result.json").exists()  # point 3 never started
 
-    second = Launch.start(tmp_path, *args)
+    second = launch(tmp_path, *args)
     assert second.wait() == 0, second.stderr[-3000:]
     runs = experiment_runs(tmp_path)
     (parent,) = [r for r in runs if r.data.tags.get("mlflow_energy.sweep_parent") == "true"]
@@ -193,21 +131,19 @@ def test_ctrl_c_in_a_sweep_closes_it_and_the_relaunch_measures_nothing_twice(tmp
 
 
 @pytest.mark.parametrize("start", ["fork", "spawn"])
-def test_a_killed_zygote_takes_its_benchmark_with_it_and_the_result_is_logged_once(tmp_path: Path, start: str) -> None:
+def test_a_killed_zygote_takes_its_benchmark_with_it_and_the_result_is_logged_once(
+    launch, tmp_path: Path, start: str
+) -> None:
     env = {"MLFLOW_ENERGY_NO_FORK": "1"} if start == "spawn" else {}
-    launch = Launch.start(tmp_path, "run", *QUICK, *UNTIL_STOPPED, env_extra=env)
-    wait_until(lambda: list(tmp_path.glob("outputs/*/*/bench.log")), "the benchmark to start")
-    out_dir = single_run_folder(tmp_path)
-    wait_until(lambda: phase_started(out_dir, "repetition 2"), "a measured window")
-    zygote, child = launch.benchmark_processes()
+    command, out_dir, zygote, child = run_in_a_measured_window(launch, tmp_path, env)
     zygote.kill()
-    assert launch.wait() == EXIT_RUN_FAILED
+    assert command.wait() == EXIT_RUN_FAILED
     assert running([child]) == []  # gone before the command logged its result, so nothing rewrites it
-    assert "Traceback" not in launch.stderr
+    assert "Traceback" not in command.stderr
     (run,) = experiment_runs(tmp_path)
     assert run.info.status == "FAILED"
     assert "zygote process died during repetition" in run.data.tags["mlflow_energy.error"]
     assert result_of(out_dir)["status"] == "failed"
-    relog = Launch.start(tmp_path, "log", str(out_dir))
+    relog = launch(tmp_path, "log", str(out_dir))
     assert relog.wait() == EXIT_RUN_FAILED  # the result failed; it is not logged a second time
     assert [r.info.run_id for r in experiment_runs(tmp_path)] == [run.info.run_id]

@@ -91,7 +91,8 @@ def test_a_logging_attempt_that_breaks_leaves_no_running_run(concurrent_first_ru
     request = (out_dir / "logging.json").read_text()
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     (tmp_path / "blocker").write_text("a file, not a folder")
-    MlflowClient(tracking_uri=store).create_experiment("blocked", artifact_location=(tmp_path / "blocker" / "art").as_uri())
+    blocked = (tmp_path / "blocker" / "art").as_uri()
+    MlflowClient(tracking_uri=store).create_experiment("blocked", artifact_location=blocked)
     code, _, err = finish(cli(tmp_path, "log", str(out_dir), "--tracking-uri", store, "--experiment", "blocked"))
     assert code == 3 and "log it later with: mlflow-energy log" in err and "Traceback" not in err
     assert experiment_runs(tmp_path, "blocked") == []  # nothing RUNNING, nothing half-logged

@@ -21,8 +21,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from processes import cli_env
-from test_interrupts import EXIT_TRACKING_ERROR, QUICK, Launch, result_of, wait_until
+from processes import EXIT_TRACKING_ERROR, QUICK_NO_QUALITY, Launch, cli_env, result_of, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -96,24 +95,25 @@ def outcome(sweep_dir: Path, job: int) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def while_held(launch: Launch, action: Callable[[], None]) -> None:
+def while_held(command: Launch, action: Callable[[], None]) -> None:
     """``action`` while the command is held still, so the state it changes is the one its next
     step meets."""
-    launch.pause()
+    command.pause()
     try:
         action()
     finally:
-        launch.resume()
+        command.resume()
 
 
 def test_a_tracking_outage_loses_nothing_and_the_same_command_recovers_everything(
-    server: TrackingServer, tmp_path: Path
+    server: TrackingServer, launch, tmp_path: Path
 ) -> None:
-    args = ["run", "-m", *QUICK, "workload.batch_size=1,2,3", "tracking.wait_s=1", f"tracking.uri={server.uri}"]
+    args = ["run", "-m", *QUICK_NO_QUALITY, "workload.batch_size=1,2,3", "tracking.wait_s=1",
+            f"tracking.uri={server.uri}"]  # fmt: skip
     client = MlflowClient(tracking_uri=server.uri)
 
     # 1. The server stops once point 1 is logged and is back once point 2 has given up.
-    first = Launch.start(tmp_path, *args)
+    first = launch(tmp_path, *args)
     sweep_dir = new_sweep_folder(tmp_path, set())
     wait_until(lambda: outcome(sweep_dir, 0), "point 1 to end")
     while_held(first, server.stop)
@@ -145,7 +145,7 @@ def test_a_tracking_outage_loses_nothing_and_the_same_command_recovers_everythin
     assert (tmp_path / ".mlflow_energy" / "kept" / sweep_id).is_dir()
 
     # 2. The same command; the server stops as soon as the sweep has begun and stays down.
-    second = Launch.start(tmp_path, *args)
+    second = launch(tmp_path, *args)
     second_dir = new_sweep_folder(tmp_path, {sweep_dir})
     while_held(second, server.stop)
     assert second.wait() == EXIT_TRACKING_ERROR, second.stderr[-3000:]
@@ -158,7 +158,7 @@ def test_a_tracking_outage_loses_nothing_and_the_same_command_recovers_everythin
 
     # 3. The server is back: the same command logs what waited, measures nothing, closes the sweep.
     server.start()
-    third = Launch.start(tmp_path, *args)
+    third = launch(tmp_path, *args)
     third_dir = new_sweep_folder(tmp_path, {sweep_dir, second_dir})
     assert third.wait() == 0, third.stderr[-3000:]
     assert not list(third_dir.glob("*/result.json"))

@@ -22,7 +22,8 @@ def sh(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProces
 
 
 def test_the_wheel_runs_from_an_empty_folder(tmp_path: Path) -> None:
-    sh(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", PROJECT)
+    sh(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist",
+       PROJECT)  # fmt: skip
     (wheel,) = (tmp_path / "dist").glob("mlflow_energy-*.whl")
     venv = tmp_path / "venv"
     sh(sys.executable, "-m", "venv", venv)
