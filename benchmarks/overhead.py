@@ -9,12 +9,16 @@ that drift (clocks, temperature, other tenants of the host) hits every variant a
   on a host whose CPU speed wanders, no overhead smaller than that can be seen.
 - metered: the meter as `mlflow-energy run` uses it, the figure for the goal.
 - with --breakdown also: the sampling thread alone, and CodeCarbon alone.
+- with --track also: the same calls inside ``mlflow_energy.track()``, one named window per call,
+  timed inside the block (what the API costs the work); its fixed cost (meter start, reading,
+  logging to a SQLite store) is printed apart.
 
 For each variant the table gives the mean of (its tokens/s / bare tokens/s of the same round)
 with a 95% interval, and the median.
 
     python benchmarks/overhead.py --rounds 5                        # CPU, tiny model
     python benchmarks/overhead.py --model llama-3.2-1b --batch 8 --prompt-tokens 256 --new-tokens 64 --rounds 60
+    python benchmarks/overhead.py --rounds 5 --track                # mlflow_energy.track() too
 
 Goal: at most 1% slowdown on GPU.
 """
@@ -51,6 +55,8 @@ class Sides:
         self.host = HostEnergy("USA", None, folder)
         self.sampler_busy_s = self.codecarbon_busy_s = self.metered_s = 0.0
         self.windows = 0
+        self.track_fixed_s: list[float] = []  # track()'s own start, read and log, per side
+        self._store = f"sqlite:///{folder / 'mlflow.db'}"
         self._time_codecarbon_monitor()
 
     def _time_codecarbon_monitor(self) -> None:
@@ -90,7 +96,26 @@ class Sides:
             self.metered_s += window.measurement.duration_s
         return window.measurement.duration_s
 
-    def variants(self, breakdown: bool) -> dict[str, Callable[[], float]]:
+    def tracked(self) -> float:
+        """Seconds of the calls inside ``mlflow_energy.track()``, a window each, timed inside the
+        block; the rest of the block's wall time is its fixed cost."""
+        import mlflow
+
+        import mlflow_energy
+
+        mlflow.set_tracking_uri(self._store)
+        begin = time.perf_counter()
+        with mlflow_energy.track(tokens=self.calls * self.work.tokens_per_call) as t:
+            start = time.perf_counter()
+            for _ in range(self.calls):
+                with t.window("call"):
+                    self.work.call()
+                    self.work.sync()
+            elapsed = time.perf_counter() - start
+        self.track_fixed_s.append(time.perf_counter() - begin - elapsed)
+        return elapsed
+
+    def variants(self, breakdown: bool, track: bool) -> dict[str, Callable[[], float]]:
         chosen = {
             "bare": self.bare,
             "bare again": self.bare,
@@ -99,6 +124,8 @@ class Sides:
         if breakdown:
             chosen["sampler only"] = lambda: self.metered(SAMPLE_PERIOD_S, None)
             chosen["CodeCarbon only"] = lambda: self.metered(None, self.host)
+        if track:
+            chosen["track()"] = self.tracked
         return chosen
 
     def close(self) -> None:
@@ -112,6 +139,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30, help="rounds of one side per variant (at least 3)")
     parser.add_argument("--calls", type=int, default=1, help="generate calls per side")
     parser.add_argument("--breakdown", action="store_true", help="also time the sampler and CodeCarbon alone")
+    parser.add_argument("--track", action="store_true", help="also time the calls inside mlflow_energy.track()")
     args = parser.parse_args()
     if args.rounds < 3:
         parser.error("--rounds must be at least 3")
@@ -119,7 +147,7 @@ def main() -> None:
     work.timed(2)  # warm-up identical to the measured calls
     with tempfile.TemporaryDirectory() as tmp:
         sides = Sides(work, args.calls, Path(tmp))
-        variants = sides.variants(args.breakdown)
+        variants = sides.variants(args.breakdown, args.track)
         names = list(variants)
         seconds: dict[str, list[float]] = {name: [] for name in names}
         try:
@@ -142,6 +170,10 @@ def main() -> None:
           "(the most they can take from the work, less any overlap)")  # fmt: skip
     metered = describe([b / s for b, s in zip(seconds["bare"], seconds["metered"], strict=True)])
     print(f"metered/bare tokens/s: mean {metered.mean:.4f}; slowdown {100 * (1 - metered.mean):.2f}%")
+    if args.track:
+        tracked = describe([b / s for b, s in zip(seconds["bare"], seconds["track()"], strict=True)])
+        print(f"track()/bare tokens/s: mean {tracked.mean:.4f}; slowdown {100 * (1 - tracked.mean):.2f}%; "
+              f"fixed cost per block {percentile(sides.track_fixed_s, 50):.2f} s (median: start, read, log)")
 
 
 if __name__ == "__main__":

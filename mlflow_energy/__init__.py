@@ -1,3 +1,16 @@
 """mlflow-energy: what LLM inference costs in energy and carbon, tracked in MLflow."""
 
+from typing import Any
+
 __version__ = "0.1.0"
+
+
+
+def __getattr__(name: str) -> Any:
+    """``mlflow_energy.track``, imported on first use: importing the package (as MLflow's plugin
+    discovery does in every process) stays cheap."""
+    if name == "track":
+        from mlflow_energy.tracking.track import track
+
+        return track
+    raise AttributeError(f"module 'mlflow_energy' has no attribute {name!r}")

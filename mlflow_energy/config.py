@@ -8,9 +8,11 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from omegaconf import DictConfig, OmegaConf
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
 
 DTYPES = ("float32", "float16", "bfloat16")
 CACHES = ("dynamic", "static")
@@ -117,7 +119,7 @@ class RegisterConfig:
 
     enabled: bool = False
     name: str | None = None
-    metric: str = "energy/j_per_token"  # tracking/names.py ENERGY_PER_TOKEN (config cannot import it)
+    metric: str = "energy/j_per_token"  # names.ENERGY_PER_TOKEN
     direction: str = "auto"  # auto (max for throughput/ and efficiency/, else min) | min | max
     alias: str = "efficient"
     max: list[str] = field(default_factory=list)
@@ -160,6 +162,8 @@ def to_run_config(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     """Typed copy of a resolved Hydra config (``hydra`` node and unknown keys dropped)."""
     # to_container and to_object are typed for any node; a DictConfig gives a dict, a structured
     # RunConfig node gives a RunConfig.
+    from omegaconf import DictConfig, OmegaConf  # here: importing the schema stays cheap (MLflow plugins)
+
     data = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True)) if isinstance(cfg, DictConfig) else dict(cfg)
     data = {k: v for k, v in data.items() if k in RunConfig.__dataclass_fields__}
     schema = OmegaConf.structured(RunConfig)
@@ -168,6 +172,8 @@ def to_run_config(cfg: DictConfig | dict[str, Any]) -> RunConfig:
 
 
 def as_dict(config: RunConfig) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
     return cast(dict[str, Any], OmegaConf.to_container(OmegaConf.structured(config), resolve=True))
 
 

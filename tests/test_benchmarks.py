@@ -43,24 +43,28 @@ def numbers(pattern: str, line: str) -> tuple[float, ...]:
 
 
 def test_overhead(tmp_path: Path) -> None:
-    lines = bench(tmp_path, "overhead.py", *TINY, "--rounds", "3", "--calls", "1", "--breakdown")
+    lines = bench(tmp_path, "overhead.py", *TINY, "--rounds", "3", "--calls", "1", "--breakdown", "--track")
     assert lines[0] == f"overhead: {DESCRIPTION}, 1 call(s) per side, 3 rounds"
-    variants = ["bare", "bare again", "metered", "sampler only", "CodeCarbon only"]
+    variants = ["bare", "bare again", "metered", "sampler only", "CodeCarbon only", "track()"]
     rows = {}
-    for name, line in zip(variants, lines[2:7], strict=True):
+    for name, line in zip(variants, lines[2:8], strict=True):
         # name, tokens/s (median side), mean ratio to bare, its 95% interval, median ratio
-        rows[name] = numbers(rf"{name} +({NUMBER}) +({NUMBER}) +({NUMBER})-({NUMBER}) +({NUMBER})", line)
+        rows[name] = numbers(rf"{re.escape(name)} +({NUMBER}) +({NUMBER}) +({NUMBER})-({NUMBER}) +({NUMBER})", line)
     for name, (speed, mean, low, high, median) in rows.items():
         assert speed > 0 and mean > 0 and median > 0, name
         assert low <= mean <= high, name
     assert rows["bare"][1:] == (1.0, 1.0, 1.0, 1.0)  # bare against itself, round by round
     busy = (rf"busy threads, share of the metered time: sampler ({NUMBER})%, CodeCarbon's monitor ({NUMBER})% "
             r"\(the most they can take from the work, less any overlap\)")
-    sampler, codecarbon = numbers(busy, lines[7])
+    sampler, codecarbon = numbers(busy, lines[8])
     assert 0 <= sampler < 100 and 0 <= codecarbon < 100
-    mean, slowdown = numbers(rf"metered/bare tokens/s: mean ({NUMBER}); slowdown ({NUMBER})%", lines[8])
+    mean, slowdown = numbers(rf"metered/bare tokens/s: mean ({NUMBER}); slowdown ({NUMBER})%", lines[9])
     assert mean == rows["metered"][1] and slowdown == pytest.approx(100 * (1 - mean), abs=0.011)
-    assert len(lines) == 9
+    tracked = (rf"track\(\)/bare tokens/s: mean ({NUMBER}); slowdown ({NUMBER})%; "
+               rf"fixed cost per block ({NUMBER}) s \(median: start, read, log\)")
+    mean, slowdown, fixed = numbers(tracked, lines[10])
+    assert mean == rows["track()"][1] and slowdown == pytest.approx(100 * (1 - mean), abs=0.011) and fixed > 0
+    assert len(lines) == 11
 
 
 def test_bare_and_accuracy(tmp_path: Path) -> None:
@@ -162,3 +166,21 @@ def test_sweep_cost_and_results_table(tmp_path: Path) -> None:
         assert ttft_ms == f"{summary['latency_ttft_s_p50'] * 1000:.1f}" and float(ttft_ms) > 0
         assert [gross, net, power, idle, compile_s] == ["-"] * 5  # a CPU run, eager: no GPU figures, no compilation
     assert results == {}
+
+
+def test_run_context_overhead(tmp_path: Path) -> None:
+    lines = bench(tmp_path, "run_context_overhead.py", "--runs", "3")
+    assert lines[0].startswith("run_context_overhead: 3 rounds of mlflow.start_run()+end_run() against SQLite, tags {")
+    assert "'mlflow_energy.gpu_count': '0'" in lines[0]  # MLflow found the provider; no GPU is visible
+    on, off, ratio, difference = numbers(
+        rf"median on ({NUMBER}) ms, off ({NUMBER}) ms, ratio ({NUMBER}), difference \+?({NUMBER}) ms", lines[1])
+    assert on > 0 and off > 0 and ratio == pytest.approx(on / off, abs=0.01)
+    assert difference == pytest.approx(on - off, abs=0.011)
+    control, control_ratio, _ = numbers(rf"control \(off again\) ({NUMBER}) ms, ratio ({NUMBER}), difference "
+                                        rf"\+?({NUMBER}) ms: what this host can resolve", lines[2])  # fmt: skip
+    assert control > 0 and control_ratio == pytest.approx(control / off, abs=0.01)
+    first, _ = numbers(rf"first run with the provider \(once per process\) ({NUMBER}) ms, \+?({NUMBER}) ms over a "
+                       r"warm run without it", lines[3])  # fmt: skip
+    assert first > 0
+    assert numbers(rf"the provider's call with its tags cached: ({NUMBER}) us", lines[4])[0] >= 0
+    assert len(lines) == 5

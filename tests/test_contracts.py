@@ -79,10 +79,3 @@ def test_mlflow_pyfunc_log_model_takes_a_name() -> None:
     import mlflow.pyfunc
 
     assert "name" in inspect.signature(mlflow.pyfunc.log_model).parameters
-
-
-def test_the_registry_default_metric_is_the_headline() -> None:
-    from mlflow_energy.config import RegisterConfig
-
-    assert RegisterConfig().metric == names.ENERGY_PER_TOKEN
-

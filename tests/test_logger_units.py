@@ -15,7 +15,8 @@ from mlflow_energy.bench.result import BenchResult, Status
 from mlflow_energy.bench.summary import conclude
 from mlflow_energy.config import SweepConfig, TrackingConfig, as_dict, config_hash, flatten, point_hash
 from mlflow_energy.tracking import names
-from mlflow_energy.tracking.logger import LOG_REQUEST_FILE, LogRequest, _tags, log_result, run_params
+from mlflow_energy.tracking.logger import LOG_REQUEST_FILE, LogRequest, log_result
+from mlflow_energy.tracking.run_record import run_params, run_tags
 
 CPU = "Test CPU"
 PROBLEM = "gpu0 energy counter did not move"
@@ -43,7 +44,7 @@ def finished(sample_result: BenchResult) -> BenchResult:
 
 
 def test_the_tags_of_a_finished_run(finished: BenchResult) -> None:
-    tags = _tags(finished)
+    tags = run_tags(finished)
     warnings = finished.assessment.warnings
     assert len(warnings) == 2 and warnings[1] == f"1 window(s) rejected: {PROBLEM}"
     assert tags.pop(names.TAG_TRUST) == "; ".join(warnings)
@@ -80,7 +81,7 @@ def test_a_cpu_run_with_estimates_only_says_so(finished: BenchResult) -> None:
     finished.device, finished.problems = "cpu", []
     finished.environment = {"cpu_model": CPU, "gpus": [], "energy_sources": {"cpu": "estimate:cpu_load"}}
     conclude(finished, [])
-    tags = _tags(finished)
+    tags = run_tags(finished)
     assert tags[names.TAG_HEADLINE] == "ESTIMATE (cpu:estimate:cpu_load, ram:estimate)"
     assert tags[names.TAG_TRUST].startswith("estimate: no measured energy source here")
     assert (tags[names.TAG_DEVICE], tags[names.TAG_GPU_COUNT], tags[names.TAG_CPU_MODEL]) == ("cpu", "0", CPU)
@@ -93,14 +94,14 @@ def test_a_quiet_run_is_trusted(finished: BenchResult, window) -> None:
                             for i, rep in enumerate(finished.repetitions * 2)]  # fmt: skip
     finished.problems = []
     conclude(finished, [])
-    assert _tags(finished)[names.TAG_TRUST] == names.TRUST_OK == "ok"
+    assert run_tags(finished)[names.TAG_TRUST] == names.TRUST_OK == "ok"
 
 
 def test_figures_below_the_noise_floor_are_named_in_a_tag_and_not_logged(finished: BenchResult, window) -> None:
-    assert names.TAG_BELOW_NOISE_FLOOR not in _tags(finished)
+    assert names.TAG_BELOW_NOISE_FLOOR not in run_tags(finished)
     finished.idle = window("idle", 3.0, 2.0, 1000.0)  # 500 W idle: more than the windows drew
     conclude(finished, [])
-    tag = _tags(finished)[names.TAG_BELOW_NOISE_FLOOR]
+    tag = run_tags(finished)[names.TAG_BELOW_NOISE_FLOOR]
     listed, _, why = tag.partition(": ")
     assert why == "below the noise floor (noise exceeds the value), not logged"
     keys = set(listed.split(", "))
@@ -112,14 +113,14 @@ def test_a_run_that_failed_before_measuring_keeps_its_error_cut_to_mlflows_limit
     error = "CUDA out of memory. " * 400  # 8,000 characters
     failed = BenchResult(finished.config, finished.config_hash, status=Status.FAILED, error=error, phase="load",
                          problems=["x" * 3000, "y" * 3000])  # fmt: skip
-    tags = _tags(failed)
+    tags = run_tags(failed)
     assert tags[names.TAG_STATUS] == "failed" and tags[names.TAG_ERROR] == error[:5000]
     assert tags[names.TAG_PROBLEMS] == ("x" * 3000 + "; " + "y" * 3000)[:5000]
     assert tags[names.TAG_TRUST] == "no assessment"
     assert tags[names.TAG_DESCRIPTION] == "**no energy figure (failed)**\n\n"
     # No point hash: a result saved before point hashes existed.
     assert not {names.TAG_HEADLINE, names.TAG_POINT_HASH, names.TAG_GPU_MODEL} & tags.keys()
-    assert names.TAG_ERROR not in _tags(finished)
+    assert names.TAG_ERROR not in run_tags(finished)
 
 
 def test_params_are_the_flattened_config_without_tracking_and_what_the_run_learnt(finished: BenchResult) -> None:
@@ -163,7 +164,7 @@ def test_a_result_is_logged_with_these_tags_and_params_once(finished: BenchResul
     assert (logged.status, logged.already_logged) == (names.RUN_FINISHED, False)
     run = MlflowClient(tracking_uri=tracking_uri).get_run(logged.run_id)
     assert run.info.run_name == "workload.batch_size=2 #3/3"
-    expected = {**_tags(finished), **sweep, names.TAG_RESULT_ID: finished.result_id,
+    expected = {**run_tags(finished), **sweep, names.TAG_RESULT_ID: finished.result_id,
                 names.TAG_LOGGING: names.LOGGING_COMPLETE}  # fmt: skip
     assert {k: v for k, v in run.data.tags.items() if k in expected} == expected
     assert run.data.params == run_params(finished)

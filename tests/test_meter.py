@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from mlflow_energy.meter import EnergyMeter, EnergySource
+from mlflow_energy.meter.energy_meter import EnergyMeter
 from mlflow_energy.meter.gpu import NvmlGpus, resolve_visible_handles
+from mlflow_energy.meter.measurement import EnergySource
 from mlflow_energy.meter.sampler import PowerSampler
 
 from fake_nvml import ClockedCounter, FakeGpu, FakeNvml

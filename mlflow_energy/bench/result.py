@@ -11,8 +11,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from omegaconf.errors import OmegaConfBaseException
-
 from mlflow_energy.config import RunConfig, to_run_config
 from mlflow_energy.meter.measurement import Measurement
 
@@ -248,6 +246,8 @@ class BenchResult:
     @classmethod
     def read(cls, folder: Path) -> BenchResult:
         """ResultFileError, in one sentence, for a file that is missing, cut short or not a result."""
+        from omegaconf.errors import OmegaConfBaseException
+
         path = folder / RESULT_FILE
         try:
             data = json.loads(path.read_text())

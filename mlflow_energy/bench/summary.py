@@ -115,12 +115,12 @@ def summarize(result: BenchResult, timeline: list[TimelineSample]) -> Summary:
         windows = [r.measurement for r in valid]
         done = _Generated(windows, sum(w.duration_s for w in windows), calls * tokens_per_call,
                           calls * workload.batch_size, calls)  # fmt: skip
-        figures |= _energy_figures(done, domains, per_window_j_per_token(valid, domains, tokens_per_call))
+        figures |= _generated_figures(done, domains, per_window_j_per_token(valid, domains, tokens_per_call))
         figures |= _window_edge_figures(windows)
         figures |= _gpu_power_figures(done, figures["energy_gpu_j"], timeline)
         figures |= _net_figures(result.idle, domains, done, figures["energy_total_j"], figures["energy_gpu_j"])
         figures |= _decode_figures(done, figures["energy_total_j"], figures.get("energy_prefill_j"), workload)
-        figures |= _with_estimates_figures(done, result.carbon_intensity_g_per_kwh, result.pue)
+        figures |= emissions_figures(windows, done.tokens, result.carbon_intensity_g_per_kwh, result.pue)
     return Summary(**figures)
 
 
@@ -180,30 +180,56 @@ def _throughput_figures(reps: list[RepetitionWindow], batch_size: int, new_token
     return f
 
 
-def _energy_figures(done: _Generated, domains: list[str], samples: list[float]) -> Figures:
-    """Gross energy of the headline domains, per token, request and kWh, and its interval;
-    ``samples``: each window's J/token."""
-    windows = done.windows
+def energy_figures(windows: list[Measurement], domains: list[str], tokens: int | None,
+                   requests: int | None) -> Figures:  # fmt: skip
+    """Gross energy of ``windows`` over the headline ``domains``, per domain, per token and per
+    request where they are counted, and the same with CodeCarbon's estimates added where a domain
+    is estimated. Shared by the benchmark, ``track()`` blocks and the energy evaluator."""
     total_j = sum(w.energy_j(domains) for w in windows)
-    has_gpu = any(w.gpu_j for w in windows)
+    everything = sum(w.total_j for w in windows)
+    estimated = any(not EnergySource.is_measured(source) for source in windows[0].sources().values())
+    f: Figures = {
+        "energy_total_j": total_j,
+        "energy_gpu_j": sum(w.gpu_total_j for w in windows) if any(w.gpu_j for w in windows) else None,
+        "energy_cpu_j": _sum([w.cpu_j for w in windows]),
+        "energy_ram_j": _sum([w.ram_j for w in windows]),
+        "energy_with_estimates_total_j": everything if estimated else None,
+    }
+    if tokens:
+        f |= {"energy_j_per_token": total_j / tokens,
+              "efficiency_tokens_per_kwh": tokens / (total_j / JOULES_PER_KWH) if total_j > 0 else None,
+              "energy_with_estimates_j_per_token": everything / tokens if estimated else None}  # fmt: skip
+    if requests:
+        f |= {"energy_j_per_request": total_j / requests, "energy_wh_per_1k_requests": total_j / requests / 3.6}
+        if estimated:
+            f |= {"energy_with_estimates_j_per_request": everything / requests,
+                  "energy_with_estimates_wh_per_1k_requests": everything / requests / 3.6}  # fmt: skip
+    return f
+
+
+def emissions_figures(windows: list[Measurement], tokens: int | None, intensity_g_per_kwh: float | None,
+                      pue: float) -> Figures:  # fmt: skip
+    """Emissions count every domain, CodeCarbon's estimates included (the accounting convention)."""
+    if intensity_g_per_kwh is None:
+        return {}
+    grams = sum(w.total_j for w in windows) / JOULES_PER_KWH * pue * intensity_g_per_kwh
+    return {"emissions_g_co2e": grams, "emissions_g_co2e_per_1k_tokens": grams / tokens * 1000 if tokens else None}
+
+
+def _generated_figures(done: _Generated, domains: list[str], samples: list[float]) -> Figures:
+    """The generate windows: their energy figures, and the J/token interval over ``samples``
+    (each window's J/token)."""
     spread = describe(samples)
     f: Figures = {
         "measurement_duration_s": done.duration_s,
-        "measurement_window_s": done.duration_s / len(windows),
+        "measurement_window_s": done.duration_s / len(done.windows),
         "measurement_generated_tokens": done.tokens,
         "measurement_requests": done.requests,
         "measurement_energy_cv": spread.cv,
-        "energy_gpu_j": sum(w.gpu_total_j for w in windows) if has_gpu else None,
-        "energy_cpu_j": _sum([w.cpu_j for w in windows]),
-        "energy_ram_j": _sum([w.ram_j for w in windows]),
-        "energy_total_j": total_j,
-        "energy_j_per_token": total_j / done.tokens,
         "energy_j_per_token_std": spread.std,
-        "energy_j_per_request": total_j / done.requests,
-        "energy_wh_per_1k_requests": total_j / done.requests * 1000 / 3600,
-        "efficiency_tokens_per_kwh": done.tokens / (total_j / JOULES_PER_KWH),
+        **energy_figures(done.windows, domains, done.tokens, done.requests),
     }
-    interval = positive_interval(samples, total_j / done.tokens)
+    interval = positive_interval(samples, f["energy_j_per_token"])
     if interval is not None:
         f |= {"energy_j_per_token_ci95_low": interval.low, "energy_j_per_token_ci95_high": interval.high,
               "measurement_ci_relative": interval.relative_half_width}  # fmt: skip
@@ -250,24 +276,6 @@ def _decode_figures(done: _Generated, total_j: float, prefill_j: float | None, w
         return {}
     decode_j = total_j / done.calls - prefill_j
     return {"energy_decode_j_per_token": decode_j / (workload.batch_size * (workload.new_tokens - 1))}
-
-
-def _with_estimates_figures(done: _Generated, intensity_g_per_kwh: float | None, pue: float) -> Figures:
-    """Every domain, CodeCarbon's estimates included, and the emissions (the accounting
-    convention counts all the energy drawn)."""
-    everything = sum(w.total_j for w in done.windows)
-    f: Figures = {}
-    if any(not EnergySource.is_measured(source) for source in done.windows[0].sources().values()):
-        f |= {
-            "energy_with_estimates_total_j": everything,
-            "energy_with_estimates_j_per_token": everything / done.tokens,
-            "energy_with_estimates_j_per_request": everything / done.requests,
-            "energy_with_estimates_wh_per_1k_requests": everything / done.requests * 1000 / 3600,
-        }
-    if intensity_g_per_kwh is not None:
-        grams = everything / JOULES_PER_KWH * pue * intensity_g_per_kwh
-        f |= {"emissions_g_co2e": grams, "emissions_g_co2e_per_1k_tokens": grams / done.tokens * 1000}
-    return f
 
 
 def drop_below_noise_floor(s: Summary) -> list[str]:

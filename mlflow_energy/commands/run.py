@@ -81,7 +81,7 @@ def _single_run(cfg: DictConfig, out_dir: Path) -> None:
     from mlflow_energy.bench.isolation import run_isolated
     from mlflow_energy.config import ConfigError, resolve_device
     from mlflow_energy.tracking.kept import wait_for_server
-    from mlflow_energy.tracking.logger import TrackingError
+    from mlflow_energy.tracking.store import TrackingError
 
     try:
         config = validated(cfg)

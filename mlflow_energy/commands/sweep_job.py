@@ -129,7 +129,7 @@ def _measured_before(job: Job, digest: str, held: KeptResult | None, online: boo
     """``bench.resume``: skipped when the experiment holds a FINISHED run of this configuration,
     or, while the server does not answer, when this sweep logged one (its kept entry says so)."""
     from mlflow_energy.tracking.kept import store_failures
-    from mlflow_energy.tracking.logger import find_finished_run
+    from mlflow_energy.tracking.store import find_finished_run
 
     run_id = None
     try:

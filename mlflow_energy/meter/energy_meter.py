@@ -132,11 +132,14 @@ class EnergyMeter:
         return {str(d.cuda_index): t for d in self.gpus.devices if (t := self.gpus.temperature_c(d)) is not None}
 
     @contextmanager
-    def window(self, name: str) -> Iterator[WindowHandle]:
+    def window(self, name: str, with_host: bool = True) -> Iterator[WindowHandle]:
+        """``with_host=False``: the GPUs only (CodeCarbon's tasks cannot nest, so a window inside
+        another measures no CPU or RAM)."""
         handle = WindowHandle()
         temperatures = self._gpu_temperatures()
-        if self.host:
-            self.host.start(name)
+        host = self.host if with_host else None
+        if host:
+            host.start(name)
         self._sync()
         start = self._counter_edge()
         handle.start_s = self.now_s()
@@ -144,17 +147,17 @@ class EnergyMeter:
         try:
             yield handle
         except BaseException:
-            if self.host:
-                self.host.stop(name)  # leave no CodeCarbon task open behind a failure
+            if host:
+                host.stop(name)  # leave no CodeCarbon task open behind a failure
             raise
         self._sync()
         handle.end_s = self.now_s()
         end = self._counter_edge()
         self.sampler.sample_now()
         cpu_j = ram_j = None
-        if self.host:
-            cpu_j, ram_j = self.host.stop(name)
-        handle.measurement = self._measurement(name, handle, start, end, cpu_j, ram_j)
+        if host:
+            cpu_j, ram_j = host.stop(name)
+        handle.measurement = self._measurement(name, handle, start, end, cpu_j, ram_j, host is not None)
         handle.measurement.gpu_temperature_c = temperatures
         for problem in handle.measurement.problems:
             log.warning("Window %s: %s", name, problem)
@@ -173,7 +176,9 @@ class EnergyMeter:
         end: CounterEdge,
         cpu_j: float | None,
         ram_j: float | None,
+        with_host: bool = True,
     ) -> Measurement:
+        host = self.host if with_host else None
         m = Measurement(
             name=name,
             start_s=handle.start_s,
@@ -181,8 +186,8 @@ class EnergyMeter:
             gpu_source=self.gpu_source,
             cpu_j=cpu_j,
             ram_j=ram_j,
-            cpu_source=self.host.cpu_source if self.host else EnergySource.NONE,
-            ram_source=self.host.ram_source if self.host else EnergySource.NONE,
+            cpu_source=host.cpu_source if host else EnergySource.NONE,
+            ram_source=host.ram_source if host else EnergySource.NONE,
         )
         for device in self.gpus.devices:
             i = device.cuda_index

@@ -14,10 +14,8 @@ import csv
 import html
 import json
 import logging
-import tempfile
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +28,11 @@ from mlflow_energy.report.console import wide_console
 from mlflow_energy.report.headline import trust_verdict
 from mlflow_energy.report.pareto import pareto_front
 from mlflow_energy.report.replicates import combine, show
-from mlflow_energy.tracking import filters, names
-from mlflow_energy.tracking.logger import run_params
+from mlflow_energy.tracking import names
+from mlflow_energy.tracking.run_record import run_params
 from mlflow_energy.tracking.sweep_state import (
     Outcome,
     PointOutcome,
-    SweepEnd,
     SweepState,
     count_outcomes,
 )
@@ -411,10 +408,20 @@ def _status(r: PointRow) -> str:
     return f"{status}\n{r.covers or 'no interval'}{failed}"
 
 
-def build_report(client: Any, state: SweepState, outcomes: list[PointOutcome], folder: Path) -> list[PointRow]:
-    """Writes the report files into ``folder``, logs them to the parent, tags the best points."""
-    from mlflow.entities import Metric, RunTag
+@dataclass
+class SweepReport:
+    """A sweep's report: the files in ``folder`` (summary.csv/html, pareto.png, sweep_points.json),
+    and the parent run's metrics and tags (counts, the best point per metric)."""
 
+    rows: list[PointRow]
+    folder: Path
+    metrics: dict[str, float]
+    tags: dict[str, str]
+
+
+def build_report(client: Any, state: SweepState, outcomes: list[PointOutcome], folder: Path) -> SweepReport:
+    """Writes the report files into ``folder`` and prints the table; reads the children's runs
+    through ``client`` and writes nothing to MLflow (tracking/logger.py logs the report)."""
     rows = point_rows(client, outcomes)
     mark_pareto(rows)
     best = best_per_metric(rows)
@@ -430,63 +437,11 @@ def build_report(client: Any, state: SweepState, outcomes: list[PointOutcome], f
     saved = {"sweep": {**asdict(state), "tracking_uri": shown_uri}, "points": [asdict(o) for o in outcomes]}
     (folder / names.ARTIFACT_SWEEP_POINTS).write_text(json.dumps(saved, indent=2))
     counts = count_outcomes(outcomes)
-    metrics = {names.METRIC_SWEEP_POINTS: len(outcomes), **{_COUNT_METRICS[s]: n for s, n in counts.items()}}
+    metrics = {names.METRIC_SWEEP_POINTS: float(len(outcomes))}
+    metrics |= {_COUNT_METRICS[s]: float(n) for s, n in counts.items()}
     tags = {names.TAG_SWEEP_COUNTS: " ".join(f"{k}={v}" for k, v in counts.items())}
     tags |= {names.TAG_BEST_PREFIX + metric: best_tag(metric, top, rows) for metric, top in best.items()}
-    now_ms = int(time.time() * 1000)  # a resumed sweep's counts replace the last launch's
-    client.log_batch(state.parent_run_id, metrics=[Metric(k, v, now_ms, 0) for k, v in metrics.items()],
-                     tags=[RunTag(k, v) for k, v in tags.items()])  # fmt: skip
-    client.log_artifacts(state.parent_run_id, str(folder))
     print_table(rows, title, best)
-    return rows
+    return SweepReport(rows, folder, metrics, tags)
 
 
-def finish_sweep(
-    state: SweepState, outcomes: list[PointOutcome], sweep_dir: Path, wait_s: float, interrupted: bool
-) -> SweepEnd:
-    """Closes the parent run with its report: KILLED when the sweep was interrupted, FAILED while
-    results are only on disk, FINISHED otherwise. Left open when the tracking server does not
-    answer within ``wait_s``, or stops answering while the report is logged."""
-    from mlflow.tracking import MlflowClient
-
-    from mlflow_energy.tracking.kept import store_failures, wait_for_server
-
-    counts = count_outcomes(outcomes)
-    end = SweepEnd(state.parent_run_id, state.tracking_uri, counts, interrupted)
-    if not wait_for_server(state.tracking_uri, wait_s):
-        return end
-    status = names.RUN_KILLED if interrupted else names.RUN_FAILED if counts[Outcome.NOT_LOGGED] else names.RUN_FINISHED
-    client = MlflowClient(tracking_uri=state.tracking_uri)
-    try:
-        build_report(client, state, outcomes, sweep_dir / "report")
-        client.set_terminated(state.parent_run_id, status)
-    except store_failures():
-        return end
-    done = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items())
-    log.info("sweep %s done: %s; report on parent run %s (%s)", state.sweep_id, done, state.parent_run_id, status)
-    return replace(end, parent_status=status)
-
-
-def rebuild_report(tracking_uri: str, experiment: str, sweep_id: str | None, folder: Path | None) -> list[PointRow]:
-    """``mlflow-energy report``: the same report from what is stored (the parent's sweep_points.json)."""
-    from mlflow.tracking import MlflowClient
-
-    from mlflow_energy.tracking.logger import search_experiment_runs
-
-    client = MlflowClient(tracking_uri=tracking_uri)
-    _, parents = search_experiment_runs(
-        client, experiment, filters.SWEEP_PARENTS, sweep_id, order_by=filters.NEWEST_FIRST
-    )
-    if not parents:
-        which = f"sweep {sweep_id!r}" if sweep_id else "any sweep"
-        raise LookupError(f"experiment {experiment!r} holds no parent run of {which}; check --sweep.")
-    parent = parents[0]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(client.download_artifacts(parent.info.run_id, names.ARTIFACT_SWEEP_POINTS, tmp))
-        saved = json.loads(path.read_text())
-    outcomes = [PointOutcome(**o) for o in saved["points"]]
-    state = SweepState(**{**saved["sweep"], "tracking_uri": tracking_uri})
-    if folder is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            return build_report(client, state, outcomes, Path(tmp))
-    return build_report(client, state, outcomes, folder)

@@ -1,4 +1,7 @@
-"""Log a BenchResult to MLflow. Runs in the parent process only, after the child has ended."""
+"""Every write to MLflow the tool makes: a benchmark result (in the parent process only, after
+the child has ended), a refused grid point, a sweep's parent run and its report, a registered
+model version and its alias, and a ``track()`` block. What they write is built elsewhere
+(tracking/run_record.py, report/, tracking/registry.py); reads are in tracking/store.py."""
 
 from __future__ import annotations
 
@@ -11,53 +14,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from mlflow_energy.bench.result import CODECARBON_DIR, TIMELINE_FILE, BenchResult, Status
 from mlflow_energy.bench.summary import gpu_j_by_device
-from mlflow_energy.config import as_dict, flatten
-from mlflow_energy.meter.sampler import TimelineSample, read_timeline_csv
-from mlflow_energy.report.headline import basis_label, description, trust_verdict
+from mlflow_energy.config import as_dict
+from mlflow_energy.meter.sampler import TimelineSample, read_timeline_csv, write_timeline_csv
 from mlflow_energy.report.timeline import plot_timeline
 from mlflow_energy.tracking import filters, names
+from mlflow_energy.tracking.run_record import run_params, run_tags, timeline_metrics
+from mlflow_energy.tracking.store import TrackingError, check_reachable, first_run
 from mlflow_energy.tracking.uris import redact_in, redact_uri
+
+if TYPE_CHECKING:
+    from mlflow_energy.report.sweep_report import SweepReport
 
 _BATCH = 1000  # MLflow's per-request limit on metrics in log_batch
 LOG_REQUEST_FILE = "logging.json"
 log = logging.getLogger("mlflow_energy")
-
-
-class TrackingError(RuntimeError):
-    """The tracking store cannot be used: one sentence naming tracking.uri and the fix."""
-
-
-def check_reachable(tracking_uri: str) -> None:
-    """A tracking server must answer /health within seconds (MLflow's own client retries for
-    minutes before it gives up)."""
-    if not tracking_uri.startswith(("http://", "https://")):
-        return
-    import urllib.request
-
-    try:
-        urllib.request.urlopen(_health_url(tracking_uri), timeout=5)
-    except (OSError, ValueError) as exc:
-        raise TrackingError(
-            redact_in(f"the tracking server at {tracking_uri} does not answer ({exc}); start it or fix tracking.uri.",
-                      tracking_uri)  # fmt: skip
-        ) from None
-
-
-def _health_url(tracking_uri: str) -> str:
-    """``<server>/health`` without the URI's credentials: the probe needs none, and urllib would
-    read ``user:password@host`` as a host name."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(tracking_uri)
-    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname or ""
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, f"{parts.path.rstrip('/')}/health", "", ""))
 
 
 @contextmanager
@@ -103,63 +79,6 @@ class LoggedRun:
     run_id: str
     status: str
     already_logged: bool = False  # the store held this result before the call; nothing was logged
-
-
-def _tags(result: BenchResult) -> dict[str, str]:
-    env = result.environment
-    gpus = env.get("gpus") or []
-    tags = {
-        names.TAG_STATUS: result.status.value,
-        names.TAG_CONFIG_HASH: result.config_hash,
-        names.TAG_GPU_COUNT: str(len(gpus)),
-    }
-    if result.device:  # unknown when the run failed before it chose one
-        tags[names.TAG_DEVICE] = result.device
-    if env.get("cpu_model"):
-        tags[names.TAG_CPU_MODEL] = str(env["cpu_model"])
-    if gpus:
-        tags[names.TAG_GPU_MODEL] = ", ".join(sorted({g["name"] for g in gpus}))
-        tags[names.TAG_GPU_DRIVER] = str(env.get("gpu_driver"))
-    for domain, source in (env.get("energy_sources") or {}).items():
-        tags[names.TAG_SOURCE_PREFIX + domain] = source
-    for package, version in (env.get("packages") or {}).items():
-        if version:
-            tags[names.TAG_VERSION_PREFIX + package] = version
-    if result.error:
-        tags[names.TAG_ERROR] = result.error[:5000]
-    if result.problems:
-        tags[names.TAG_PROBLEMS] = "; ".join(result.problems)[:5000]
-    return {**tags, **_trust_tags(result)}
-
-
-def _trust_tags(result: BenchResult) -> dict[str, str]:
-    """What the headline counts, whether it can be trusted (a column users can show), and the
-    run description that says both."""
-    a = result.assessment
-    tags = {
-        names.TAG_TRUST: trust_verdict(a)[:5000],
-        names.TAG_DESCRIPTION: description(result),
-        names.TAG_REPLICATE: str(result.config.sweep.replicate),
-    }
-    if result.point_hash:
-        tags[names.TAG_POINT_HASH] = result.point_hash
-    if a is not None and a.headline_sources:
-        tags[names.TAG_HEADLINE] = basis_label(a)
-    if a is not None and a.below_noise_floor:
-        keys = ", ".join(names.metric_key(f) for f in a.below_noise_floor)
-        tags[names.TAG_BELOW_NOISE_FLOOR] = f"{keys}: below the noise floor (noise exceeds the value), not logged"
-    return tags
-
-
-def run_params(result: BenchResult) -> dict[str, str]:
-    """The run's params: the flattened config (``tracking.*`` left out) and what the run learnt."""
-    params = {k: str(v) for k, v in flatten(as_dict(result.config)).items() if not k.startswith("tracking.")}
-    params[names.PARAM_RESOLVED_DEVICE] = str(result.device)
-    if result.model_parameters is not None:
-        params[names.PARAM_MODEL_PARAMETERS] = str(result.model_parameters)
-    if result.int8_layers is not None:
-        params[names.PARAM_INT8_LAYERS] = str(result.int8_layers)
-    return params
 
 
 @dataclass(frozen=True)
@@ -236,9 +155,9 @@ def _fill_run(client: Any, run_id: str, result: BenchResult, out_dir: Path, extr
     metrics = [Metric(k, v, now_ms, 0) for k, v in figures.items()]
     timeline_path = out_dir / TIMELINE_FILE
     timeline = read_timeline_csv(timeline_path) if timeline_path.is_file() else []
-    metrics += _timeline_metrics(timeline)
+    metrics += timeline_metrics(timeline)
     params = [Param(k, v) for k, v in run_params(result).items()]
-    tags = [RunTag(k, v) for k, v in {**_tags(result), **extra_tags}.items()]
+    tags = [RunTag(k, v) for k, v in {**run_tags(result), **extra_tags}.items()]
     client.log_batch(run_id, params=params, tags=tags)
     for i in range(0, len(metrics), _BATCH):
         client.log_batch(run_id, metrics=metrics[i : i + _BATCH])
@@ -250,12 +169,6 @@ def _fill_run(client: Any, run_id: str, result: BenchResult, out_dir: Path, extr
     return status
 
 
-def first_run(client: Any, experiment_id: str, filter_string: str, order_by: list[str] | None = None) -> Any:
-    """The first run of the experiment that matches ``filter_string``; None when there is none."""
-    runs = client.search_runs([experiment_id], filter_string=filter_string, order_by=order_by, max_results=1)
-    return runs[0] if runs else None
-
-
 def _discard(client: Any, run_id: str) -> None:
     """Deletes a run whose logging failed; if the store cannot even do that, the next attempt
     finds the incomplete run by its result id and replaces it."""
@@ -263,19 +176,6 @@ def _discard(client: Any, run_id: str) -> None:
         client.delete_run(run_id)
     except Exception:  # noqa: BLE001 - the original failure is the one to report
         log.debug("could not delete the incomplete run %s", run_id)
-
-
-def _timeline_metrics(timeline: list[TimelineSample]) -> list[Any]:
-    from mlflow.entities import Metric
-
-    steps: dict[str, int] = {}
-    metrics = []
-    for sample in timeline:
-        if sample.device.startswith("gpu") and sample.power_w is not None:
-            key = names.timeline_power_metric(sample.device)
-            steps[key] = steps.get(key, -1) + 1
-            metrics.append(Metric(key, sample.power_w, sample.timestamp_ms, steps[key]))
-    return metrics
 
 
 def _log_artifacts(
@@ -300,28 +200,6 @@ def _log_artifacts(
         client.log_artifacts(run_id, str(out_dir / CODECARBON_DIR), CODECARBON_DIR)
 
 
-def search_experiment_runs(
-    client: Any, experiment: str, query: str, sweep_id: str | None = None, order_by: list[str] | None = None
-) -> tuple[str, list[Any]]:
-    """(experiment id, runs matching ``query``, of one sweep when ``sweep_id`` is given);
-    LookupError when the experiment does not exist."""
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        raise LookupError(f"there is no experiment named {experiment!r}; check --experiment.")
-    runs = client.search_runs([found.experiment_id], filter_string=filters.in_sweep(query, sweep_id), order_by=order_by)
-    return found.experiment_id, runs
-
-
-def find_finished_run(tracking_uri: str, experiment_id: str, config_hash: str) -> Any:
-    """The latest FINISHED run of the experiment that measured this exact configuration."""
-    from mlflow.tracking import MlflowClient
-
-    return first_run(
-        MlflowClient(tracking_uri=tracking_uri), experiment_id,
-        filters.finished_config(config_hash), order_by=filters.NEWEST_FIRST,
-    )  # fmt: skip
-
-
 def log_refused(
     tracking_uri: str, experiment_id: str, run_name: str, overrides: list[str], error: str, extra_tags: dict[str, str]
 ) -> str:
@@ -339,3 +217,107 @@ def log_refused(
     client.log_text(run_id, error + "\n", names.ARTIFACT_ERROR)
     client.set_terminated(run_id, names.RUN_FAILED)
     return run_id
+
+
+def open_sweep_parent(tracking_uri: str, experiment_id: str, sweep_id: str, run_name: str,
+                      params: list[Any]) -> tuple[str, bool]:  # fmt: skip
+    """The sweep's parent run, created with its params or, for a sweep launched again, found and
+    set RUNNING: (run id, whether it was found). TrackingError when the store fails meanwhile."""
+    from mlflow.tracking import MlflowClient
+
+    from mlflow_energy.tracking.kept import store_failures
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    try:
+        parent = first_run(client, experiment_id, filters.sweep_parent(sweep_id))
+        if parent is not None:
+            client.update_run(parent.info.run_id, status=names.RUN_RUNNING)
+            return parent.info.run_id, True
+        tags = {names.TAG_SWEEP_ID: sweep_id, names.TAG_SWEEP_PARENT: "true"}
+        run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+        client.log_batch(run.info.run_id, params=params)
+        return run.info.run_id, False
+    except store_failures() as exc:
+        message = (f"the tracking store at {tracking_uri} failed while the sweep's parent run was set up "
+                   f"({type(exc).__name__}: {str(exc)[:200]}); check that it answers and run the same command "
+                   "again.")  # fmt: skip
+        raise TrackingError(redact_in(message, tracking_uri)) from None
+
+
+def log_sweep_report(client: Any, parent_run_id: str, report: SweepReport, status: str | None = None) -> None:
+    """The report's files, metrics and tags on the parent run; closed with ``status`` when given."""
+    from mlflow.entities import Metric, RunTag
+
+    now_ms = int(time.time() * 1000)  # a resumed sweep's counts replace the last launch's
+    client.log_batch(parent_run_id, metrics=[Metric(k, v, now_ms, 0) for k, v in report.metrics.items()],
+                     tags=[RunTag(k, v) for k, v in report.tags.items()])  # fmt: skip
+    client.log_artifacts(parent_run_id, str(report.folder))
+    if status is not None:
+        client.set_terminated(parent_run_id, status)
+
+
+def log_model_version(tracking_uri: str, source_run: Any, name: str, python_model: Path, code_paths: list[Path],
+                      model_config: dict[str, Any], artifacts: dict[str, str], tags: dict[str, str],
+                      description: str) -> str:  # fmt: skip
+    """The model as a pyfunc in a run of its own (tagged with the run it was measured in), then a
+    registered version with its evidence tags and description: the version number."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per file is noise
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run(experiment_id=source_run.info.experiment_id, run_name=f"register {name}",
+                          tags={names.VERSION_SOURCE_RUN: source_run.info.run_id}):  # fmt: skip
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=str(python_model), artifacts=artifacts,
+            code_paths=[str(p) for p in code_paths], model_config=model_config,
+            pip_requirements=["torch", "transformers", "accelerate", "mlflow", "safetensors"],
+        )  # fmt: skip
+    version = mlflow.register_model(info.model_uri, name, tags=tags)
+    MlflowClient(tracking_uri=tracking_uri).update_model_version(name, version.version, description=description)
+    return str(version.version)
+
+
+def set_alias(client: Any, name: str, alias: str, version: str) -> None:
+    client.set_registered_model_alias(name, alias, version)
+
+
+def log_to_active_run(metrics: dict[str, float], tags: dict[str, str], timeline: list[TimelineSample],
+                      failed: bool = False) -> str:  # fmt: skip
+    """A ``track()`` block: metrics, tags and the power timeline on the active run, or on a new
+    one it ends (FAILED when the block raised). The run id."""
+    import mlflow
+
+    started = mlflow.active_run() is None
+    run = mlflow.start_run() if started else mlflow.active_run()
+    assert run is not None  # started above when none was active
+    try:
+        mlflow.log_metrics(metrics)
+        mlflow.set_tags(tags)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / TIMELINE_FILE
+            write_timeline_csv(timeline, path)
+            mlflow.log_artifact(str(path))
+    finally:
+        if started:
+            mlflow.end_run(names.RUN_FAILED if failed else names.RUN_FINISHED)
+    return run.info.run_id
+
+
+def log_evaluation(run_id: str, metrics: dict[str, float], tags: dict[str, str], record: dict[str, Any] | None,
+                   artifact: str, dataset_name: str | None, dataset_digest: str | None,
+                   model_id: str | None) -> str | None:  # fmt: skip
+    """The energy evaluator's figures on the evaluation run, each metric linked to the dataset and
+    model as MLflow's own evaluators link theirs, and ``record`` as a JSON artifact: its URI."""
+    from mlflow.entities import Metric, RunTag
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    now = int(time.time() * 1000)
+    linked = [Metric(k, v, now, 0, model_id=model_id, dataset_name=dataset_name, dataset_digest=dataset_digest,
+                     run_id=run_id) for k, v in metrics.items()]  # fmt: skip
+    client.log_batch(run_id, metrics=linked, tags=[RunTag(k, v) for k, v in tags.items()])
+    if record is None:
+        return None
+    client.log_dict(run_id, record, artifact)
+    return f"{client.get_run(run_id).info.artifact_uri}/{artifact}"

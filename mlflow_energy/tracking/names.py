@@ -33,6 +33,7 @@ TAG_GPU_MODEL = TAG_PREFIX + "gpu_model"
 TAG_GPU_COUNT = TAG_PREFIX + "gpu_count"
 TAG_GPU_DRIVER = TAG_PREFIX + "gpu_driver"
 TAG_CPU_MODEL = TAG_PREFIX + "cpu_model"
+TAG_GPU_POWER_LIMIT = TAG_PREFIX + "gpu_power_limit_w"  # the visible GPUs' power limits, each once
 TAG_PROBLEMS = TAG_PREFIX + "warning.rejected_readings"
 TAG_BELOW_NOISE_FLOOR = TAG_PREFIX + "warning.below_noise_floor"  # metrics left out, and why
 TAG_HEADLINE = TAG_PREFIX + "headline"  # what the headline energy counts: measured or estimate
@@ -59,6 +60,7 @@ ARTIFACT_SUMMARY_CSV = "summary.csv"
 ARTIFACT_SUMMARY_HTML = "summary.html"
 ARTIFACT_PARETO = "pareto.png"
 ARTIFACT_SWEEP_POINTS = "sweep_points.json"
+ARTIFACT_ENERGY_EVALUATION = "energy_evaluation.json"  # the energy evaluator's windows (mlflow.models.evaluate)
 
 # Sweep parent metrics: how its grid points ended.
 METRIC_SWEEP_POINTS = "sweep/points"
@@ -107,6 +109,13 @@ RAM_PEAK_MB = _metric("memory_ram_peak_mb")
 ENERGY_CV = _metric("measurement_energy_cv")
 WINDOW_S = _metric("measurement_window_s")
 REPETITIONS = _metric("measurement_repetitions")  # windows behind a run's own interval
+# The energy evaluator's figures (tracking/energy_evaluator.py), beside the ones above.
+TOTAL_ENERGY = _metric("energy_total_j")
+ENERGY_PER_REQUEST = _metric("energy_j_per_request")
+WH_PER_1K_REQUESTS = _metric("energy_wh_per_1k_requests")
+REQUEST_P90 = _metric("latency_request_s_p90")
+REQUESTS = _metric("measurement_requests")
+GENERATED_TOKENS = _metric("measurement_generated_tokens")
 
 # Metrics a sweep ranks its children by, and whether lower is better.
 RANKED_METRICS = {
@@ -133,6 +142,16 @@ def summary_metrics(summary: Summary) -> dict[str, float]:
 def per_gpu_energy_metrics(gpu_j: dict[str, float]) -> dict[str, float]:
     """``energy/gpu0_j``, ``energy/gpu1_j``...: logged when a run spans several GPUs."""
     return {f"energy/gpu{index}_j": joules for index, joules in gpu_j.items()} if len(gpu_j) > 1 else {}
+
+
+def window_metrics(
+    window: str, count: int, duration_s: float, energy_j: float | None, gpu_j: float | None
+) -> dict[str, float]:
+    """The windows of one name in a ``mlflow_energy.track()`` block, summed: ``window/<name>/count``,
+    ``.../duration_s``, ``.../energy_j`` (the headline domains, where every window measured them
+    all), ``.../gpu_j``."""
+    figures = {"count": float(count), "duration_s": duration_s, "energy_j": energy_j, "gpu_j": gpu_j}
+    return {f"window/{window}/{key}": value for key, value in figures.items() if value is not None}
 
 
 def timeline_power_metric(device: str) -> str:

@@ -23,6 +23,7 @@ from mlflow_energy.config import ModelConfig
 from mlflow_energy.report.pareto import pareto_front
 from mlflow_energy.report.replicates import Figures, combine, show
 from mlflow_energy.tracking import filters, names
+from mlflow_energy.tracking.logger import set_alias
 from mlflow_energy.tracking.run_names import point_of_run_name
 
 ENERGY, SPEED = names.ENERGY_PER_TOKEN, names.THROUGHPUT
@@ -118,7 +119,7 @@ def hardware_class(run: Any) -> str:
 def select(
     client: Any, experiment: str, sweep_id: str | None, metric: str, direction: str, constraints: list[Constraint]
 ) -> Selection:
-    from mlflow_energy.tracking.logger import search_experiment_runs
+    from mlflow_energy.tracking.store import search_experiment_runs
 
     try:
         _, found = search_experiment_runs(client, experiment, filters.FINISHED_MEASUREMENTS, sweep_id)
@@ -190,28 +191,19 @@ def register(
 ) -> Registration:
     """Logs the chosen run's model (in a run of its own, tagged with the source run), registers
     a version with its evidence, then decides the alias."""
-    import os
-
-    import mlflow
     from mlflow.tracking import MlflowClient
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per file is noise
-    client = MlflowClient(tracking_uri=tracking_uri)
+    from mlflow_energy.tracking.logger import log_model_version
+
     run = selection.chosen.run
     model_config, artifacts = _model_payload(run, reference)
-    tags = version_tags(selection)
-    mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run(experiment_id=run.info.experiment_id, run_name=f"register {name}",
-                          tags={names.VERSION_SOURCE_RUN: run.info.run_id}):  # fmt: skip
-        info = mlflow.pyfunc.log_model(
-            name="model", python_model=str(TEXT_GENERATOR), artifacts=artifacts,
-            code_paths=[str(QUANTIZATION_CODE)], model_config=model_config,
-            pip_requirements=["torch", "transformers", "accelerate", "mlflow", "safetensors"],
-        )  # fmt: skip
-    version = mlflow.register_model(info.model_uri, name, tags=tags)
-    client.update_model_version(name, version.version, description=energy_card(selection, reference))
-    _, message, _ = decide_alias(client, name, alias, version.version, selection, allow_overlap)
-    return Registration(name, version.version, alias, message)
+    version = log_model_version(
+        tracking_uri, run, name, TEXT_GENERATOR, [QUANTIZATION_CODE], model_config, artifacts,
+        version_tags(selection), energy_card(selection, reference),
+    )  # fmt: skip
+    client = MlflowClient(tracking_uri=tracking_uri)
+    _, message, _ = decide_alias(client, name, alias, version, selection, allow_overlap)
+    return Registration(name, version, alias, message)
 
 
 def _model_payload(run: Any, reference: bool) -> tuple[dict[str, Any], dict[str, str]]:
@@ -314,7 +306,7 @@ def decide_alias(
     try:
         champion = client.get_model_version_by_alias(name, alias)
     except Exception:  # no such alias yet
-        client.set_registered_model_alias(name, alias, version)
+        set_alias(client, name, alias, version)
         return True, f"@{alias} now points to version {version} (first champion).", None
     previous = str(champion.version)  # the SQLite registry gives an int
     champion_hardware = champion.tags.get(names.VERSION_HARDWARE)
@@ -330,7 +322,7 @@ def decide_alias(
     challenger = Contender(version, chosen.value(metric), chosen.interval(metric))
     wins, why = challenger_wins(metric, selection.direction, challenger, champion_contender(champion), allow_overlap)
     if wins:
-        client.set_registered_model_alias(name, alias, version)
+        set_alias(client, name, alias, version)
         return True, f"@{alias} moved from version {previous} to {version}: {why}.", previous
     stays = f"@{alias} stays on version {previous}: {why} (version {version} is registered for the record)."
     return False, stays, previous
@@ -411,7 +403,7 @@ def select_and_register(
     from mlflow.tracking import MlflowClient
 
     from mlflow_energy.report.console import wide_console
-    from mlflow_energy.tracking.logger import TrackingError, check_reachable
+    from mlflow_energy.tracking.store import TrackingError, check_reachable
 
     try:
         check_reachable(tracking_uri)

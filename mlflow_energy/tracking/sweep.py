@@ -26,7 +26,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from mlflow_energy.config import ConfigError
-from mlflow_energy.tracking import filters, names
+from mlflow_energy.tracking import names
 from mlflow_energy.tracking.run_names import override_params
 from mlflow_energy.tracking.sweep_state import SweepEnd, SweepState, read_outcomes
 from mlflow_energy.tracking.sweeper import (
@@ -80,7 +80,8 @@ class SweepCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from mlflow_energy.tracking.kept import KeptResults
-        from mlflow_energy.tracking.logger import TrackingError, prepare_experiment
+        from mlflow_energy.tracking.logger import open_sweep_parent, prepare_experiment
+        from mlflow_energy.tracking.store import TrackingError
 
         uri, experiment = config.tracking.uri, config.tracking.experiment
         try:
@@ -91,7 +92,11 @@ class SweepCallback(Callback):
             # The same jobs in the same experiment are the same sweep (resumed); unknown jobs are new.
             grid = sorted(sorted(point) for point in points) if points else [str(time.time())]
             sweep_id = hashlib.sha256(json.dumps([experiment, grid]).encode()).hexdigest()[:10]
-            parent_id, resumed = _open_parent(config, experiment_id, sweep_id, points, keys, replicates)
+            run_name = f"sweep {' x '.join(keys) or 'single point'} ({_size(points, replicates)})"
+            # A key set both ways takes the sweeper's value, as Hydra does.
+            overrides = [*config.hydra.overrides.task, *sweeper_arguments(config.hydra.sweeper.get("params")),
+                         f"{REPLICATES_KEY}={replicates}"]  # fmt: skip
+            parent_id, resumed = open_sweep_parent(uri, experiment_id, sweep_id, run_name, override_params(overrides))
         except (TrackingError, ConfigError) as exc:  # before any job: one sentence, nothing launched
             print(f"mlflow-energy: error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
@@ -106,7 +111,7 @@ class SweepCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from mlflow_energy.bench.interrupt import STOP
-        from mlflow_energy.report.sweep_report import finish_sweep
+        from mlflow_energy.tracking.parent_run import finish_sweep
 
         sweep_dir = Path(config.hydra.sweep.dir)
         state = SweepState.read(sweep_dir)
@@ -139,41 +144,3 @@ def _size(points: list[list[str]] | None, replicates: int) -> str:
     return f"{len(points) // replicates} points" + (f" x {replicates} replicates" if replicates > 1 else "")
 
 
-def _open_parent(config: DictConfig, experiment_id: str, sweep_id: str, points: list[list[str]] | None,
-                 keys: list[str], replicates: int) -> tuple[str, bool]:  # fmt: skip
-    """The sweep's parent run, created or, for a sweep launched again, found and set RUNNING:
-    (run id, whether it was found). TrackingError when the store fails meanwhile."""
-    from mlflow.tracking import MlflowClient
-
-    from mlflow_energy.tracking.kept import store_failures
-    from mlflow_energy.tracking.logger import TrackingError
-    from mlflow_energy.tracking.uris import redact_in
-
-    uri = config.tracking.uri
-    client = MlflowClient(tracking_uri=uri)
-    try:
-        parent = _find_parent(client, experiment_id, sweep_id)
-        if parent is not None:
-            client.update_run(parent.info.run_id, status=names.RUN_RUNNING)
-            return parent.info.run_id, True
-        run = client.create_run(
-            experiment_id,
-            run_name=f"sweep {' x '.join(keys) or 'single point'} ({_size(points, replicates)})",
-            tags={names.TAG_SWEEP_ID: sweep_id, names.TAG_SWEEP_PARENT: "true"},
-        )
-        # A key set both ways takes the sweeper's value, as Hydra does.
-        overrides = [*config.hydra.overrides.task, *sweeper_arguments(config.hydra.sweeper.get("params")),
-                     f"{REPLICATES_KEY}={replicates}"]  # fmt: skip
-        client.log_batch(run.info.run_id, params=override_params(overrides))
-        return run.info.run_id, False
-    except store_failures() as exc:
-        message = (f"the tracking store at {uri} failed while the sweep's parent run was set up "
-                   f"({type(exc).__name__}: {str(exc)[:200]}); check that it answers and run the same command "
-                   "again.")  # fmt: skip
-        raise TrackingError(redact_in(message, uri)) from None
-
-
-def _find_parent(client: Any, experiment_id: str, sweep_id: str) -> Any:
-    from mlflow_energy.tracking.logger import first_run
-
-    return first_run(client, experiment_id, filters.sweep_parent(sweep_id))

@@ -1,0 +1,70 @@
+"""A sweep's parent run at the end: its report built (report/sweep_report.py) and logged with it
+(tracking/logger.py), and its status; and the same report rebuilt from the store later."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from mlflow_energy.report.sweep_report import PointRow, build_report
+from mlflow_energy.tracking import filters, names
+from mlflow_energy.tracking.sweep_state import Outcome, PointOutcome, SweepEnd, SweepState, count_outcomes
+
+log = logging.getLogger("mlflow_energy.sweep")
+
+
+def finish_sweep(
+    state: SweepState, outcomes: list[PointOutcome], sweep_dir: Path, wait_s: float, interrupted: bool
+) -> SweepEnd:
+    """Closes the parent run with its report: KILLED when the sweep was interrupted, FAILED while
+    results are only on disk, FINISHED otherwise. Left open when the tracking server does not
+    answer within ``wait_s``, or stops answering while the report is logged."""
+    from mlflow.tracking import MlflowClient
+
+    from mlflow_energy.tracking.kept import store_failures, wait_for_server
+    from mlflow_energy.tracking.logger import log_sweep_report
+
+    counts = count_outcomes(outcomes)
+    end = SweepEnd(state.parent_run_id, state.tracking_uri, counts, interrupted)
+    if not wait_for_server(state.tracking_uri, wait_s):
+        return end
+    status = names.RUN_KILLED if interrupted else names.RUN_FAILED if counts[Outcome.NOT_LOGGED] else names.RUN_FINISHED
+    client = MlflowClient(tracking_uri=state.tracking_uri)
+    try:
+        report = build_report(client, state, outcomes, sweep_dir / "report")
+        log_sweep_report(client, state.parent_run_id, report, status)
+    except store_failures():
+        return end
+    done = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items())
+    log.info("sweep %s done: %s; report on parent run %s (%s)", state.sweep_id, done, state.parent_run_id, status)
+    return replace(end, parent_status=status)
+
+
+def rebuild_report(tracking_uri: str, experiment: str, sweep_id: str | None, folder: Path | None) -> list[PointRow]:
+    """``mlflow-energy report``: the same report from what is stored (the parent's
+    sweep_points.json), logged to the parent again and, with ``folder``, kept there."""
+    from mlflow.tracking import MlflowClient
+
+    from mlflow_energy.tracking.logger import log_sweep_report
+    from mlflow_energy.tracking.store import search_experiment_runs
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    _, parents = search_experiment_runs(
+        client, experiment, filters.SWEEP_PARENTS, sweep_id, order_by=filters.NEWEST_FIRST
+    )
+    if not parents:
+        which = f"sweep {sweep_id!r}" if sweep_id else "any sweep"
+        raise LookupError(f"experiment {experiment!r} holds no parent run of {which}; check --sweep.")
+    parent = parents[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(client.download_artifacts(parent.info.run_id, names.ARTIFACT_SWEEP_POINTS, tmp))
+        saved = json.loads(path.read_text())
+    outcomes = [PointOutcome(**o) for o in saved["points"]]
+    state = SweepState(**{**saved["sweep"], "tracking_uri": tracking_uri})
+    with tempfile.TemporaryDirectory() as tmp:
+        report = build_report(client, state, outcomes, folder or Path(tmp))
+        log_sweep_report(client, parent.info.run_id, report)
+    return report.rows

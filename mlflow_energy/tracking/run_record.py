@@ -1,0 +1,84 @@
+"""What a benchmark result becomes in MLflow: its tags, params and timeline metrics (names from
+tracking/names.py). Pure: tracking/logger.py writes them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlflow_energy.bench.result import BenchResult
+from mlflow_energy.config import as_dict, flatten
+from mlflow_energy.meter.sampler import TimelineSample
+from mlflow_energy.report.headline import basis_label, description, trust_verdict
+from mlflow_energy.tracking import names
+
+
+def run_tags(result: BenchResult) -> dict[str, str]:
+    """Status, hashes, hardware, energy sources, versions, error, rejected readings, and trust."""
+    env = result.environment
+    gpus = env.get("gpus") or []
+    tags = {
+        names.TAG_STATUS: result.status.value,
+        names.TAG_CONFIG_HASH: result.config_hash,
+        names.TAG_GPU_COUNT: str(len(gpus)),
+    }
+    if result.device:  # unknown when the run failed before it chose one
+        tags[names.TAG_DEVICE] = result.device
+    if env.get("cpu_model"):
+        tags[names.TAG_CPU_MODEL] = str(env["cpu_model"])
+    if gpus:
+        tags[names.TAG_GPU_MODEL] = ", ".join(sorted({g["name"] for g in gpus}))
+        tags[names.TAG_GPU_DRIVER] = str(env.get("gpu_driver"))
+    for domain, source in (env.get("energy_sources") or {}).items():
+        tags[names.TAG_SOURCE_PREFIX + domain] = source
+    for package, version in (env.get("packages") or {}).items():
+        if version:
+            tags[names.TAG_VERSION_PREFIX + package] = version
+    if result.error:
+        tags[names.TAG_ERROR] = result.error[:5000]
+    if result.problems:
+        tags[names.TAG_PROBLEMS] = "; ".join(result.problems)[:5000]
+    return {**tags, **_trust_tags(result)}
+
+
+def _trust_tags(result: BenchResult) -> dict[str, str]:
+    """What the headline counts, whether it can be trusted (a column users can show), and the
+    run description that says both."""
+    a = result.assessment
+    tags = {
+        names.TAG_TRUST: trust_verdict(a)[:5000],
+        names.TAG_DESCRIPTION: description(result),
+        names.TAG_REPLICATE: str(result.config.sweep.replicate),
+    }
+    if result.point_hash:
+        tags[names.TAG_POINT_HASH] = result.point_hash
+    if a is not None and a.headline_sources:
+        tags[names.TAG_HEADLINE] = basis_label(a)
+    if a is not None and a.below_noise_floor:
+        keys = ", ".join(names.metric_key(f) for f in a.below_noise_floor)
+        tags[names.TAG_BELOW_NOISE_FLOOR] = f"{keys}: below the noise floor (noise exceeds the value), not logged"
+    return tags
+
+
+def run_params(result: BenchResult) -> dict[str, str]:
+    """The run's params: the flattened config (``tracking.*`` left out) and what the run learnt."""
+    params = {k: str(v) for k, v in flatten(as_dict(result.config)).items() if not k.startswith("tracking.")}
+    params[names.PARAM_RESOLVED_DEVICE] = str(result.device)
+    if result.model_parameters is not None:
+        params[names.PARAM_MODEL_PARAMETERS] = str(result.model_parameters)
+    if result.int8_layers is not None:
+        params[names.PARAM_INT8_LAYERS] = str(result.int8_layers)
+    return params
+
+
+def timeline_metrics(timeline: list[TimelineSample]) -> list[Any]:
+    """The GPU power timeline as stepped MLflow metrics (``power/gpu0_w``, step = sample number)."""
+    from mlflow.entities import Metric
+
+    steps: dict[str, int] = {}
+    metrics = []
+    for sample in timeline:
+        if sample.device.startswith("gpu") and sample.power_w is not None:
+            key = names.timeline_power_metric(sample.device)
+            steps[key] = steps.get(key, -1) + 1
+            metrics.append(Metric(key, sample.power_w, sample.timestamp_ms, steps[key]))
+    return metrics

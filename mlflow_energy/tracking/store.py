@@ -1,0 +1,71 @@
+"""The tracking store as the tool reads it: whether it answers, and the runs it holds. Every
+write is in tracking/logger.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlflow_energy.tracking import filters
+from mlflow_energy.tracking.uris import redact_in
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used: one sentence naming tracking.uri and the fix."""
+
+
+def check_reachable(tracking_uri: str) -> None:
+    """A tracking server must answer /health within seconds (MLflow's own client retries for
+    minutes before it gives up)."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    import urllib.request
+
+
+    try:
+        urllib.request.urlopen(_health_url(tracking_uri), timeout=5)
+    except (OSError, ValueError) as exc:
+        raise TrackingError(
+            redact_in(f"the tracking server at {tracking_uri} does not answer ({exc}); start it or fix tracking.uri.",
+                      tracking_uri)  # fmt: skip
+        ) from None
+
+
+def _health_url(tracking_uri: str) -> str:
+    """``<server>/health`` without the URI's credentials: the probe needs none, and urllib would
+    read ``user:password@host`` as a host name."""
+    from urllib.parse import urlsplit, urlunsplit
+
+
+    parts = urlsplit(tracking_uri)
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, f"{parts.path.rstrip('/')}/health", "", ""))
+
+
+def first_run(client: Any, experiment_id: str, filter_string: str, order_by: list[str] | None = None) -> Any:
+    """The first run of the experiment that matches ``filter_string``; None when there is none."""
+    runs = client.search_runs([experiment_id], filter_string=filter_string, order_by=order_by, max_results=1)
+    return runs[0] if runs else None
+
+
+def search_experiment_runs(
+    client: Any, experiment: str, query: str, sweep_id: str | None = None, order_by: list[str] | None = None
+) -> tuple[str, list[Any]]:
+    """(experiment id, runs matching ``query``, of one sweep when ``sweep_id`` is given);
+    LookupError when the experiment does not exist."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise LookupError(f"there is no experiment named {experiment!r}; check --experiment.")
+    runs = client.search_runs([found.experiment_id], filter_string=filters.in_sweep(query, sweep_id), order_by=order_by)
+    return found.experiment_id, runs
+
+
+def find_finished_run(tracking_uri: str, experiment_id: str, config_hash: str) -> Any:
+    """The latest FINISHED run of the experiment that measured this exact configuration."""
+    from mlflow.tracking import MlflowClient
+
+
+    return first_run(
+        MlflowClient(tracking_uri=tracking_uri), experiment_id,
+        filters.finished_config(config_hash), order_by=filters.NEWEST_FIRST,
+    )  # fmt: skip
