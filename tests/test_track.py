@@ -59,7 +59,7 @@ def test_a_block_in_the_users_run_logs_the_clis_figures(store: MlflowClient) -> 
     assert tags[names.TAG_SOURCE_PREFIX + "cpu"].startswith("estimate") and "window/decode/energy_j" not in m
     assert m["emissions/g_co2e"] > 0
     artifacts = {a.path for a in store.list_artifacts(run.info.run_id)}
-    assert "power_timeline.csv" in artifacts
+    assert {"power_timeline.csv", "power_timeline.png"} <= artifacts
     assert t.result is not None and [w.name for w in t.result.windows] == ["prefill", "prefill", "decode"]
 
 
@@ -69,11 +69,13 @@ def test_the_decorator_opens_and_closes_a_run_of_its_own(store: MlflowClient) ->
         busy(0.1)
         return "done"
 
-    assert work() == "done"
+    assert work() == "done" and work() == "done"  # each call is a block of its own
     assert mlflow.active_run() is None
-    (run,) = store.search_runs([store.get_experiment_by_name("Default").experiment_id])
-    assert run.info.status == names.RUN_FINISHED
-    assert run.data.metrics[names.ENERGY_PER_TOKEN] == pytest.approx(run.data.metrics["energy/total_j"] / 100)
+    runs = store.search_runs([store.get_experiment_by_name("Default").experiment_id])
+    assert len(runs) == 2
+    for run in runs:
+        assert run.info.status == names.RUN_FINISHED and run.data.metrics["measurement/generated_tokens"] == 100
+        assert run.data.metrics[names.ENERGY_PER_TOKEN] == pytest.approx(run.data.metrics["energy/total_j"] / 100)
 
 
 def test_an_exception_reaches_the_caller_and_the_partial_measurement_is_logged(store: MlflowClient) -> None:
@@ -114,7 +116,9 @@ def test_gpu_energy_is_measured_per_window_and_is_the_headline(store: MlflowClie
     with mlflow.start_run() as run:
         with mlflow_energy.track(tokens=1000, sample_period_s=0.01) as t:
             with t.window("decode"):
-                busy(0.5)
+                busy(0.25)
+                with t.window("inner"):  # windows nest
+                    busy(0.25)
     m, tags = store.get_run(run.info.run_id).data.metrics, store.get_run(run.info.run_id).data.tags
     assert tags[names.TAG_HEADLINE] == "measured (gpu:nvml_counter)"
     assert m["energy/total_j"] == pytest.approx(m["energy/gpu_j"])  # the estimates stay out of the headline
@@ -122,7 +126,10 @@ def test_gpu_energy_is_measured_per_window_and_is_the_headline(store: MlflowClie
     # 200 W: about 200 J per second of window, within a few of the counter's 10 ms (2 J) steps
     assert m["window/decode/gpu_j"] == pytest.approx(200 * m["window/decode/duration_s"], abs=200 * 0.03)
     assert m["window/decode/energy_j"] == m["window/decode/gpu_j"]
+    assert m["window/inner/gpu_j"] < m["window/decode/gpu_j"] and m["window/inner/duration_s"] >= 0.25
     assert m["power/gpu_mean_w"] == pytest.approx(200, rel=0.15)
+    power = store.get_metric_history(run.info.run_id, "power/gpu0_w")  # the timeline, as a CLI run logs it
+    assert len(power) >= 10 and all(p.value == pytest.approx(100.0) for p in power)  # the fake's power reading
 
 
 def test_it_works_with_autologging_on(store: MlflowClient) -> None:

@@ -5,11 +5,18 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from mlflow_energy.bench.result import BenchResult
+from mlflow_energy.meter.measurement import Measurement
 from mlflow_energy.meter.sampler import HOST, TimelineSample
 
+# The benchmark's phases; other names (a track() block's windows) take the next colour in turn.
+PHASE_COLOURS = {"load": "tab:gray", "idle": "tab:blue", "warm-up": "tab:purple", "prefill": "tab:orange",
+                 "generate": "tab:green", "quality": "tab:brown"}  # fmt: skip
+OTHER_COLOURS = ("tab:red", "tab:olive", "tab:cyan", "tab:pink")
 
-def plot_timeline(samples: list[TimelineSample], result: BenchResult, path: Path) -> Path:
+
+def plot_timeline(samples: list[TimelineSample], phases: list[tuple[str, Measurement]], title: str,
+                  path: Path) -> Path:  # fmt: skip
+    """The samples, with each ``(label, window)`` of ``phases`` shaded, under ``title``."""
     import logging
 
     import matplotlib
@@ -31,15 +38,15 @@ def plot_timeline(samples: list[TimelineSample], result: BenchResult, path: Path
         utilization = [math.nan if u is None else u for _, u in host_points]
         ax.plot([t for t, _ in host_points], utilization, label="host CPU utilisation", linewidth=1)
         ax.set_ylabel("CPU utilisation (%)")
-    colours = {"load": "tab:gray", "idle": "tab:blue", "warm-up": "tab:purple", "prefill": "tab:orange",
-               "generate": "tab:green", "quality": "tab:brown"}  # fmt: skip
+    colours = dict(PHASE_COLOURS)
     labelled: set[str] = set()
-    for label, m in result.windows():
-        ax.axvspan(m.start_s, m.start_s + m.duration_s, color=colours[label], alpha=0.15,
+    for label, m in phases:
+        colour = colours.setdefault(label, OTHER_COLOURS[(len(colours) - len(PHASE_COLOURS)) % len(OTHER_COLOURS)])
+        ax.axvspan(m.start_s, m.start_s + m.duration_s, color=colour, alpha=0.15,
                    label=None if label in labelled else label)
         labelled.add(label)
     ax.set_xlabel("time since the meter started (s)")
-    ax.set_title(f"{result.config.model.name} on {result.device}: power timeline")
+    ax.set_title(title)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)

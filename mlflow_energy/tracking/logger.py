@@ -21,6 +21,7 @@ import yaml
 from mlflow_energy.bench.result import CODECARBON_DIR, TIMELINE_FILE, BenchResult, Status
 from mlflow_energy.bench.summary import gpu_j_by_device
 from mlflow_energy.config import as_dict
+from mlflow_energy.meter.measurement import Measurement
 from mlflow_energy.meter.sampler import TimelineSample, read_timeline_csv, write_timeline_csv
 from mlflow_energy.report.timeline import plot_timeline
 from mlflow_energy.tracking import filters, names
@@ -192,7 +193,8 @@ def _log_artifacts(
         if result.error:
             (staging / names.ARTIFACT_ERROR).write_text(result.error + "\n")
         if timeline:
-            plot_timeline(timeline, result, staging / names.ARTIFACT_TIMELINE_PLOT)
+            title = f"{result.config.model.name} on {result.device}: power timeline"
+            plot_timeline(timeline, result.windows(), title, staging / names.ARTIFACT_TIMELINE_PLOT)
         client.log_artifacts(run_id, str(staging))
     if (out_dir / TIMELINE_FILE).is_file():
         client.log_artifact(run_id, str(out_dir / TIMELINE_FILE))
@@ -283,9 +285,10 @@ def set_alias(client: Any, name: str, alias: str, version: str) -> None:
 
 
 def log_to_active_run(metrics: dict[str, float], tags: dict[str, str], timeline: list[TimelineSample],
-                      failed: bool = False) -> str:  # fmt: skip
-    """A ``track()`` block: metrics, tags and the power timeline on the active run, or on a new
-    one it ends (FAILED when the block raised). The run id."""
+                      phases: list[tuple[str, Measurement]], failed: bool = False) -> str:  # fmt: skip
+    """A ``track()`` block: metrics, tags and the power timeline (stepped metrics, CSV, plot with
+    ``phases`` shaded) on the active run, or on a new one it ends (FAILED when the block raised).
+    The run id."""
     import mlflow
 
     started = mlflow.active_run() is None
@@ -294,10 +297,15 @@ def log_to_active_run(metrics: dict[str, float], tags: dict[str, str], timeline:
     try:
         mlflow.log_metrics(metrics)
         mlflow.set_tags(tags)
+        client = mlflow.MlflowClient()
+        for start in range(0, len(power := timeline_metrics(timeline)), _BATCH):
+            client.log_batch(run.info.run_id, metrics=power[start : start + _BATCH])
         with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / TIMELINE_FILE
-            write_timeline_csv(timeline, path)
-            mlflow.log_artifact(str(path))
+            write_timeline_csv(timeline, Path(folder) / TIMELINE_FILE)
+            if timeline:
+                plot_timeline(timeline, phases, "mlflow_energy.track() block: power timeline",
+                              Path(folder) / names.ARTIFACT_TIMELINE_PLOT)  # fmt: skip
+            mlflow.log_artifacts(folder)
     finally:
         if started:
             mlflow.end_run(names.RUN_FAILED if failed else names.RUN_FINISHED)

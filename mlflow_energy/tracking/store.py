@@ -20,7 +20,6 @@ def check_reachable(tracking_uri: str) -> None:
         return
     import urllib.request
 
-
     try:
         urllib.request.urlopen(_health_url(tracking_uri), timeout=5)
     except (OSError, ValueError) as exc:
@@ -34,7 +33,6 @@ def _health_url(tracking_uri: str) -> str:
     """``<server>/health`` without the URI's credentials: the probe needs none, and urllib would
     read ``user:password@host`` as a host name."""
     from urllib.parse import urlsplit, urlunsplit
-
 
     parts = urlsplit(tracking_uri)
     host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname or ""
@@ -63,7 +61,6 @@ def search_experiment_runs(
 def find_finished_run(tracking_uri: str, experiment_id: str, config_hash: str) -> Any:
     """The latest FINISHED run of the experiment that measured this exact configuration."""
     from mlflow.tracking import MlflowClient
-
 
     return first_run(
         MlflowClient(tracking_uri=tracking_uri), experiment_id,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -35,6 +36,7 @@ from mlflow_energy.tracking import names
 
 log = logging.getLogger("mlflow_energy.track")
 
+MAX_SHADED_WINDOWS = 200  # named windows shaded in the timeline plot, at most
 Count = int | Callable[[], int] | None  # a number, or a callable read when the block ends
 
 
@@ -55,16 +57,12 @@ def _count(value: Count, added: int) -> int | None:
     return None if given is None and not added else (given or 0) + added
 
 
-def _synchronize() -> Callable[[], None]:
-    """torch.cuda.synchronize where the process already uses CUDA: queued kernels land in their window."""
-    try:
-        import torch
-
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            return torch.cuda.synchronize
-    except ImportError:
-        pass
-    return lambda: None
+def _synchronize() -> None:
+    """torch.cuda.synchronize once the process uses CUDA (queued kernels land in their window);
+    checked at every edge, since the block may start using the GPU after it began."""
+    torch = sys.modules.get("torch")  # never imported for this: a process without torch has no CUDA work
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 class Tracker(ContextDecorator):
@@ -76,6 +74,10 @@ class Tracker(ContextDecorator):
         self._tokens, self._requests = tokens, requests
         self._gpus, self._idle_s, self._period = gpus, idle_s, sample_period_s
         self._country, self._region, self._pue = country_iso_code, region, pue
+        self._reset()
+
+    def _reset(self) -> None:
+        """A fresh block: a decorated function enters the same tracker at every call."""
         self._added_tokens = self._added_requests = 0
         self._meter: EnergyMeter | None = None
         self._stack = ExitStack()
@@ -98,6 +100,7 @@ class Tracker(ContextDecorator):
             self._warned = True
 
     def __enter__(self) -> Tracker:
+        self._reset()
         try:
             self._meter = self._stack.enter_context(_meter(self._gpus, self._period, self._country, self._region))
             if self._idle_s > 0:
@@ -152,7 +155,7 @@ def _meter(gpus: list[int] | None, period: float | None, country: str, region: s
 
     with tempfile.TemporaryDirectory(prefix="mlflow-energy-track-") as folder:
         host = HostEnergy(country, region, Path(folder))
-        meter = EnergyMeter(_synchronize(), period, host, NvmlGpus(cuda_uuids=_uuids(gpus)))
+        meter = EnergyMeter(_synchronize, period, host, NvmlGpus(cuda_uuids=_uuids(gpus)))
         try:
             yield meter
         finally:
@@ -231,7 +234,10 @@ def log_tracked(t: Tracked, timeline: list[TimelineSample], failed: bool = False
     """Logs to the active run, or to a new one it ends (FAILED when the block raised): the run id."""
     from mlflow_energy.tracking.logger import log_to_active_run
 
-    return log_to_active_run(tracked_metrics(t, pue), tracked_tags(t), timeline, failed)
+    # Shading thousands of windows (a window per request) would take the plot minutes: the block then.
+    shaded = t.windows if 0 < len(t.windows) <= MAX_SHADED_WINDOWS else [t.total]
+    phases = [(w.name, w) for w in shaded]
+    return log_to_active_run(tracked_metrics(t, pue), tracked_tags(t), timeline, phases, failed)
 
 
 def track(tokens: Count = None, requests: Count = None, **options: Any) -> Tracker:
