@@ -36,7 +36,7 @@ from mlflow_energy.inference.prompts import make_batch
 from mlflow_energy.inference.quality import heldout_text, perplexity
 from mlflow_energy.inference.quantization import int8_linear_count
 from mlflow_energy.meter.energy_meter import EnergyMeter
-from mlflow_energy.meter.gpu import NvmlGpus
+from mlflow_energy.meter.gpu import NvmlGpus, cuda_uuids
 from mlflow_energy.meter.host import HostEnergy
 from mlflow_energy.meter.sampler import write_timeline_csv
 
@@ -64,7 +64,7 @@ def _meter_for(device: str, config: RunConfig, out_dir: Path) -> tuple[EnergyMet
     host = HostEnergy(config.carbon.country_iso_code, config.carbon.region, out_dir / CODECARBON_DIR)
     if device.startswith("cuda"):
         used = range(torch.cuda.device_count()) if config.model.device_map else [int(device.partition(":")[2] or 0)]
-        gpus = NvmlGpus(cuda_uuids={i: str(torch.cuda.get_device_properties(i).uuid) for i in used})
+        gpus = NvmlGpus(cuda_uuids=cuda_uuids(used))
         sync: Callable[[], None] = torch.cuda.synchronize
     else:
         gpus = NvmlGpus(disabled_reason="the run uses the CPU, so no GPU is measured")

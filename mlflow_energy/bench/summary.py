@@ -35,7 +35,7 @@ def headline_domains(window: Measurement) -> tuple[list[str], str]:
     return (measured, "measured") if measured else (list(sources), "estimate")
 
 
-def _idle_power(idle: Measurement | None, domains: list[str]) -> tuple[float | None, float | None]:
+def idle_power(idle: Measurement | None, domains: list[str]) -> tuple[float | None, float | None]:
     """(headline domains W, GPU W) while the model is loaded and nothing runs."""
     if idle is None or not idle.valid or idle.duration_s <= 0:
         return None, None
@@ -259,7 +259,7 @@ def _net_figures(
     idle: Measurement | None, domains: list[str], done: _Generated, total_j: float, gpu_j: float | None
 ) -> Figures:
     """Gross minus idle power x window time, for the headline and for the GPU."""
-    idle_w, gpu_idle_w = _idle_power(idle, domains)
+    idle_w, gpu_idle_w = idle_power(idle, domains)
     f: Figures = {"energy_idle_w": idle_w, "energy_gpu_idle_w": gpu_idle_w}
     if idle_w is not None:
         net_j = total_j - idle_w * done.duration_s

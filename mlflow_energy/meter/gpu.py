@@ -40,6 +40,14 @@ def _normalise_uuid(uuid: str) -> str:
     return uuid if uuid.startswith(("GPU-", "MIG-")) else f"GPU-{uuid}"
 
 
+def cuda_uuids(indices: list[int] | range) -> dict[int, str]:
+    """CUDA index -> UUID of the named devices, as torch sees them: how NvmlGpus finds their NVML
+    handles (NVML's order is not CUDA's)."""
+    import torch
+
+    return {i: str(torch.cuda.get_device_properties(i).uuid) for i in indices}
+
+
 def resolve_visible_handles(
     nvml: Any, cuda_visible_devices: str | None, cuda_uuids: dict[int, str] | None = None
 ) -> list[tuple[int, Any]]:

@@ -224,7 +224,7 @@ def output_texts(output: Any, column: str | None = None) -> list[str] | None:
 
 def _gpus(config: EnergyEvaluatorConfig, python_model: Any | None) -> tuple[Any, Callable[[], None]]:
     """The GPUs to measure (as bench/protocol.py's ``_meter_for`` picks them) and the sync."""
-    from mlflow_energy.meter.gpu import NvmlGpus
+    from mlflow_energy.meter.gpu import NvmlGpus, cuda_uuids
 
     if config.gpus == "none":
         return NvmlGpus(disabled_reason="gpus=none"), _no_sync
@@ -243,8 +243,7 @@ def _gpus(config: EnergyEvaluatorConfig, python_model: Any | None) -> tuple[Any,
         return NvmlGpus(disabled_reason="the model runs on the CPU"), _no_sync
     else:
         used = list(range(torch.cuda.device_count()))
-    uuids = {i: str(torch.cuda.get_device_properties(i).uuid) for i in used}
-    return NvmlGpus(cuda_uuids=uuids), torch.cuda.synchronize
+    return NvmlGpus(cuda_uuids=cuda_uuids(used)), torch.cuda.synchronize
 
 
 def _no_sync() -> None:

@@ -160,14 +160,19 @@ def _fill_run(client: Any, run_id: str, result: BenchResult, out_dir: Path, extr
     params = [Param(k, v) for k, v in run_params(result).items()]
     tags = [RunTag(k, v) for k, v in {**run_tags(result), **extra_tags}.items()]
     client.log_batch(run_id, params=params, tags=tags)
-    for i in range(0, len(metrics), _BATCH):
-        client.log_batch(run_id, metrics=metrics[i : i + _BATCH])
+    _log_metrics(client, run_id, metrics)
     _log_artifacts(client, run_id, result, timeline, out_dir)
     status = names.RUN_FINISHED if result.status == Status.FINISHED else names.RUN_FAILED
     if end_run:
         client.set_terminated(run_id, status, end_time=result.ended_ms or now_ms)
     client.set_tag(run_id, names.TAG_LOGGING, names.LOGGING_COMPLETE)  # last: a run without it is redone
     return status
+
+
+def _log_metrics(client: Any, run_id: str, metrics: list[Any]) -> None:
+    """``metrics`` in requests of at most MLflow's limit."""
+    for start in range(0, len(metrics), _BATCH):
+        client.log_batch(run_id, metrics=metrics[start : start + _BATCH])
 
 
 def _discard(client: Any, run_id: str) -> None:
@@ -297,9 +302,7 @@ def log_to_active_run(metrics: dict[str, float], tags: dict[str, str], timeline:
     try:
         mlflow.log_metrics(metrics)
         mlflow.set_tags(tags)
-        client = mlflow.MlflowClient()
-        for start in range(0, len(power := timeline_metrics(timeline)), _BATCH):
-            client.log_batch(run.info.run_id, metrics=power[start : start + _BATCH])
+        _log_metrics(mlflow.MlflowClient(), run.info.run_id, timeline_metrics(timeline))
         with tempfile.TemporaryDirectory() as folder:
             write_timeline_csv(timeline, Path(folder) / TIMELINE_FILE)
             if timeline:

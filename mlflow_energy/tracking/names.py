@@ -7,7 +7,7 @@ the logged metrics cannot drift apart.
 
 Headline energy figures (``energy/total_j``, ``energy/j_per_token``...) count measured energy
 only (GPU counters or sampled GPU power, RAPL). The same figure with CodeCarbon's estimated
-domains added is ``energy/with_estimates_<name>`` (``WITH_ESTIMATES``). A 95% interval of a
+domains added is ``energy/with_estimates_<name>``. A 95% interval of a
 metric is ``<metric>_ci95_low`` / ``_ci95_high`` (``interval_keys``). Constants built by
 ``_metric`` and ``param_key`` are checked against ``Summary`` and ``RunConfig`` at import.
 """
@@ -69,7 +69,6 @@ METRIC_SWEEP_FAILED = "sweep/failed"
 METRIC_SWEEP_SKIPPED = "sweep/skipped"
 METRIC_SWEEP_NOT_LOGGED = "sweep/not_logged"  # measured, kept on disk: the tracking server did not answer
 
-WITH_ESTIMATES = "with_estimates_"  # energy/with_estimates_j_per_token: CodeCarbon estimates added
 TRUST_OK = "ok"
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlflow_energy.tracking import filters
-from mlflow_energy.tracking.uris import redact_in
+from mlflow_energy.tracking.uris import is_server, redact_in
 
 
 class TrackingError(RuntimeError):
@@ -16,7 +16,7 @@ class TrackingError(RuntimeError):
 def check_reachable(tracking_uri: str) -> None:
     """A tracking server must answer /health within seconds (MLflow's own client retries for
     minutes before it gives up)."""
-    if not tracking_uri.startswith(("http://", "https://")):
+    if not is_server(tracking_uri):
         return
     import urllib.request
 

@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from mlflow_energy.bench.result import Assessment, Summary
-from mlflow_energy.bench.summary import emissions_figures, energy_figures, headline_domains
+from mlflow_energy.bench.summary import emissions_figures, energy_figures, headline_domains, idle_power
 from mlflow_energy.meter.energy_meter import EnergyMeter, WindowHandle
 from mlflow_energy.meter.measurement import Measurement
 from mlflow_energy.meter.sampler import TimelineSample
@@ -150,25 +150,17 @@ class Tracker(ContextDecorator):
 
 @contextlib.contextmanager
 def _meter(gpus: list[int] | None, period: float | None, country: str, region: str | None) -> Iterator[EnergyMeter]:
-    from mlflow_energy.meter.gpu import NvmlGpus
+    from mlflow_energy.meter.gpu import NvmlGpus, cuda_uuids
     from mlflow_energy.meter.host import HostEnergy
 
     with tempfile.TemporaryDirectory(prefix="mlflow-energy-track-") as folder:
         host = HostEnergy(country, region, Path(folder))
-        meter = EnergyMeter(_synchronize, period, host, NvmlGpus(cuda_uuids=_uuids(gpus)))
+        gpu_set = NvmlGpus(cuda_uuids=None if gpus is None else cuda_uuids(gpus))  # None: every visible GPU
+        meter = EnergyMeter(_synchronize, period, host, gpu_set)
         try:
             yield meter
         finally:
             meter.close()
-
-
-def _uuids(gpus: list[int] | None) -> dict[int, str] | None:
-    """The named GPUs' UUIDs (None: every GPU the process can see)."""
-    if gpus is None:
-        return None
-    import torch
-
-    return {i: str(torch.cuda.get_device_properties(i).uuid) for i in gpus}
 
 
 def _intensity(country: str, region: str | None) -> float | None:
@@ -193,8 +185,8 @@ def summarize_tracked(t: Tracked, pue: float = 1.0) -> Summary:
         f |= {"power_gpu_mean_w": f["energy_gpu_j"] / d if f["energy_gpu_j"] is not None else None,
               "throughput_tokens_per_s": t.tokens / d if t.tokens else None,
               "throughput_requests_per_s": t.requests / d if t.requests else None}  # fmt: skip
-    if t.idle is not None and t.idle.duration_s > 0:
-        idle_w = t.idle.energy_j(domains) / t.idle.duration_s
+    idle_w, _ = idle_power(t.idle, domains)
+    if idle_w is not None:
         f |= {"energy_idle_w": idle_w, "energy_net_j": f["energy_total_j"] - idle_w * d}
     return Summary(**f)
 
