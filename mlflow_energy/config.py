@@ -19,6 +19,8 @@ CACHES = ("dynamic", "static")
 WEIGHTS = ("pretrained", "random")
 BACKENDS = ("eager", "static_compile")
 ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
+SCENARIOS = ("batch", "serving")
+OUTPUT_LENGTHS = ("natural", "fixed")
 
 
 class ConfigError(ValueError):
@@ -96,6 +98,40 @@ class SweepConfig:
 
 
 @dataclass
+class ServingConfig:
+    """``scenario=serving``: an OpenAI-compatible server under load (README, "Serving").
+
+    ``url`` null starts ``transformers serve`` with the run's model on 127.0.0.1; a URL
+    (``http://127.0.0.1:8000/v1``) attaches to a server the user runs, measuring the GPUs of
+    this host listed in ``gpus`` (CUDA indices; null: every visible one).
+    ``concurrency`` caps the requests in flight; with ``request_rate`` null it is a closed loop
+    of that many users, else arrivals are Poisson at ``request_rate`` requests/s (open loop).
+    The steady state (after ``ramp_up_s``; null: until the first request completes) is measured
+    in windows of ``window_s`` for ``duration_s``, or until ``num_requests`` requests completed
+    in it. ``slo_*``: bounds a request must meet to count towards goodput (null: no bound)."""
+
+    url: str | None = None
+    model_name: str | None = None  # the model requests name; null: the one the server lists
+    gpus: list[int] | None = None
+    concurrency: int = 4
+    request_rate: float | None = None
+    duration_s: float = 20.0
+    num_requests: int | None = None
+    warmup_requests: int | None = None  # sent at full load before the measurement; null: concurrency
+    max_tokens: int = 64
+    output_length: str = "natural"  # natural (the model stops, capped by max_tokens) | fixed (max_tokens)
+    continuous_batching: bool = True
+    ramp_up_s: float | None = None
+    window_s: float = 2.0
+    startup_timeout_s: float = 600.0
+    request_timeout_s: float = 300.0
+    max_error_share: float = 0.05  # the run fails when a larger share of the requests fail
+    slo_ttft_s: float | None = None
+    slo_tpot_ms: float | None = None
+    slo_request_s: float | None = None
+
+
+@dataclass
 class CarbonConfig:
     country_iso_code: str = "USA"
     region: str | None = None
@@ -139,6 +175,8 @@ class RunConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     register: RegisterConfig = field(default_factory=RegisterConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
+    scenario: str = "batch"  # batch (one fixed-shape generate call, repeated) | serving (a server under load)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
 
@@ -194,7 +232,17 @@ _NOT_HASHED = ("tracking.", "register.", "bench.timeout_s", "bench.resume", "swe
 REPLICATE_KEY = "sweep.replicate"
 
 
+def not_applicable(config: RunConfig) -> tuple[str, ...]:
+    """Key prefixes the run's scenario does not use: left out of its params and its config hash
+    (so a batch run's hash is the one it had before serving keys existed)."""
+    if config.scenario == "batch":
+        return ("serving.", "scenario")
+    return ("workload.batch_size", "workload.new_tokens", "backend.", "quality.", "bench.min_repetitions",
+            "bench.min_duration_s", "bench.max_duration_s", "bench.min_window_s", "bench.warmup_runs")
+
+
 def _digest(config: RunConfig, leave_out: tuple[str, ...]) -> str:
+    leave_out += not_applicable(config)
     flat = {k: v for k, v in flatten(as_dict(config)).items() if not k.startswith(leave_out)}
     return hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -220,6 +268,7 @@ def validate(config: RunConfig) -> None:
     mistake (inference/inputs.py checks the files the configuration names)."""
     _validate_choices(config)
     _validate_sizes(config)
+    _validate_serving(config)
     _validate_bench(config.bench)
     _validate_tracking(config)
     _require(config.carbon.pue >= 1.0, f"carbon.pue={config.carbon.pue} must be at least 1.0 (1.0 = no overhead).")
@@ -242,6 +291,7 @@ def _validate_choices(config: RunConfig) -> None:
     _require_choice("model.quantization", m.quantization, QUANTIZATIONS)
     _require_choice("backend.name", config.backend.name, BACKENDS)
     _require_choice("backend.cache", config.backend.cache, CACHES)
+    _require_choice("scenario", config.scenario, SCENARIOS)
 
 
 def _validate_sizes(config: RunConfig) -> None:
@@ -251,6 +301,38 @@ def _validate_sizes(config: RunConfig) -> None:
         _require(value >= 1, f"{key}={value} must be at least 1; set it to a positive integer.")
     for key, value in (("quality.max_tokens", q.max_tokens), ("quality.context_tokens", q.context_tokens)):
         _require(value >= 2, f"{key}={value} must be at least 2 (one token predicts the next).")
+
+
+def _validate_serving(config: RunConfig) -> None:
+    """The serving section, checked whatever the scenario (a sweep may switch it on)."""
+    v = config.serving
+    for key, value in (("serving.concurrency", v.concurrency), ("serving.max_tokens", v.max_tokens)):
+        _require(value >= 1, f"{key}={value} must be at least 1; set it to a positive integer.")
+    for key, number in (("serving.duration_s", v.duration_s), ("serving.window_s", v.window_s),
+                        ("serving.startup_timeout_s", v.startup_timeout_s),
+                        ("serving.request_timeout_s", v.request_timeout_s), ("serving.request_rate", v.request_rate),
+                        ("serving.slo_ttft_s", v.slo_ttft_s), ("serving.slo_tpot_ms", v.slo_tpot_ms),
+                        ("serving.slo_request_s", v.slo_request_s)):  # fmt: skip
+        _require(number is None or number > 0, f"{key}={number} must be positive (or null where that is allowed).")
+    for key, count in (("serving.num_requests", v.num_requests), ("serving.warmup_requests", v.warmup_requests)):
+        _require(count is None or count >= 1, f"{key}={count} must be at least 1, or null.")
+    _require(v.ramp_up_s is None or v.ramp_up_s >= 0, f"serving.ramp_up_s={v.ramp_up_s} must be 0 or more, or null.")
+    _require(0 <= v.max_error_share < 1, f"serving.max_error_share={v.max_error_share} must be a fraction from 0 "
+             "to below 1, such as 0.05.")  # fmt: skip
+    _require_choice("serving.output_length", v.output_length, OUTPUT_LENGTHS)
+    _require(v.url is None or v.url.startswith(("http://", "https://")),
+             f"serving.url={v.url!r} is not an http(s) URL; give the server's OpenAI base URL, such as "
+             "http://127.0.0.1:8000/v1.")  # fmt: skip
+    if config.scenario != "serving":
+        return
+    _require(config.backend.name == "eager", f"backend.name={config.backend.name} applies to scenario=batch; "
+             "a serving run measures the server's own engine, so leave backend.name=eager.")  # fmt: skip
+    if v.url is None:
+        _require(config.model.quantization == "none", f"model.quantization={config.model.quantization} applies to "
+                 "scenario=batch; transformers serve loads the model itself, so use model.quantization=none.")
+        _require(v.output_length == "natural", "serving.output_length=fixed needs a server that honours min_tokens "
+                 "and ignore_eos (vLLM, SGLang); transformers serve refuses them, so use serving.output_length=natural "
+                 "or attach to such a server with serving.url.")  # fmt: skip
 
 
 def _validate_tracking(config: RunConfig) -> None:

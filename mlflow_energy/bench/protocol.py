@@ -28,6 +28,8 @@ from mlflow_energy.bench.result import (
     RepetitionWindow,
     Status,
 )
+from mlflow_energy.bench.run_state import Run, cool_down, measure_idle
+from mlflow_energy.bench.serving import measure_serving, served_gpus
 from mlflow_energy.bench.summary import conclude, j_per_token_interval
 from mlflow_energy.config import BenchConfig, RunConfig, config_hash, point_hash, resolve_device
 from mlflow_energy.inference import generation
@@ -62,6 +64,12 @@ def _meter_for(device: str, config: RunConfig, out_dir: Path) -> tuple[EnergyMet
     import torch
 
     host = HostEnergy(config.carbon.country_iso_code, config.carbon.region, out_dir / CODECARBON_DIR)
+    if config.scenario == "serving":  # the server's process does the CUDA work: nothing to synchronise here
+        served = served_gpus(config, device)
+        gpus = NvmlGpus(cuda_uuids=cuda_uuids(served)) if served else NvmlGpus(disabled_reason="no GPU serves this run")
+        return EnergyMeter(lambda: None, config.bench.sample_period_s, host, gpus, config.bench.align_to_counter), (
+            lambda: None
+        )
     if device.startswith("cuda"):
         used = range(torch.cuda.device_count()) if config.model.device_map else [int(device.partition(":")[2] or 0)]
         gpus = NvmlGpus(cuda_uuids=cuda_uuids(used))
@@ -70,23 +78,6 @@ def _meter_for(device: str, config: RunConfig, out_dir: Path) -> tuple[EnergyMet
         gpus = NvmlGpus(disabled_reason="the run uses the CPU, so no GPU is measured")
         sync = lambda: None  # noqa: E731
     return EnergyMeter(sync, config.bench.sample_period_s, host, gpus, config.bench.align_to_counter), sync
-
-
-@dataclass
-class _Run:
-    """What the phases of one run share."""
-
-    config: RunConfig
-    result: BenchResult
-    meter: EnergyMeter
-    sync: Callable[[], None]
-    save: Callable[[BenchResult], object]  # what it returns is ignored
-
-    def enter(self, phase: str) -> None:
-        """Records the phase (a failure names it) and saves the partial result."""
-        self.result.phase = phase
-        self.save(self.result)
-        log.info("%s", phase)
 
 
 @dataclass
@@ -106,20 +97,13 @@ def run_protocol(config: RunConfig, out_dir: Path, save: Callable[[BenchResult],
     result.tokens_per_call = config.workload.batch_size * config.workload.new_tokens
     result.carbon_intensity_g_per_kwh = grid_intensity_g_per_kwh(config.carbon.country_iso_code, config.carbon.region)
     meter, sync = _meter_for(device, config, out_dir)
-    run = _Run(config, result, meter, sync, save)
+    run = Run(config, result, meter, sync, save, out_dir)
     try:
         result.environment = environment.collect(meter)
-        work = _load(run, device)
-        _cool_down(run)
-        if config.bench.idle_s > 0:
-            run.enter(f"idle baseline ({config.bench.idle_s:g} s)")
-            result.idle = meter.measure_idle(config.bench.idle_s)
-        _warm_up(run, work)
-        _prefill(run, work)
-        _generate(run, work)
-        _record_peaks(run, device)
-        if config.quality.enabled:  # after the energy windows, never inside them
-            _quality(run, work)
+        if config.scenario == "serving":
+            measure_serving(run)
+        else:
+            _measure_batch(run, device)
         result.status = Status.FINISHED
         result.phase = "done"
     except BaseException as exc:
@@ -137,7 +121,19 @@ def run_protocol(config: RunConfig, out_dir: Path, save: Callable[[BenchResult],
     return result
 
 
-def _load(run: _Run, device: str) -> _Work:
+def _measure_batch(run: Run, device: str) -> None:
+    work = _load(run, device)
+    cool_down(run)
+    measure_idle(run)
+    _warm_up(run, work)
+    _prefill(run, work)
+    _generate(run, work)
+    _record_peaks(run, device)
+    if run.config.quality.enabled:  # after the energy windows, never inside them
+        _quality(run, work)
+
+
+def _load(run: Run, device: str) -> _Work:
     config, result = run.config, run.result
     run.enter("load")
     source = resolve_model(config.model)
@@ -159,27 +155,7 @@ def _load(run: _Run, device: str) -> _Work:
                  lambda: generation.prefill(model, batch))  # fmt: skip
 
 
-def _cool_down(run: _Run) -> None:
-    """A GPU run waits ``bench.cooldown_s``, then until its GPUs are below
-    ``bench.cooldown_below_c`` (for at most ``bench.cooldown_max_s``): a hot GPU from the
-    previous grid point draws more for the same work."""
-    b, gpus = run.config.bench, run.meter.gpus
-    if not gpus.devices or (b.cooldown_s <= 0 and b.cooldown_below_c is None):
-        return
-    run.enter(f"cool-down ({b.cooldown_s:g} s, then below {b.cooldown_below_c} C for at most {b.cooldown_max_s:g} s)")
-    started = time.monotonic()
-    time.sleep(b.cooldown_s)
-    deadline = time.monotonic() + b.cooldown_max_s
-    while b.cooldown_below_c is not None and time.monotonic() < deadline:
-        hottest = gpus.hottest_c()
-        if hottest is None or hottest < b.cooldown_below_c:
-            break
-        time.sleep(1.0)
-    run.result.cooldown_s = time.monotonic() - started
-    log.info("cool-down took %.1f s; GPU at %s C", run.result.cooldown_s, gpus.hottest_c())
-
-
-def _warm_up(run: _Run, work: _Work) -> None:
+def _warm_up(run: Run, work: _Work) -> None:
     n = run.config.bench.warmup_runs
     for i in range(n):
         run.enter(f"warm-up {i + 1}/{n}")
@@ -188,7 +164,7 @@ def _warm_up(run: _Run, work: _Work) -> None:
         run.result.warmup.append(window.measured())
 
 
-def _prefill(run: _Run, work: _Work) -> None:
+def _prefill(run: Run, work: _Work) -> None:
     """Prefill passes repeated inside one window long enough for the counter; the warm-up
     generate already ran this prefill shape, and one more pass times it."""
     calls = _calls_for(run.config.bench.min_window_s, _timed(work.prefill, run.sync))
@@ -200,7 +176,7 @@ def _prefill(run: _Run, work: _Work) -> None:
     run.result.prefill = PrefillWindow(window.measured(), call_s)
 
 
-def _generate(run: _Run, work: _Work) -> None:
+def _generate(run: Run, work: _Work) -> None:
     calls = _calls_for(run.config.bench.min_window_s, run.result.warmup[-1].duration_s)
 
     def measure(k: int, status: str) -> RepetitionWindow:
@@ -236,7 +212,7 @@ def repeat_until_tight(
             return
 
 
-def _record_peaks(run: _Run, device: str) -> None:
+def _record_peaks(run: Run, device: str) -> None:
     """Peaks of the measured workload, read before the quality evaluation adds its own."""
     import torch
 
@@ -246,7 +222,7 @@ def _record_peaks(run: _Run, device: str) -> None:
     run.result.ram_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _quality(run: _Run, work: _Work) -> None:
+def _quality(run: Run, work: _Work) -> None:
     run.enter("quality (perplexity on held-out text)")
     text = heldout_text(run.config.quality.dataset)
     with run.meter.window("quality") as window:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow_energy.config import RunConfig, to_run_config
+from mlflow_energy.inference.load import RequestRecord
 from mlflow_energy.meter.measurement import Measurement
 
 RESULT_FILE = "result.json"
@@ -62,6 +63,39 @@ class QualityWindow:
 
 
 @dataclass
+class ServingRun:
+    """What a serving run measured besides the windows every run has.
+
+    Attributes:
+        server: what answered (``transformers serve 5.17.0 (continuous batching)``, or
+            ``attached: URL``).
+        model: the model id the requests named.
+        measured_gpus: CUDA indices of this host whose energy counts (empty on a CPU run).
+        windows: the steady-state windows, back to back but for the counter-alignment waits.
+        requests: every request sent, warm-up and drain included.
+        ramp_up_s: from the first request of the load to the first window.
+        drain_s: from the last window's end to the last request's end.
+        server_pid: the managed server's process id (None when attached).
+    """
+
+    server: str
+    model: str
+    measured_gpus: list[int] = field(default_factory=list)
+    windows: list[Measurement] = field(default_factory=list)
+    requests: list[RequestRecord] = field(default_factory=list)
+    ramp_up_s: float | None = None
+    drain_s: float | None = None
+    server_pid: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ServingRun:
+        data = dict(data)
+        data["windows"] = [Measurement.from_dict(m) for m in data.get("windows", [])]
+        data["requests"] = [RequestRecord(**r) for r in data.get("requests", [])]
+        return cls(**data)
+
+
+@dataclass
 class Summary:
     """Derived figures; each field becomes the MLflow metric ``<section>/<rest>`` (first ``_``
     -> ``/``), see tracking/names.py. None where not applicable (no GPU, no idle baseline...)
@@ -89,6 +123,7 @@ class Summary:
     energy_decode_j_per_token: float | None = None
     energy_j_per_request: float | None = None
     energy_wh_per_1k_requests: float | None = None
+    energy_j_per_processed_token: float | None = None  # serving: prompt and output tokens both count
     energy_with_estimates_total_j: float | None = None
     energy_with_estimates_j_per_token: float | None = None
     energy_with_estimates_j_per_request: float | None = None
@@ -107,12 +142,16 @@ class Summary:
     throughput_tokens_per_s_ci95_low: float | None = None
     throughput_tokens_per_s_ci95_high: float | None = None
     throughput_requests_per_s: float | None = None
+    throughput_goodput_requests_per_s: float | None = None  # serving: requests within the serving.slo_* bounds
     latency_ttft_s_p50: float | None = None
     latency_ttft_s_p90: float | None = None
+    latency_ttft_s_p99: float | None = None
     latency_tpot_ms_p50: float | None = None
     latency_tpot_ms_p90: float | None = None
+    latency_tpot_ms_p99: float | None = None
     latency_request_s_p50: float | None = None
     latency_request_s_p90: float | None = None
+    latency_request_s_p99: float | None = None
     latency_load_s: float | None = None
     latency_warmup_s: float | None = None
     latency_compile_s: float | None = None
@@ -124,6 +163,10 @@ class Summary:
     measurement_duration_s: float | None = None
     measurement_generated_tokens: int | None = None
     measurement_requests: int | None = None
+    measurement_prompt_tokens: int | None = None  # serving: prompt tokens of the counted requests
+    measurement_errors: int | None = None  # serving: failed requests sent after the warm-up
+    measurement_ramp_up_s: float | None = None  # serving: excluded before the steady state
+    measurement_drain_s: float | None = None  # serving: excluded after it
     measurement_energy_cv: float | None = None
     measurement_ci_relative: float | None = None  # half-width of the J/token interval / J/token
     measurement_target_ci: float | None = None  # bench.target_ci the windows aimed for
@@ -185,6 +228,7 @@ class BenchResult:
     prefill: PrefillWindow | None = None
     repetitions: list[RepetitionWindow] = field(default_factory=list)
     quality: QualityWindow | None = None
+    serving: ServingRun | None = None  # scenario=serving
     int8_layers: int | None = None  # modules whose weights are stored as int8 (quantized runs)
     gpu_peak_mb: float | None = None
     ram_peak_mb: float | None = None
@@ -202,7 +246,16 @@ class BenchResult:
                   ("prefill", self.prefill.measurement if self.prefill else None),
                   *(("generate", r.measurement) for r in self.repetitions),
                   ("quality", self.quality.measurement if self.quality else None)]  # fmt: skip
+        if self.serving is not None:
+            phases += [("steady state", m) for m in self.serving.windows]
         return [(phase, m) for phase, m in phases if m is not None]
+
+    def headline_windows(self) -> list[Measurement]:
+        """The windows the headline figures divide: the generate windows, or a serving run's
+        steady-state windows."""
+        if self.serving is not None:
+            return self.serving.windows
+        return [r.measurement for r in self.repetitions]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -226,6 +279,8 @@ class BenchResult:
             RepetitionWindow(Measurement.from_dict(r["measurement"]), r["request_s"])
             for r in data.get("repetitions", [])
         ]
+        if data.get("serving") is not None:
+            data["serving"] = ServingRun.from_dict(data["serving"])
         if data.get("summary") is not None:
             data["summary"] = Summary(**data["summary"])
         if data.get("assessment") is not None:

@@ -9,7 +9,8 @@ from typing import Any
 
 from mlflow_energy.bench.result import Assessment, BenchResult, RepetitionWindow, Summary
 from mlflow_energy.bench.stats import Interval, describe, percentile, positive_interval
-from mlflow_energy.config import WorkloadConfig
+from mlflow_energy.config import ServingConfig, WorkloadConfig
+from mlflow_energy.inference.load import ERROR, WARMUP, RequestRecord
 from mlflow_energy.meter.host import JOULES_PER_KWH
 from mlflow_energy.meter.measurement import EnergySource, Measurement
 from mlflow_energy.meter.sampler import TimelineSample
@@ -89,6 +90,11 @@ def conclude(result: BenchResult, timeline: list[TimelineSample]) -> None:
 
 
 def summarize(result: BenchResult, timeline: list[TimelineSample]) -> Summary:
+    """The serving run's figures, or the batch run's."""
+    return _summarize_serving(result, timeline) if result.serving is not None else _summarize_batch(result, timeline)
+
+
+def _summarize_batch(result: BenchResult, timeline: list[TimelineSample]) -> Summary:
     """Each section from the windows it needs. Energy figures use the valid windows only (a
     rejected GPU reading drops its window); speed counts every window."""
     workload = result.config.workload
@@ -122,6 +128,77 @@ def summarize(result: BenchResult, timeline: list[TimelineSample]) -> Summary:
         figures |= _decode_figures(done, figures["energy_total_j"], figures.get("energy_prefill_j"), workload)
         figures |= emissions_figures(windows, done.tokens, result.carbon_intensity_g_per_kwh, result.pue)
     return Summary(**figures)
+
+
+def _summarize_serving(result: BenchResult, timeline: list[TimelineSample]) -> Summary:
+    """Energy over the valid steady-state windows, divided among the requests that completed
+    inside them; latencies of every counted request; the interval from each window's J/token."""
+    serving = result.serving
+    assert serving is not None, "called for serving runs"
+    valid = [m for m in serving.windows if m.valid]
+    first = valid[0] if valid else (result.load or result.idle)
+    domains = headline_domains(first)[0] if first else []
+    counted = [r for r in serving.requests if r.window is not None]
+    after_warmup = [r for r in serving.requests if r.phase != WARMUP]
+    figures: Figures = {
+        "emissions_intensity_g_per_kwh": result.carbon_intensity_g_per_kwh,
+        "measurement_target_ci": result.config.bench.target_ci,
+        "measurement_rejected_windows": len(serving.windows) - len(valid),
+        "measurement_repetitions": len(valid),
+        "measurement_errors": sum(r.status == ERROR for r in after_warmup),
+        "measurement_ramp_up_s": serving.ramp_up_s,
+        "measurement_drain_s": serving.drain_s,
+        **_phase_figures(result, domains),
+        **_request_latency_figures(counted),
+        **_serving_throughput_figures(counted, serving.windows, result.config.serving),
+    }
+    in_valid = [r for r in counted if serving.windows[r.window or 0].valid]
+    tokens = [sum(r.completion_tokens or 0 for r in in_valid if r.window == i) for i in range(len(serving.windows))]
+    if valid and sum(tokens):
+        done = _Generated(valid, sum(w.duration_s for w in valid), sum(tokens), len(in_valid), len(in_valid))
+        # A window in which no request ended has no J/token of its own: no interval then.
+        samples = [] if 0 in tokens else [m.energy_j(domains) / t for m, t in zip(serving.windows, tokens, strict=True)
+                                          if m.valid]  # fmt: skip
+        figures |= _generated_figures(done, domains, samples)
+        prompt_tokens = sum(r.prompt_tokens or 0 for r in in_valid)
+        figures["measurement_prompt_tokens"] = prompt_tokens
+        figures["energy_j_per_processed_token"] = figures["energy_total_j"] / (done.tokens + prompt_tokens)
+        figures |= _window_edge_figures(valid)
+        figures |= _gpu_power_figures(done, figures["energy_gpu_j"], timeline)
+        figures |= _net_figures(result.idle, domains, done, figures["energy_total_j"], figures["energy_gpu_j"])
+        figures |= emissions_figures(valid, done.tokens, result.carbon_intensity_g_per_kwh, result.pue)
+    return Summary(**figures)
+
+
+def _request_latency_figures(counted: list[RequestRecord]) -> Figures:
+    """p50, p90 and p99 of time to first token, inter-token latency and end-to-end latency."""
+    f: Figures = {}
+    series = {"latency_ttft_s": [r.ttft_s for r in counted], "latency_tpot_ms": [r.tpot_ms for r in counted],
+              "latency_request_s": [r.latency_s for r in counted]}  # fmt: skip
+    for name, values in series.items():
+        present = [v for v in values if v is not None]
+        if present:
+            f |= {f"{name}_p{q}": percentile(present, q) for q in (50, 90, 99)}
+    return f
+
+
+def _serving_throughput_figures(counted: list[RequestRecord], windows: list[Measurement],
+                                slo: ServingConfig) -> Figures:  # fmt: skip
+    """Requests and output tokens per second of window time (every window, a rejected energy
+    reading included), and goodput: the requests within every ``serving.slo_*`` bound."""
+    duration = sum(w.duration_s for w in windows)
+    if duration <= 0:
+        return {}
+    good = [r for r in counted if meets_slo(r, slo)]
+    return {"throughput_tokens_per_s": sum(r.completion_tokens or 0 for r in counted) / duration,
+            "throughput_requests_per_s": len(counted) / duration,
+            "throughput_goodput_requests_per_s": len(good) / duration}  # fmt: skip
+
+
+def meets_slo(r: RequestRecord, slo: ServingConfig) -> bool:
+    """Within every bound that is set (a bound on a figure the request lacks is not met)."""
+    bounds = ((slo.slo_ttft_s, r.ttft_s), (slo.slo_tpot_ms, r.tpot_ms), (slo.slo_request_s, r.latency_s))
+    return all(bound is None or (value is not None and value <= bound) for bound, value in bounds)
 
 
 def _phase_figures(result: BenchResult, domains: list[str]) -> Figures:
@@ -219,14 +296,14 @@ def emissions_figures(windows: list[Measurement], tokens: int | None, intensity_
 def _generated_figures(done: _Generated, domains: list[str], samples: list[float]) -> Figures:
     """The generate windows: their energy figures, and the J/token interval over ``samples``
     (each window's J/token)."""
-    spread = describe(samples)
+    spread = describe(samples) if samples else None
     f: Figures = {
         "measurement_duration_s": done.duration_s,
         "measurement_window_s": done.duration_s / len(done.windows),
         "measurement_generated_tokens": done.tokens,
         "measurement_requests": done.requests,
-        "measurement_energy_cv": spread.cv,
-        "energy_j_per_token_std": spread.std,
+        "measurement_energy_cv": spread.cv if spread else None,
+        "energy_j_per_token_std": spread.std if spread else None,
         **energy_figures(done.windows, domains, done.tokens, done.requests),
     }
     interval = positive_interval(samples, f["energy_j_per_token"])
@@ -291,7 +368,7 @@ def assess(result: BenchResult, s: Summary, below_noise_floor: list[str]) -> Ass
     """The trust verdict: what the headline counts, whether the interval met its target, and
     the sentences a user must read before quoting the figures."""
     a = Assessment(below_noise_floor=below_noise_floor)
-    valid = [r.measurement for r in result.repetitions if r.measurement.valid]
+    valid = [m for m in result.headline_windows() if m.valid]
     if not valid:  # finished with every reading rejected, or failed before the first window
         a.warnings.append("no valid measured window: there is no energy figure to quote")
         return a
@@ -306,25 +383,47 @@ def assess(result: BenchResult, s: Summary, below_noise_floor: list[str]) -> Ass
         )
     # The target the windows aimed for (summarize records the same value as measurement_target_ci).
     rel, target = s.measurement_ci_relative, result.config.bench.target_ci
-    if rel is None:
+    if rel is None and result.serving is not None:
+        a.warnings.append("no interval: a steady-state window saw no request end, or there was only one; raise "
+                          "serving.window_s or serving.duration_s")  # fmt: skip
+    elif rel is None:
         a.warnings.append(f"{len(valid)} valid window: no interval; measure more windows")
     else:
         a.target_reached = rel <= target
         if not a.target_reached:
+            noisy = ("the load or the machine is noisy; lengthen serving.window_s or serving.duration_s, or use"
+                     if result.serving is not None else "the machine is noisy; repeat the run or use")  # fmt: skip
             a.warnings.append(
-                f"interval {rel:.1%} wide, target {target * 100:g}%: the machine is noisy; repeat the run or use "
-                "sweep.replicates, and quote the interval (docs/metrics.md, 'Trust')"
+                f"interval {rel:.1%} wide, target {target * 100:g}%: {noisy} sweep.replicates, and quote the "
+                "interval (docs/metrics.md, 'Trust')"
             )
+    if result.serving is not None:
+        a.warnings += _serving_warnings(result)
     if s.measurement_rejected_windows:
         a.warnings.append(f"{s.measurement_rejected_windows} window(s) rejected: {'; '.join(result.problems)[:300]}")
     return a
 
 
+def _serving_warnings(result: BenchResult) -> list[str]:
+    """Requests that failed, and fixed-length requests the server ended early."""
+    config, serving = result.config.serving, result.serving
+    assert serving is not None, "called for serving runs"
+    warnings = []
+    errors = [r for r in serving.requests if r.phase != WARMUP and r.status == ERROR]
+    if errors:
+        warnings.append(f"{len(errors)} request(s) failed (not counted); the first error: {errors[0].error}")
+    short = [r for r in serving.requests if r.window is not None and (r.completion_tokens or 0) < config.max_tokens]
+    if config.output_length == "fixed" and short:
+        warnings.append(f"{len(short)} counted request(s) ended before serving.max_tokens={config.max_tokens}: the "
+                        "server did not honour the fixed output length (min_tokens, ignore_eos)")  # fmt: skip
+    return warnings
+
+
 def gpu_j_by_device(result: BenchResult) -> dict[str, float]:
     """Gross joules per GPU (CUDA index) over the valid generate windows."""
     totals: dict[str, float] = defaultdict(float)
-    for r in result.repetitions:
-        if r.measurement.valid:
-            for index, joules in r.measurement.gpu_j.items():
+    for m in result.headline_windows():
+        if m.valid:
+            for index, joules in m.gpu_j.items():
                 totals[index] += joules
     return dict(totals)

@@ -21,10 +21,13 @@ def check_run(config: RunConfig) -> None:
     from mlflow_energy.config import validate
     from mlflow_energy.inference.inputs import validate_inputs
     from mlflow_energy.inference.models import resolve_model, validate_workload_fits
+    from mlflow_energy.inference.server import check_serving
 
     validate(config)
     validate_inputs(config)
     validate_workload_fits(resolve_model(config.model), config)
+    if config.scenario == "serving":
+        check_serving(config)
 
 
 def checked(cfg: DictConfig) -> RunConfig:

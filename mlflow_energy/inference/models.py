@@ -137,10 +137,12 @@ def validate_workload_fits(source: ModelSource, config: RunConfig) -> None:
     """A prompt and its output must fit the model's positions: beyond them a learned position
     table fails and rotary positions run where the model was never trained."""
     w = config.workload
-    total = w.prompt_tokens + w.new_tokens
+    new_key, new_tokens = (("workload.new_tokens", w.new_tokens) if config.scenario == "batch"
+                           else ("serving.max_tokens", config.serving.max_tokens))  # fmt: skip
+    total = w.prompt_tokens + new_tokens
     if source.max_positions is not None and total > source.max_positions:
         raise ConfigError(
-            f"workload.prompt_tokens + workload.new_tokens = {w.prompt_tokens} + {w.new_tokens} = {total} exceeds "
+            f"workload.prompt_tokens + {new_key} = {w.prompt_tokens} + {new_tokens} = {total} exceeds "
             f"the {source.max_positions} positions of model.name={config.model.name!r}; lower them or pick a model "
             "with more positions."
         )

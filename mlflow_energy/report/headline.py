@@ -22,7 +22,8 @@ def headline(result: BenchResult) -> str | None:
         if s.energy_j_per_token_ci95_low is not None
         else ", no interval"
     )
-    return f"energy per token {s.energy_j_per_token:.4g} J{interval}, {basis_label(a)}"
+    per_request = f"energy per request {s.energy_j_per_request:.4g} J, " if result.serving is not None else ""
+    return f"{per_request}energy per token {s.energy_j_per_token:.4g} J{interval}, {basis_label(a)}"
 
 
 def trust_verdict(a: Assessment | None) -> str:

@@ -10,7 +10,7 @@ from mlflow_energy.meter.sampler import HOST, TimelineSample
 
 # The benchmark's phases; other names (a track() block's windows) take the next colour in turn.
 PHASE_COLOURS = {"load": "tab:gray", "idle": "tab:blue", "warm-up": "tab:purple", "prefill": "tab:orange",
-                 "generate": "tab:green", "quality": "tab:brown"}  # fmt: skip
+                 "generate": "tab:green", "quality": "tab:brown", "steady state": "tab:green"}  # fmt: skip
 OTHER_COLOURS = ("tab:red", "tab:olive", "tab:cyan", "tab:pink")
 
 

@@ -21,8 +21,10 @@ import yaml
 from mlflow_energy.bench.result import CODECARBON_DIR, TIMELINE_FILE, BenchResult, Status
 from mlflow_energy.bench.summary import gpu_j_by_device
 from mlflow_energy.config import as_dict
+from mlflow_energy.inference.server import SERVER_LOG
 from mlflow_energy.meter.measurement import Measurement
 from mlflow_energy.meter.sampler import TimelineSample, read_timeline_csv, write_timeline_csv
+from mlflow_energy.report.requests import plot_latency_cdf, write_requests_csv
 from mlflow_energy.report.timeline import plot_timeline
 from mlflow_energy.tracking import filters, names
 from mlflow_energy.tracking.run_record import run_params, run_tags, timeline_metrics
@@ -200,11 +202,23 @@ def _log_artifacts(
         if timeline:
             title = f"{result.config.model.name} on {result.device}: power timeline"
             plot_timeline(timeline, result.windows(), title, staging / names.ARTIFACT_TIMELINE_PLOT)
+        if result.serving is not None:
+            write_requests_csv(result.serving.requests, staging / names.ARTIFACT_REQUESTS_CSV)
+            title = f"{result.config.model.name}, {_load_label(result)}: latency"
+            plot_latency_cdf(result.serving.requests, title, staging / names.ARTIFACT_LATENCY_CDF)
         client.log_artifacts(run_id, str(staging))
     if (out_dir / TIMELINE_FILE).is_file():
         client.log_artifact(run_id, str(out_dir / TIMELINE_FILE))
+    if (out_dir / SERVER_LOG).is_file():
+        client.log_artifact(run_id, str(out_dir / SERVER_LOG))
     if (out_dir / CODECARBON_DIR).is_dir():
         client.log_artifacts(run_id, str(out_dir / CODECARBON_DIR), CODECARBON_DIR)
+
+
+def _load_label(result: BenchResult) -> str:
+    s = result.config.serving
+    rate = f"{s.request_rate:g} requests/s, " if s.request_rate is not None else ""
+    return f"{rate}concurrency {s.concurrency}"
 
 
 def log_refused(

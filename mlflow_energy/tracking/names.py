@@ -51,6 +51,9 @@ TAG_SWEEP_COUNTS = TAG_PREFIX + "sweep_counts"  # "finished=4 failed=1 skipped=2
 TAG_BEST_PREFIX = TAG_PREFIX + "best."  # + metric key: the best child's name and run id
 TAG_MLFLOW_PARENT = "mlflow.parentRunId"  # MLflow's own nesting tag
 TAG_SOURCE_PREFIX = TAG_PREFIX + "source."  # + gpu | cpu | ram
+TAG_SERVING_SERVER = TAG_PREFIX + "serving.server"  # what answered: transformers serve VERSION (...) | attached: URL
+TAG_SERVING_MODEL = TAG_PREFIX + "serving.model"  # the model id the requests named
+TAG_SERVING_GPUS = TAG_PREFIX + "serving.measured_gpus"  # CUDA indices measured, or "none (CPU only)"
 
 ARTIFACT_CONFIG = "config.yaml"
 ARTIFACT_ENVIRONMENT = "environment.json"
@@ -60,6 +63,8 @@ ARTIFACT_SUMMARY_CSV = "summary.csv"
 ARTIFACT_SUMMARY_HTML = "summary.html"
 ARTIFACT_PARETO = "pareto.png"
 ARTIFACT_SWEEP_POINTS = "sweep_points.json"
+ARTIFACT_REQUESTS_CSV = "requests.csv"  # a serving run's per-request records
+ARTIFACT_LATENCY_CDF = "latency_cdf.png"
 ARTIFACT_ENERGY_EVALUATION = "energy_evaluation.json"  # the energy evaluator's windows (mlflow.models.evaluate)
 
 # Sweep parent metrics: how its grid points ended.
@@ -175,6 +180,7 @@ PARAM_MODEL_ATTN = param_key("model", "attn_implementation")
 PARAM_BATCH_SIZE = param_key("workload", "batch_size")
 PARAM_PROMPT_TOKENS = param_key("workload", "prompt_tokens")
 PARAM_NEW_TOKENS = param_key("workload", "new_tokens")
+PARAM_SCENARIO = "scenario"  # batch | serving (a top-level config key)
 PARAM_RESOLVED_DEVICE = "resolved_device"  # the device the run used (device=auto resolved)
 PARAM_MODEL_PARAMETERS = "model.parameters"
 PARAM_INT8_LAYERS = "model.int8_layers"  # modules stored as int8 (quantized runs)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlflow_energy.bench.result import BenchResult
-from mlflow_energy.config import as_dict, flatten
+from mlflow_energy.config import as_dict, flatten, not_applicable
 from mlflow_energy.meter.sampler import TimelineSample
 from mlflow_energy.report.headline import basis_label, description, trust_verdict
 from mlflow_energy.tracking import names
@@ -37,6 +37,10 @@ def run_tags(result: BenchResult) -> dict[str, str]:
         tags[names.TAG_ERROR] = result.error[:5000]
     if result.problems:
         tags[names.TAG_PROBLEMS] = "; ".join(result.problems)[:5000]
+    if result.serving is not None:
+        gpus = ", ".join(f"cuda:{i}" for i in result.serving.measured_gpus)
+        tags |= {names.TAG_SERVING_SERVER: result.serving.server, names.TAG_SERVING_MODEL: result.serving.model,
+                 names.TAG_SERVING_GPUS: gpus or "none (CPU only)"}  # fmt: skip
     return {**tags, **_trust_tags(result)}
 
 
@@ -61,7 +65,9 @@ def _trust_tags(result: BenchResult) -> dict[str, str]:
 
 def run_params(result: BenchResult) -> dict[str, str]:
     """The run's params: the flattened config (``tracking.*`` left out) and what the run learnt."""
-    params = {k: str(v) for k, v in flatten(as_dict(result.config)).items() if not k.startswith("tracking.")}
+    leave_out = ("tracking.", *not_applicable(result.config))
+    params = {k: str(v) for k, v in flatten(as_dict(result.config)).items() if not k.startswith(leave_out)}
+    params[names.PARAM_SCENARIO] = result.config.scenario
     params[names.PARAM_RESOLVED_DEVICE] = str(result.device)
     if result.model_parameters is not None:
         params[names.PARAM_MODEL_PARAMETERS] = str(result.model_parameters)
