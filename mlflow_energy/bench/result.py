@@ -122,6 +122,8 @@ class Summary:
     energy_prefill_j: float | None = None
     energy_decode_j_per_token: float | None = None
     energy_j_per_request: float | None = None
+    energy_j_per_request_ci95_low: float | None = None  # serving: from each steady-state window's J/request
+    energy_j_per_request_ci95_high: float | None = None
     energy_wh_per_1k_requests: float | None = None
     energy_j_per_processed_token: float | None = None  # serving: prompt and output tokens both count
     energy_with_estimates_total_j: float | None = None

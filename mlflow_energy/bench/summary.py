@@ -153,13 +153,19 @@ def _summarize_serving(result: BenchResult, timeline: list[TimelineSample]) -> S
         **_serving_throughput_figures(counted, serving.windows, result.config.serving),
     }
     in_valid = [r for r in counted if serving.windows[r.window or 0].valid]
-    tokens = [sum(r.completion_tokens or 0 for r in in_valid if r.window == i) for i in range(len(serving.windows))]
+    per_window = [[r for r in in_valid if r.window == i] for i, m in enumerate(serving.windows) if m.valid]
+    tokens = [sum(r.completion_tokens or 0 for r in requests) for requests in per_window]
     if valid and sum(tokens):
         done = _Generated(valid, sum(w.duration_s for w in valid), sum(tokens), len(in_valid), len(in_valid))
         # A window in which no request ended has no J/token of its own: no interval then.
-        samples = [] if 0 in tokens else [m.energy_j(domains) / t for m, t in zip(serving.windows, tokens, strict=True)
-                                          if m.valid]  # fmt: skip
+        joules = [m.energy_j(domains) for m in valid]
+        samples = [] if 0 in tokens else [j / t for j, t in zip(joules, tokens, strict=True)]
         figures |= _generated_figures(done, domains, samples)
+        per_request = positive_interval([j / len(r) for j, r in zip(joules, per_window, strict=True)] if all(per_window)
+                                        else [], figures["energy_j_per_request"])  # fmt: skip
+        if per_request is not None:
+            figures |= {"energy_j_per_request_ci95_low": per_request.low,
+                        "energy_j_per_request_ci95_high": per_request.high}  # fmt: skip
         prompt_tokens = sum(r.prompt_tokens or 0 for r in in_valid)
         figures["measurement_prompt_tokens"] = prompt_tokens
         figures["energy_j_per_processed_token"] = figures["energy_total_j"] / (done.tokens + prompt_tokens)

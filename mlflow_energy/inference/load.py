@@ -9,11 +9,16 @@ its records and tells it when to stop sending. Tokens are counted from the serve
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+# The HTTP client logs every request at INFO: thousands of lines that hide the run's progress.
+for _noisy in ("httpx", "httpx2", "openai"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
 
 WARMUP, RAMP_UP, STEADY, DRAIN = "warmup", "ramp_up", "steady", "drain"  # when a request was sent
 OK, ERROR = "ok", "error"

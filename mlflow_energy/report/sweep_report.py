@@ -41,9 +41,44 @@ from mlflow_energy.tracking.uris import redact_uri, run_page
 log = logging.getLogger("mlflow_energy.sweep")
 
 ENERGY, SPEED, QUALITY = names.ENERGY_PER_TOKEN, names.THROUGHPUT, names.PERPLEXITY
-KEY_METRICS = [ENERGY, SPEED]  # first in summary.csv, with their intervals
+
+
+@dataclass(frozen=True)
+class Axes:
+    """The trade-off a sweep's Pareto front and first columns show: an energy figure (lower is
+    better) against a speed figure."""
+
+    energy: str
+    energy_label: str
+    speed: str
+    speed_label: str
+    speed_higher_is_better: bool
+
+    @property
+    def key_metrics(self) -> list[str]:
+        """First in summary.csv, with their intervals."""
+        return [self.energy, self.speed]
+
+    def gain(self, row: PointRow) -> float:
+        """The speed figure as a gain (higher is better), for the Pareto front."""
+        value = row.metrics[self.speed]
+        return value if self.speed_higher_is_better else -value
+
+
+BATCH_AXES = Axes(ENERGY, "energy per token, J", SPEED, "tokens/s (higher is better)", True)
+# Serving: what a deployment pays per request against what its users wait.
+SERVING_AXES = Axes(names.ENERGY_PER_REQUEST, "energy per request, J", names.REQUEST_P90,
+                    "request latency p90, s (lower is better)", False)  # fmt: skip
+
+
+def axes_for(rows: list[PointRow]) -> Axes:
+    """Serving axes when a point of the sweep served requests, else the batch axes."""
+    return SERVING_AXES if any(r.params.get(names.PARAM_SCENARIO) == "serving" for r in rows) else BATCH_AXES
+
+
 COLUMNS = [
-    *KEY_METRICS,
+    names.ENERGY_PER_REQUEST,
+    names.REQUEST_P90,
     names.NET_PER_TOKEN,
     names.GPU_NET_PER_TOKEN,
     names.TTFT_P50,
@@ -58,6 +93,8 @@ COLUMNS = [
 LABELS = {  # the ranked metrics as the console heads them
     ENERGY: "J/token",
     SPEED: "tokens/s",
+    names.ENERGY_PER_REQUEST: "J/request",
+    names.REQUEST_P90: "request p90 s",
     names.GPU_NET_PER_TOKEN: "GPU net J/token",
     names.EMISSIONS_PER_1K_TOKENS: "g CO2e/1k tok",
     names.TTFT_P50: "TTFT p50 s",
@@ -170,10 +207,10 @@ def _trust(replicates: list[_Replicate]) -> str:
     return " ".join(warnings) or (names.TRUST_OK if any(verdicts) else "")
 
 
-def mark_pareto(rows: list[PointRow]) -> None:
+def mark_pareto(rows: list[PointRow], axes: Axes = BATCH_AXES) -> None:
     """The front among the points that measured (a failed point's partial figures stay off it)."""
-    measured = [r for r in rows if ENERGY in r.metrics and SPEED in r.metrics and r.measured]
-    for i in pareto_front([r.metrics[ENERGY] for r in measured], [r.metrics[SPEED] for r in measured]):
+    measured = [r for r in rows if axes.energy in r.metrics and axes.speed in r.metrics and r.measured]
+    for i in pareto_front([r.metrics[axes.energy] for r in measured], [axes.gain(r) for r in measured]):
         measured[i].pareto = True
 
 
@@ -235,15 +272,16 @@ def _metric_columns(metric: str) -> list[Column]:
     return columns
 
 
-def report_columns(keys: list[str]) -> list[Column]:
+def report_columns(keys: list[str], axes: Axes) -> list[Column]:
     """summary.csv and summary.html: the point, the key metrics with their intervals, how many
     replicates and what the intervals cover, the other metrics, the verdicts, then bookkeeping."""
+    others = [m for m in [*BATCH_AXES.key_metrics, *COLUMNS] if m not in axes.key_metrics]
     return [
         ("point", lambda r: r.name),
-        *(c for m in KEY_METRICS for c in _metric_columns(m)),
+        *(c for m in axes.key_metrics for c in _metric_columns(m)),
         ("replicates", lambda r: r.replicates),
         ("interval", lambda r: r.covers),
-        *(c for m in COLUMNS if m not in KEY_METRICS for c in _metric_columns(m)),
+        *(c for m in others for c in _metric_columns(m)),
         ("pareto", lambda r: r.pareto),
         *((f"vs_best:{m}", lambda r, m=m: r.verdicts.get(m, "")) for m in names.RANKED_METRICS),
         *((k, lambda r, k=k: r.params.get(k, "")) for k in keys),
@@ -255,8 +293,8 @@ def report_columns(keys: list[str]) -> list[Column]:
     ]
 
 
-def write_csv(rows: list[PointRow], keys: list[str], path: Path) -> None:
-    columns = report_columns(keys)
+def write_csv(rows: list[PointRow], keys: list[str], path: Path, axes: Axes = BATCH_AXES) -> None:
+    columns = report_columns(keys, axes)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow([header for header, _ in columns])
@@ -276,7 +314,8 @@ document.querySelectorAll('th').forEach((th, col) => th.addEventListener('click'
 """
 
 
-def write_html(rows: list[PointRow], keys: list[str], path: Path, tracking_uri: str, title: str) -> None:
+def write_html(rows: list[PointRow], keys: list[str], path: Path, tracking_uri: str, title: str,
+               axes: Axes = BATCH_AXES) -> None:  # fmt: skip
     def anchor(r: PointRow, run_id: str, text: str) -> str:
         # run_ids holds logged runs only, and a logged run gives its row the experiment id.
         assert r.experiment_id is not None, f"{r.name} has a run but no experiment"
@@ -296,7 +335,7 @@ def write_html(rows: list[PointRow], keys: list[str], path: Path, tracking_uri: 
             return f'<td data-v="{value!r}">{value:.4g}</td>'
         return f"<td>{html.escape(str(value))}</td>"
 
-    columns = report_columns(keys)
+    columns = report_columns(keys, axes)
     head = "".join(f"<th>{html.escape(header)}</th>" for header, _ in columns)
     body = "\n".join(
         f"<tr><td>{link(r)}</td>" + "".join(cell(value(r)) for _, value in columns[1:]) + "</tr>" for r in rows
@@ -306,35 +345,37 @@ def write_html(rows: list[PointRow], keys: list[str], path: Path, tracking_uri: 
 th{{cursor:pointer;background:#eee}} td[data-v]{{text-align:right}}</style></head><body>
 <h2>{html.escape(title)}</h2><p>Click a column header to sort. Energy per token is gross and counts
 measured energy only (GPU counters, RAPL), or CodeCarbon's estimate where a run measured nothing (its trust
-column says so); Pareto: no other point has both lower J/token and higher tokens/s. A point with several
-replicates shows their mean and a 95% interval across them; a single run shows the interval of its
-own windows. vs_best: indistinguishable when the point's 95% interval overlaps the best point's.</p>
+column says so); Pareto: no other point is better on both {html.escape(axes.energy)} and
+{html.escape(axes.speed)}. A point with several replicates shows their mean and a 95% interval across
+them; a single run shows the interval of its own windows. vs_best: indistinguishable when the point's 95%
+interval overlaps the best point's.</p>
 <table><thead><tr>{head}</tr></thead><tbody>
 {body}
 </tbody></table><script>{_SORT_JS}</script></body></html>
 """)
 
 
-def plot_pareto(rows: list[PointRow], path: Path, title: str) -> bool:
-    """J/token against tokens/s (and against perplexity where measured), with 95% interval bars;
-    False with no data."""
+def plot_pareto(rows: list[PointRow], path: Path, title: str, axes: Axes = BATCH_AXES) -> bool:
+    """The energy axis against the speed axis (and J/token against perplexity where measured),
+    with 95% interval bars; False with no data."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    measured = [r for r in rows if ENERGY in r.metrics and SPEED in r.metrics]
+    measured = [r for r in rows if axes.energy in r.metrics and axes.speed in r.metrics]
     if not measured:
         return False
-    with_quality = [r for r in measured if QUALITY in r.metrics]
+    with_quality = [r for r in rows if ENERGY in r.metrics and QUALITY in r.metrics]
     panels = 2 if with_quality else 1
-    fig, axes = plt.subplots(1, panels, figsize=(7 * panels, 5), dpi=100, squeeze=False)
-    _scatter(axes[0][0], measured, SPEED, "tokens/s (higher is better)", [r.pareto for r in measured])
+    fig, grid = plt.subplots(1, panels, figsize=(7 * panels, 5), dpi=100, squeeze=False)
+    _scatter(grid[0][0], measured, (axes.speed, axes.speed_label), (axes.energy, axes.energy_label),
+             [r.pareto for r in measured])  # fmt: skip
     if with_quality:
         front = set(pareto_front([r.metrics[ENERGY] for r in with_quality],
                                  [-r.metrics[QUALITY] for r in with_quality]))  # fmt: skip
-        _scatter(axes[0][1], with_quality, QUALITY, "perplexity (lower is better)",
-                 [i in front for i in range(len(with_quality))])  # fmt: skip
+        _scatter(grid[0][1], with_quality, (QUALITY, "perplexity (lower is better)"),
+                 (ENERGY, BATCH_AXES.energy_label), [i in front for i in range(len(with_quality))])  # fmt: skip
     keys = [part.partition("=")[0] for part in rows[0].name.split(",") if "=" in part]
     labelled = f"points labelled by {', '.join(keys)}; " if keys else ""
     fig.suptitle(f"{title}\n{labelled}bars: 95% intervals where known")
@@ -356,9 +397,12 @@ def _error_bars(rows: list[PointRow], metric: str) -> list[list[float]]:
     return [[max(0.0, below) for below, _ in spans], [max(0.0, above) for _, above in spans]]
 
 
-def _scatter(ax: Any, rows: list[PointRow], x_metric: str, x_label: str, on_front: list[bool]) -> None:
-    xs, ys = [r.metrics[x_metric] for r in rows], [r.metrics[ENERGY] for r in rows]
-    ax.errorbar(xs, ys, xerr=_error_bars(rows, x_metric), yerr=_error_bars(rows, ENERGY), fmt="none",
+def _scatter(ax: Any, rows: list[PointRow], x_axis: tuple[str, str], y_axis: tuple[str, str],
+             on_front: list[bool]) -> None:  # fmt: skip
+    """``x_axis`` and ``y_axis``: (metric, label)."""
+    (x_metric, x_label), (y_metric, y_label) = x_axis, y_axis
+    xs, ys = [r.metrics[x_metric] for r in rows], [r.metrics[y_metric] for r in rows]
+    ax.errorbar(xs, ys, xerr=_error_bars(rows, x_metric), yerr=_error_bars(rows, y_metric), fmt="none",
                 ecolor="tab:gray", elinewidth=0.8, capsize=2, zorder=2)  # fmt: skip
     ax.scatter(xs, ys, c=["tab:red" if f else "tab:gray" for f in on_front], zorder=3)
     front = sorted((x, y) for x, y, f in zip(xs, ys, on_front, strict=True) if f)
@@ -366,12 +410,13 @@ def _scatter(ax: Any, rows: list[PointRow], x_metric: str, x_label: str, on_fron
     for x, y, r in zip(xs, ys, rows, strict=True):
         ax.annotate(_short(r.name), (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
     ax.set_xlabel(x_label)
-    ax.set_ylabel("energy per token, J (lower is better)")
+    ax.set_ylabel(f"{y_label} (lower is better)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
 
 
-def print_table(rows: list[PointRow], title: str, best: dict[str, PointRow], console: Console | None = None) -> None:
+def print_table(rows: list[PointRow], title: str, best: dict[str, PointRow], console: Console | None = None,
+                axes: Axes = BATCH_AXES) -> None:  # fmt: skip
     """One column per ranked metric that some point logged, the best and the points that cannot
     be told from it marked; the key metrics with their 95% interval."""
     untestable = [LABELS[m] for m, top in best.items() if m not in top.intervals]
@@ -383,19 +428,19 @@ def print_table(rows: list[PointRow], title: str, best: dict[str, PointRow], con
     table.add_column("point", overflow="fold")
     table.add_column("status", overflow="fold")
     for metric in metrics:
-        table.add_column(LABELS[metric] + (" [95%]" if metric in KEY_METRICS else ""), justify="right")
+        table.add_column(LABELS[metric] + (" [95%]" if metric in axes.key_metrics else ""), justify="right")
     table.add_column("Pareto")
     for r in rows:
-        table.add_row(r.name, _status(r), *(_ranked_cell(r, m) for m in metrics), "yes" if r.pareto else "")
+        table.add_row(r.name, _status(r), *(_ranked_cell(r, m, axes) for m in metrics), "yes" if r.pareto else "")
     (console or wide_console()).print(table)
 
 
-def _ranked_cell(row: PointRow, metric: str) -> str:
+def _ranked_cell(row: PointRow, metric: str, axes: Axes) -> str:
     """``0.1234 best`` / ``0.1301 ≈``; a key metric's interval on a second line."""
     if metric not in row.metrics:
         return "-"
     mark = {BEST: " best", TIED: " ≈"}.get(row.verdicts.get(metric, ""), "")
-    interval = row.intervals.get(metric) if metric in KEY_METRICS else None
+    interval = row.intervals.get(metric) if metric in axes.key_metrics else None
     return f"{row.metrics[metric]:.4g}{mark}" + (f"\n[{interval.low:.4g}-{interval.high:.4g}]" if interval else "")
 
 
@@ -423,7 +468,8 @@ def build_report(client: Any, state: SweepState, outcomes: list[PointOutcome], f
     """Writes the report files into ``folder`` and prints the table; reads the children's runs
     through ``client`` and writes nothing to MLflow (tracking/logger.py logs the report)."""
     rows = point_rows(client, outcomes)
-    mark_pareto(rows)
+    axes = axes_for(rows)
+    mark_pareto(rows, axes)
     best = best_per_metric(rows)
     mark_verdicts(rows, best)
     keys = _swept(rows, state.swept_keys)
@@ -431,9 +477,9 @@ def build_report(client: Any, state: SweepState, outcomes: list[PointOutcome], f
     title = f"sweep {state.sweep_id}: {len(rows)} points{replicated}"
     shown_uri = redact_uri(state.tracking_uri)  # both files below are logged as artifacts
     folder.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, keys, folder / names.ARTIFACT_SUMMARY_CSV)
-    write_html(rows, keys, folder / names.ARTIFACT_SUMMARY_HTML, state.tracking_uri, title)
-    plot_pareto(rows, folder / names.ARTIFACT_PARETO, title)
+    write_csv(rows, keys, folder / names.ARTIFACT_SUMMARY_CSV, axes)
+    write_html(rows, keys, folder / names.ARTIFACT_SUMMARY_HTML, state.tracking_uri, title, axes)
+    plot_pareto(rows, folder / names.ARTIFACT_PARETO, title, axes)
     saved = {"sweep": {**asdict(state), "tracking_uri": shown_uri}, "points": [asdict(o) for o in outcomes]}
     (folder / names.ARTIFACT_SWEEP_POINTS).write_text(json.dumps(saved, indent=2))
     counts = count_outcomes(outcomes)
@@ -441,7 +487,7 @@ def build_report(client: Any, state: SweepState, outcomes: list[PointOutcome], f
     metrics |= {_COUNT_METRICS[s]: float(n) for s, n in counts.items()}
     tags = {names.TAG_SWEEP_COUNTS: " ".join(f"{k}={v}" for k, v in counts.items())}
     tags |= {names.TAG_BEST_PREFIX + metric: best_tag(metric, top, rows) for metric, top in best.items()}
-    print_table(rows, title, best)
+    print_table(rows, title, best, axes=axes)
     return SweepReport(rows, folder, metrics, tags)
 
 

@@ -124,11 +124,13 @@ GENERATED_TOKENS = _metric("measurement_generated_tokens")
 # Metrics a sweep ranks its children by, and whether lower is better.
 RANKED_METRICS = {
     ENERGY_PER_TOKEN: "min",
+    ENERGY_PER_REQUEST: "min",
     GPU_NET_PER_TOKEN: "min",
     EMISSIONS_PER_1K_TOKENS: "min",
     THROUGHPUT: "max",
     TTFT_P50: "min",
     REQUEST_P50: "min",
+    REQUEST_P90: "min",
     PERPLEXITY: "min",
 }
 
