@@ -129,9 +129,11 @@ def test_params_are_the_flattened_config_without_tracking_and_what_the_run_learn
     config_keys = flatten(as_dict(finished.config)).keys()
     tracking_keys = {k for k in config_keys if k.startswith("tracking.")}
     assert tracking_keys >= {"tracking.uri", "tracking.experiment"}
+    serving_keys = {k for k in config_keys if k.startswith("serving.")}  # a batch run does not use them
+    assert serving_keys >= {"serving.concurrency", "serving.url"}
     learnt = {names.PARAM_RESOLVED_DEVICE: "cuda:0", names.PARAM_MODEL_PARAMETERS: "123456",
-              names.PARAM_INT8_LAYERS: "7"}  # fmt: skip
-    assert params.keys() == (config_keys - tracking_keys) | learnt.keys()
+              names.PARAM_INT8_LAYERS: "7", names.PARAM_SCENARIO: "batch"}  # fmt: skip
+    assert params.keys() == (config_keys - tracking_keys - serving_keys) | learnt.keys()
     assert {k: params[k] for k in learnt} == learnt
     assert all(isinstance(v, str) for v in params.values())
     assert not any("s3cret" in v for v in params.values())  # the tracking URI's credentials stay out

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mlflow_energy.bench.lifetime import die_with_parent
 from mlflow_energy.config import to_run_config
+from mlflow_energy.inference.server import ServerError
 
 LOG_FORMAT = "[mlflow-energy %(asctime)s] %(message)s"
 BENCH_LOG = "bench.log"  # the child's progress, beside result.json
@@ -32,6 +33,9 @@ def run_child(out_dir: Path) -> int:
     except SystemExit as stopped:  # the SIGTERM above: what was measured is saved; a traceback would only alarm
         assert isinstance(stopped.code, int), "only the SIGTERM handler above exits, with 128 + signal"
         return stopped.code
+    except ServerError as exc:  # a fault of the server, said in one sentence: its traceback is not ours
+        logging.getLogger("mlflow_energy.bench").error("benchmark failed: %s", exc)
+        return 1
     except BaseException:
         logging.getLogger("mlflow_energy.bench").exception("benchmark failed")
         return 1

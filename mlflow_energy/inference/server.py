@@ -25,7 +25,7 @@ from mlflow_energy.inference.models import load_model, load_tokenizer, resolve_m
 log = logging.getLogger("mlflow_energy.bench")
 
 SERVER_LOG = "server.log"  # the managed server's output, beside result.json
-_LAST_LINES = 12  # of the server's log, quoted when it fails
+_LAST_LINES = 8  # of the server's log, quoted when it fails
 
 
 class ServerError(RuntimeError):
@@ -111,7 +111,9 @@ def _last_lines(path: Path) -> str:
         lines = path.read_text(errors="replace").splitlines()
     except OSError:
         return "(no log)"
-    return " | ".join(line.strip() for line in lines[-_LAST_LINES:] if line.strip()) or "(empty log)"
+    # A traceback's caret lines (^^^^) say nothing in one line of text.
+    kept = [line.strip() for line in lines if line.strip() and set(line.strip()) - set("^~ ")]
+    return " | ".join(kept[-_LAST_LINES:]) or "(empty log)"
 
 
 @dataclass
