@@ -35,7 +35,8 @@ def row(result: dict) -> str:
     gpu_per_token = s["energy_gpu_j"] / s["measurement_generated_tokens"] if s.get("energy_gpu_j") else None
     cells = [result["config"].get("scenario", "batch"), _point(result), _num(s.get("energy_j_per_token"), 3) + interval,
              _num(gpu_per_token, 3), _num(s.get("energy_j_per_request"), 2),
-             _num(s.get("throughput_requests_per_s"), 2), _num(s.get("throughput_tokens_per_s"), 0), _num(s.get("latency_request_s_p90"), 2),
+             _num(s.get("throughput_requests_per_s"), 2), _num(s.get("throughput_tokens_per_s"), 0),
+             _num(s.get("latency_request_s_p90"), 2),
              _num(s.get("power_gpu_mean_w"), 0), _num(s.get("energy_gpu_idle_w"), 0),
              str(s.get("measurement_repetitions"))]  # fmt: skip
     return "| " + " | ".join(cells) + " |"
