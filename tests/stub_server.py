@@ -23,6 +23,7 @@ class StubState:
     usage_tokens: int = 10  # what usage reports: servers group several tokens in a chunk
     token_s: float = 0.01  # between chunks: keeps requests in flight long enough to overlap
     fail_every: int = 0  # 0: never
+    models_status: int = 200  # what GET /v1/models answers (transformers serve 5.17 answers 500 offline)
     in_flight: int = 0
     max_in_flight: int = 0
     requests: int = 0
@@ -45,7 +46,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self) -> None:  # noqa: N802 - the base class's name
-        if self.path.endswith("/models"):
+        if self.path.endswith("/models") and self.state.models_status != 200:
+            self._json(self.state.models_status, {"detail": "no listing"})
+        elif self.path.endswith("/models"):
             self._json(200, {"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "stub"}]})
         else:
             self._json(200, {"status": "ok"})

@@ -109,3 +109,10 @@ def test_nothing_listening_and_an_unserved_model_are_one_sentence_each() -> None
             pick_model(url, "nope")
     with pytest.raises(ServerError, match=r"^nothing answers at serving.url=http://127.0.0.1:9/v1 .*start the server"):
         pick_model("http://127.0.0.1:9/v1", None)
+
+
+def test_a_server_that_cannot_list_its_models_is_trusted_with_the_named_one() -> None:
+    with StubServer(StubState(models_status=500)) as url:
+        assert pick_model(url, "whatever-it-serves") == "whatever-it-serves"
+        with pytest.raises(ServerError, match=r"does not serve one model: it lists none; set serving.model_name"):
+            pick_model(url, None)

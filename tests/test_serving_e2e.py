@@ -156,10 +156,10 @@ def test_attach_mode_measures_a_server_the_user_runs_and_leaves_it_running(own_s
     # A model the server does not serve, then nothing listening: refused before any run, one sentence each.
     wrong = run_cli(tmp_path, "run", *QUICK_SERVING, f"serving.url={url}", "serving.model_name=nope")
     assert wrong.returncode == EXIT_CONFIG_ERROR
-    assert f"mlflow-energy: the server at {url} does not serve model 'nope': it lists {TINY}" in wrong.stderr
+    assert f"mlflow-energy: error: the server at {url} does not serve model 'nope': it lists {TINY}" in wrong.stderr
     server.terminate()
     server.wait(30)
     gone = run_cli(tmp_path, "run", *QUICK_SERVING, f"serving.url={url}")
     assert gone.returncode == EXIT_CONFIG_ERROR and "Traceback" not in gone.stderr
-    assert f"mlflow-energy: nothing answers at serving.url={url} (" in gone.stderr
+    assert f"mlflow-energy: error: nothing answers at serving.url={url} (" in gone.stderr
     assert len(experiment_runs(tmp_path)) == 1

@@ -103,7 +103,8 @@ def measure_serving(run: Run) -> None:
         else:
             base_url, description, wanted = s.url, f"attached: {s.url}", s.model_name
             run.result.device = ", ".join(f"cuda:{d.cuda_index}" for d in run.meter.gpus.devices) or "cpu"
-        model = pick_model(base_url, s.model_name or wanted)
+        # The server we started serves what we asked: only an attached one is asked what it serves.
+        model = wanted if server is not None and wanted else pick_model(base_url, s.model_name or wanted)
         run.result.serving = serving = ServingRun(
             description, model, [d.cuda_index for d in run.meter.gpus.devices],
             server_pid=server.process.pid if server and server.process else None,

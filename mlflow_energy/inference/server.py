@@ -43,9 +43,14 @@ def _get_json(url: str, timeout_s: float) -> Any:
 
 
 def served_models(base_url: str, timeout_s: float = 5.0) -> list[str]:
-    """The model ids ``GET {base_url}/models`` lists; ServerError when nothing answers there."""
+    """The model ids ``GET {base_url}/models`` lists (none when the server answers that request
+    with an error, as transformers serve 5.17 does offline); ServerError when nothing answers."""
     try:
         listing = _get_json(models_url(base_url), timeout_s)
+    except urllib.error.HTTPError as exc:
+        log.warning("the server at %s answered GET /models with HTTP %s; the model it serves is not checked",
+                    base_url, exc.code)  # fmt: skip
+        return []
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ServerError(
