@@ -22,16 +22,18 @@ def _request(index: int, window: int | None, sent: float, tokens: int, ttft: flo
 
 @pytest.fixture
 def serving_result(window: Callable[..., Measurement]) -> BenchResult:
-    """Two 2 s windows of 100 J and 120 J on the GPU; 2 requests (10 + 20 tokens) end in the
-    first, 3 (10 tokens each) in the second; one failed, one warm-up and one drain request."""
+    """Two 2 s windows, [10, 12] and [12, 14] s, of 100 J and 120 J on the GPU. Requests last 1 s:
+    two end in the first window (10 and 20 tokens), one straddles the edge (10 tokens, 5 in
+    each), two more end in the second (10 each) and one is still running at its end (10 tokens,
+    5 inside); one failed, one warm-up."""
     config = RunConfig(scenario="serving", serving=ServingConfig(slo_ttft_s=0.5))
     r = BenchResult(config, config_hash(config))
     r.idle = window("idle", 0.0, 2.0, 40.0)
     r.serving = ServingRun("stub", "m", [0], windows=[window("steady_1", 10.0, 2.0, 100.0),
                                                       window("steady_2", 12.0, 2.0, 120.0)])  # fmt: skip
     r.serving.requests = [
-        _request(0, None, 5.0, 10, phase=WARMUP), _request(1, 0, 9.5, 10), _request(2, 0, 10.2, 20, ttft=0.6),
-        _request(3, 1, 11.5, 10), _request(4, 1, 12.0, 10), _request(5, 1, 12.5, 10),
+        _request(0, None, 5.0, 10, phase=WARMUP), _request(1, 0, 10.2, 10), _request(2, 0, 10.5, 20, ttft=0.6),
+        _request(3, 1, 11.5, 10), _request(4, 1, 12.2, 10), _request(5, 1, 12.8, 10),
         _request(6, None, 12.6, 0, status=ERROR), _request(7, None, 13.5, 10),
     ]  # fmt: skip
     r.serving.ramp_up_s, r.serving.drain_s = 0.4, 0.5
@@ -39,18 +41,19 @@ def serving_result(window: Callable[..., Measurement]) -> BenchResult:
     return r
 
 
-def test_energy_is_divided_among_the_requests_that_ended_inside_the_windows(serving_result: BenchResult) -> None:
+def test_energy_is_divided_among_the_tokens_and_requests_of_the_windows(serving_result: BenchResult) -> None:
     conclude(serving_result, [])
     s = serving_result.summary
     assert s is not None
-    assert (s.energy_total_j, s.measurement_requests, s.measurement_generated_tokens) == (220.0, 5, 60)
-    assert s.energy_j_per_request == pytest.approx(44.0)
-    assert s.energy_j_per_token == pytest.approx(220 / 60)
-    assert s.energy_j_per_processed_token == pytest.approx(220 / (60 + 5 * 4))
+    # Tokens generated inside the windows: 10 + 20 + 5 in the first, 5 + 10 + 10 + 5 in the second.
+    assert (s.energy_total_j, s.measurement_requests, s.measurement_generated_tokens) == (220.0, 5, 65)
+    assert s.energy_j_per_token == pytest.approx(220 / 65)
+    assert s.energy_j_per_request == pytest.approx(44.0)  # the five requests that ended inside
+    assert s.measurement_prompt_tokens == 6 * 4  # prompts whose first token came inside a window
+    assert s.energy_j_per_processed_token == pytest.approx(220 / (65 + 24))
     assert s.energy_wh_per_1k_requests == pytest.approx(44.0 / 3.6)
-    assert s.measurement_prompt_tokens == 20
-    # Each window's own J/token (100/30, 120/30) and J/request (50, 40) give the intervals.
-    assert s.energy_j_per_token_ci95_low < 220 / 60 < s.energy_j_per_token_ci95_high
+    # Each window's own J/token (100/35, 120/30) and J/request (50, 40) give the intervals.
+    assert s.energy_j_per_token_ci95_low < 220 / 65 < s.energy_j_per_token_ci95_high
     assert s.energy_j_per_request_ci95_low < 44.0 < s.energy_j_per_request_ci95_high
     assert s.energy_gpu_net_j == pytest.approx(220.0 - 20.0 * 4.0)  # idle 20 W over 4 s of windows
 
@@ -60,7 +63,7 @@ def test_rates_latencies_goodput_and_errors(serving_result: BenchResult) -> None
     s, a = serving_result.summary, serving_result.assessment
     assert s is not None and a is not None
     assert s.throughput_requests_per_s == pytest.approx(5 / 4.0)
-    assert s.throughput_tokens_per_s == pytest.approx(60 / 4.0)
+    assert s.throughput_tokens_per_s == pytest.approx(65 / 4.0)
     assert s.throughput_goodput_requests_per_s == pytest.approx(4 / 4.0)  # one TTFT of 0.6 s misses the 0.5 s bound
     assert s.latency_request_s_p50 == pytest.approx(1.0) and s.latency_ttft_s_p99 == pytest.approx(0.6, rel=0.05)
     assert s.latency_tpot_ms_p50 == pytest.approx(0.9 / 9 * 1000)
@@ -71,15 +74,15 @@ def test_rates_latencies_goodput_and_errors(serving_result: BenchResult) -> None
     assert names.interval_keys(names.ENERGY_PER_REQUEST)[0] in metrics
 
 
-def test_a_window_where_no_request_ended_gives_no_interval_and_says_why(serving_result: BenchResult) -> None:
+def test_a_window_without_tokens_gives_no_interval_and_says_why(serving_result: BenchResult, window) -> None:
     assert serving_result.serving is not None
-    for r in serving_result.serving.requests:
-        r.window = 0 if r.window is not None else None
+    serving_result.serving.windows.append(window("steady_3", 20.0, 2.0, 90.0))  # nothing runs in it
     conclude(serving_result, [])
     s, a = serving_result.summary, serving_result.assessment
     assert s is not None and a is not None
-    assert s.energy_j_per_token == pytest.approx(220 / 60) and s.energy_j_per_token_ci95_low is None
-    assert any(w.startswith("no interval: a steady-state window saw no request end") for w in a.warnings)
+    assert s.energy_j_per_token == pytest.approx(310 / 65) and s.energy_j_per_token_ci95_low is None
+    assert s.energy_j_per_request_ci95_low is None
+    assert any(w.startswith("no interval: a steady-state window generated no token") for w in a.warnings)
 
 
 def test_a_serving_result_round_trips_through_json(serving_result: BenchResult, tmp_path) -> None:

@@ -4,7 +4,8 @@ load (start ``transformers serve``, window) -> cool-down -> idle baseline with t
 (window) -> warm-up requests at full load (window, not counted) -> ramp-up (not measured) ->
 steady-state windows of ``serving.window_s`` until ``serving.duration_s`` or
 ``serving.num_requests`` -> drain (not measured). A request counts when it completed inside a
-window; the server is stopped whatever happens.
+window; output tokens count where they were generated (bench/summary.py). The server is
+stopped whatever happens.
 """
 
 from __future__ import annotations

@@ -131,8 +131,9 @@ def _summarize_batch(result: BenchResult, timeline: list[TimelineSample]) -> Sum
 
 
 def _summarize_serving(result: BenchResult, timeline: list[TimelineSample]) -> Summary:
-    """Energy over the valid steady-state windows, divided among the requests that completed
-    inside them; latencies of every counted request; the interval from each window's J/token."""
+    """Energy over the valid steady-state windows: per output token generated inside them (each
+    request's tokens spread over its streaming span), per request completed inside them;
+    latencies of every counted request; intervals from each window's own figures."""
     serving = result.serving
     assert serving is not None, "called for serving runs"
     valid = [m for m in serving.windows if m.valid]
@@ -150,25 +151,26 @@ def _summarize_serving(result: BenchResult, timeline: list[TimelineSample]) -> S
         "measurement_drain_s": serving.drain_s,
         **_phase_figures(result, domains),
         **_request_latency_figures(counted),
-        **_serving_throughput_figures(counted, serving.windows, result.config.serving),
+        **_serving_throughput_figures(serving.requests, counted, serving.windows, result.config.serving),
     }
-    in_valid = [r for r in counted if serving.windows[r.window or 0].valid]
-    per_window = [[r for r in in_valid if r.window == i] for i, m in enumerate(serving.windows) if m.valid]
-    tokens = [sum(r.completion_tokens or 0 for r in requests) for requests in per_window]
-    if valid and sum(tokens):
-        done = _Generated(valid, sum(w.duration_s for w in valid), sum(tokens), len(in_valid), len(in_valid))
-        # A window in which no request ended has no J/token of its own: no interval then.
+    spans = [(m.start_s, m.start_s + m.duration_s) for m in valid]
+    tokens = [sum(r.output_tokens_between(*span) for r in serving.requests) for span in spans]
+    ended = [sum(r.window == i for r in counted) for i, m in enumerate(serving.windows) if m.valid]
+    if valid and sum(tokens) > 0:
+        done = _Generated(valid, sum(w.duration_s for w in valid), round(sum(tokens)), sum(ended), sum(ended))
         joules = [m.energy_j(domains) for m in valid]
-        samples = [] if 0 in tokens else [j / t for j, t in zip(joules, tokens, strict=True)]
-        figures |= _generated_figures(done, domains, samples)
-        per_request = positive_interval([j / len(r) for j, r in zip(joules, per_window, strict=True)] if all(per_window)
-                                        else [], figures["energy_j_per_request"])  # fmt: skip
+        figures |= _generated_figures(done, domains, [j / t for j, t in zip(joules, tokens, strict=True)
+                                                      if t > 0] if all(tokens) else [])  # fmt: skip
+        figures["energy_j_per_token"] = figures["energy_total_j"] / sum(tokens)  # the unrounded count
+        per_request = positive_interval([j / n for j, n in zip(joules, ended, strict=True)] if all(ended) else [],
+                                        figures.get("energy_j_per_request"))  # fmt: skip
         if per_request is not None:
             figures |= {"energy_j_per_request_ci95_low": per_request.low,
                         "energy_j_per_request_ci95_high": per_request.high}  # fmt: skip
-        prompt_tokens = sum(r.prompt_tokens or 0 for r in in_valid)
+        prompt_tokens = sum(r.prompt_tokens or 0 for r in serving.requests for span in spans
+                            if r.prefilled_between(*span))  # fmt: skip
         figures["measurement_prompt_tokens"] = prompt_tokens
-        figures["energy_j_per_processed_token"] = figures["energy_total_j"] / (done.tokens + prompt_tokens)
+        figures["energy_j_per_processed_token"] = figures["energy_total_j"] / (sum(tokens) + prompt_tokens)
         figures |= _window_edge_figures(valid)
         figures |= _gpu_power_figures(done, figures["energy_gpu_j"], timeline)
         figures |= _net_figures(result.idle, domains, done, figures["energy_total_j"], figures["energy_gpu_j"])
@@ -188,16 +190,17 @@ def _request_latency_figures(counted: list[RequestRecord]) -> Figures:
     return f
 
 
-def _serving_throughput_figures(counted: list[RequestRecord], windows: list[Measurement],
-                                slo: ServingConfig) -> Figures:  # fmt: skip
-    """Requests and output tokens per second of window time (every window, a rejected energy
-    reading included), and goodput: the requests within every ``serving.slo_*`` bound."""
+def _serving_throughput_figures(requests: list[RequestRecord], counted: list[RequestRecord],
+                                windows: list[Measurement], slo: ServingConfig) -> Figures:  # fmt: skip
+    """Output tokens generated and requests completed per second of window time (every window,
+    a rejected energy reading included), and goodput: the requests within every ``serving.slo_*``
+    bound."""
     duration = sum(w.duration_s for w in windows)
     if duration <= 0:
         return {}
+    tokens = sum(r.output_tokens_between(w.start_s, w.start_s + w.duration_s) for r in requests for w in windows)
     good = [r for r in counted if meets_slo(r, slo)]
-    return {"throughput_tokens_per_s": sum(r.completion_tokens or 0 for r in counted) / duration,
-            "throughput_requests_per_s": len(counted) / duration,
+    return {"throughput_tokens_per_s": tokens / duration, "throughput_requests_per_s": len(counted) / duration,
             "throughput_goodput_requests_per_s": len(good) / duration}  # fmt: skip
 
 
@@ -390,7 +393,7 @@ def assess(result: BenchResult, s: Summary, below_noise_floor: list[str]) -> Ass
     # The target the windows aimed for (summarize records the same value as measurement_target_ci).
     rel, target = s.measurement_ci_relative, result.config.bench.target_ci
     if rel is None and result.serving is not None:
-        a.warnings.append("no interval: a steady-state window saw no request end, or there was only one; raise "
+        a.warnings.append("no interval: a steady-state window generated no token, or there was only one; raise "
                           "serving.window_s or serving.duration_s")  # fmt: skip
     elif rel is None:
         a.warnings.append(f"{len(valid)} valid window: no interval; measure more windows")

@@ -69,16 +69,35 @@ class RequestRecord:
     def done(self) -> bool:
         return self.end_s is not None
 
+    def output_tokens_between(self, start_s: float, end_s: float) -> float:
+        """Its output tokens generated between ``start_s`` and ``end_s``, spread evenly over its
+        time at the server (sent to ended): the usage gives the count, and servers stream in too
+        few chunks to time each token (transformers serve 5.17: two or three per request)."""
+        if self.status != OK or not self.completion_tokens or self.end_s is None:
+            return 0.0
+        if self.end_s <= self.sent_s:
+            return float(self.completion_tokens) if start_s <= self.end_s <= end_s else 0.0
+        overlap = min(end_s, self.end_s) - max(start_s, self.sent_s)
+        return self.completion_tokens * max(0.0, overlap) / (self.end_s - self.sent_s)
+
+    def prefilled_between(self, start_s: float, end_s: float) -> bool:
+        """Its prompt was processed (first token, else end) between ``start_s`` and ``end_s``."""
+        at = self.first_token_s if self.first_token_s is not None else self.end_s
+        return self.status == OK and at is not None and start_s <= at <= end_s
+
 
 CSV_FIELDS = ("index", "phase", "status", "window", "sent_s", "ttft_s", "tpot_ms", "latency_s", "prompt_tokens",
-              "completion_tokens", "chunks", "error")  # fmt: skip
+              "completion_tokens", "tokens_in_windows", "chunks", "error")  # fmt: skip
 
 
-def record_row(r: RequestRecord) -> dict[str, Any]:
-    """A request as a row of requests.csv."""
+def record_row(r: RequestRecord, windows: list[tuple[float, float]]) -> dict[str, Any]:
+    """A request as a row of requests.csv; ``tokens_in_windows``: its output tokens generated
+    inside ``windows`` ((start_s, end_s) of each valid steady-state window)."""
+    inside = sum(r.output_tokens_between(start, end) for start, end in windows)
     return {"index": r.index, "phase": r.phase, "status": r.status, "window": r.window, "sent_s": r.sent_s,
             "ttft_s": r.ttft_s, "tpot_ms": r.tpot_ms, "latency_s": r.latency_s, "prompt_tokens": r.prompt_tokens,
-            "completion_tokens": r.completion_tokens, "chunks": r.chunks, "error": r.error}  # fmt: skip
+            "completion_tokens": r.completion_tokens, "tokens_in_windows": inside, "chunks": r.chunks,
+            "error": r.error}  # fmt: skip
 
 
 @dataclass

@@ -6,14 +6,17 @@ import csv
 from pathlib import Path
 
 from mlflow_energy.inference.load import CSV_FIELDS, RequestRecord, record_row
+from mlflow_energy.meter.measurement import Measurement
 
 
-def write_requests_csv(records: list[RequestRecord], path: Path) -> Path:
-    """One row per request (warm-up and drain included; ``window`` empty when not counted)."""
+def write_requests_csv(records: list[RequestRecord], windows: list[Measurement], path: Path) -> Path:
+    """One row per request (warm-up and drain included; ``window`` empty when not counted);
+    ``windows``: the steady-state windows, whose valid ones the token attribution covers."""
+    spans = [(w.start_s, w.start_s + w.duration_s) for w in windows if w.valid]
     with path.open("w", newline="") as out:
         writer = csv.DictWriter(out, fieldnames=CSV_FIELDS)
         writer.writeheader()
-        writer.writerows(record_row(r) for r in records)
+        writer.writerows(record_row(r, spans) for r in records)
     return path
 
 

@@ -203,7 +203,7 @@ def _log_artifacts(
             title = f"{result.config.model.name} on {result.device}: power timeline"
             plot_timeline(timeline, result.windows(), title, staging / names.ARTIFACT_TIMELINE_PLOT)
         if result.serving is not None:
-            write_requests_csv(result.serving.requests, staging / names.ARTIFACT_REQUESTS_CSV)
+            write_requests_csv(result.serving.requests, result.serving.windows, staging / names.ARTIFACT_REQUESTS_CSV)
             title = f"{result.config.model.name}, {_load_label(result)}: latency"
             plot_latency_cdf(result.serving.requests, title, staging / names.ARTIFACT_LATENCY_CDF)
         client.log_artifacts(run_id, str(staging))
