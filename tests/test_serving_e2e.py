@@ -139,8 +139,9 @@ def own_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
         wait_until(answers, "the test's own server to answer /health")
         yield url, proc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
+        if proc.poll() is None:  # the test may have stopped it itself
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)
         log.close()
 
 

@@ -14,6 +14,7 @@ import logging
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 from mlflow_energy.bench.result import ServingRun
 from mlflow_energy.bench.run_state import Run, cool_down, measure_idle
@@ -55,9 +56,21 @@ def serving_prompts(config: RunConfig) -> list[str]:
     special = set(tokenizer.all_special_ids)
     low = max(special) + 1 if special else 0
     draw = random.Random(config.model.seed)
-    ids = [[draw.randrange(low, len(tokenizer)) for _ in range(config.workload.prompt_tokens)]
-           for _ in range(_SYNTHETIC_PROMPTS)]  # fmt: skip
-    return [tokenizer.decode(row) for row in ids]
+    length = config.workload.prompt_tokens
+    return [_text_of_length(tokenizer, [draw.randrange(low, len(tokenizer)) for _ in range(length)], length)
+            for _ in range(_SYNTHETIC_PROMPTS)]  # fmt: skip
+
+
+def _text_of_length(tokenizer: Any, ids: list[int], length: int) -> str:
+    """Text that encodes back to about ``length`` tokens (servers take text, and random ids
+    decode to text that encodes to a third more): encode, cut, decode, a few times over."""
+    text = tokenizer.decode(ids)
+    for _ in range(5):
+        encoded = tokenizer.encode(text, add_special_tokens=False)
+        if len(encoded) == length:
+            break
+        text = tokenizer.decode(encoded[:length])
+    return str(text)
 
 
 class _Health:

@@ -220,7 +220,15 @@ def check_serving(config: RunConfig) -> None:
 
 
 def _check_transformers_serve() -> None:
-    """ConfigError naming the extra to install when ``transformers serve`` cannot start here."""
+    """ConfigError naming what to install when ``transformers serve`` cannot start here."""
+    if _missing("transformers.cli.serve"):
+        import transformers
+
+        raise ConfigError(
+            f"scenario=serving starts transformers serve, which transformers {transformers.__version__} does not "
+            "have in the form the tool drives (transformers 5 or newer); upgrade transformers, or attach to a "
+            "server you run with serving.url."
+        )
     missing = [name for name in ("fastapi", "uvicorn", "openai") if _missing(name)]
     if missing:
         raise ConfigError(
@@ -232,4 +240,7 @@ def _check_transformers_serve() -> None:
 def _missing(module: str) -> bool:
     import importlib.util
 
-    return importlib.util.find_spec(module) is None
+    try:
+        return importlib.util.find_spec(module) is None
+    except ModuleNotFoundError:  # a parent package is missing
+        return True
