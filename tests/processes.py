@@ -28,6 +28,9 @@ _TERMINAL = ("COLUMNS", "FORCE_COLOR", "TTY_COMPATIBLE")
 QUICK = ["bench=quick", "bench.idle_s=0.2", "bench.min_repetitions=2", "bench.min_duration_s=0.5"]
 # Shorter still: the windows capped at a second, no perplexity.
 QUICK_NO_QUALITY = [*QUICK, "bench.max_duration_s=1", "quality=off"]
+# A serving point in seconds: short windows, one warm-up request, a short idle baseline.
+QUICK_SERVING = ["scenario=serving", "bench.idle_s=0.2", "serving.duration_s=3", "serving.window_s=1",
+                 "serving.warmup_requests=1", "serving.max_tokens=24"]  # fmt: skip
 # The exit codes the CLI documents (mlflow_energy/commands/exits.py), as a user's script sees them.
 EXIT_RUN_FAILED, EXIT_CONFIG_ERROR, EXIT_TRACKING_ERROR, EXIT_INTERRUPTED = 1, 2, 3, 130
 

@@ -20,6 +20,7 @@ from mlflow_energy.inference.models import SHIPPED_DIR
 
 from processes import (
     EXIT_CONFIG_ERROR,
+    QUICK_SERVING,
     experiment_runs,
     result_of,
     run_cli,
@@ -30,9 +31,6 @@ from processes import (
 pytestmark = pytest.mark.e2e
 
 TINY = str(SHIPPED_DIR / "tiny-stories")
-# A serving point in seconds: short windows, one warm-up request, a short idle baseline.
-QUICK_SERVING = ["scenario=serving", "bench.idle_s=0.2", "serving.duration_s=3", "serving.window_s=1",
-                 "serving.warmup_requests=1", "serving.max_tokens=24"]  # fmt: skip
 
 
 def _csv_rows(client, run_id: str) -> list[dict[str, str]]:

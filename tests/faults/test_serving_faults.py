@@ -13,14 +13,12 @@ import pytest
 
 from mlflow_energy.inference.models import SHIPPED_DIR
 
-from processes import EXIT_RUN_FAILED, experiment_runs, result_of, run_cli, wait_until
+from processes import EXIT_RUN_FAILED, QUICK_SERVING, experiment_runs, result_of, run_cli, wait_until
 from stub_server import StubServer, StubState
 
 pytestmark = pytest.mark.e2e
 
 TINY = SHIPPED_DIR / "tiny-stories"
-QUICK_SERVING = ["scenario=serving", "bench.idle_s=0.2", "serving.duration_s=3", "serving.window_s=1",
-                 "serving.warmup_requests=1", "serving.max_tokens=24"]  # fmt: skip
 
 
 def test_a_server_answering_errors_fails_the_run_quoting_the_first(tmp_path: Path) -> None:
