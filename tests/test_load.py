@@ -72,7 +72,7 @@ def test_open_loop_waits_the_drawn_poisson_gaps_and_caps_requests_in_flight() ->
         _run(generator, 30)
     records = generator.records
     assert state.max_in_flight <= 2 and _most_in_flight(records) <= 2
-    gaps = generator.plan.arrival_gaps_s
+    gaps = generator.arrival_gaps_s
     sent = [r.sent_s for r in records]
     # Each request leaves no earlier than its arrival: the drawn gap after the one before it.
     assert all(later - earlier >= gap - 1e-3 for earlier, later, gap in zip(sent, sent[1:], gaps[1:], strict=False))

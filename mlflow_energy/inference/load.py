@@ -13,7 +13,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 # The HTTP client logs every request at INFO: thousands of lines that hide the run's progress.
@@ -120,7 +120,6 @@ class LoadPlan:
     fixed_length: bool = False
     timeout_s: float = 300.0
     seed: int = 0
-    arrival_gaps_s: list[float] = field(default_factory=list)  # filled as arrivals are drawn (open loop)
 
 
 class LoadGenerator:
@@ -137,6 +136,7 @@ class LoadGenerator:
         self.phase = RAMP_UP
         self._order = random.Random(plan.seed)
         self._gaps = random.Random(plan.seed + 1)
+        self.arrival_gaps_s: list[float] = []  # the open loop's gaps between arrivals, as drawn
         self._stop = threading.Event()
         self._cancel_event = threading.Event()  # cancels the requests in flight (drain timeout)
         self._thread: threading.Thread | None = None
@@ -235,7 +235,7 @@ class LoadGenerator:
         try:
             while True:
                 gap = self._gaps.expovariate(rate)
-                self.plan.arrival_gaps_s.append(gap)
+                self.arrival_gaps_s.append(gap)
                 await asyncio.sleep(gap)
                 if self._stop.is_set():
                     break
