@@ -121,6 +121,9 @@ class ServingConfig:
     max_tokens: int = 64
     output_length: str = "natural"  # natural (the model stops, capped by max_tokens) | fixed (max_tokens)
     continuous_batching: bool = True
+    # More arguments for the managed `transformers serve`: ["--cb-num-blocks", "256"] sizes the
+    # continuous-batching cache (its default sizing took 18 s on a CPU's first request).
+    server_args: list[str] = field(default_factory=list)
     ramp_up_s: float | None = None
     window_s: float = 2.0
     startup_timeout_s: float = 600.0
@@ -303,6 +306,9 @@ def _validate_sizes(config: RunConfig) -> None:
         _require(value >= 2, f"{key}={value} must be at least 2 (one token predicts the next).")
 
 
+_SERVER_ARGS_OWNED = ("--host", "--port", "--device", "--dtype", "--continuous-batching", "--no-continuous-batching")
+
+
 def _validate_serving(config: RunConfig) -> None:
     """The serving section, checked whatever the scenario (a sweep may switch it on)."""
     v = config.serving
@@ -323,6 +329,11 @@ def _validate_serving(config: RunConfig) -> None:
     _require(v.url is None or v.url.startswith(("http://", "https://")),
              f"serving.url={v.url!r} is not an http(s) URL; give the server's OpenAI base URL, such as "
              "http://127.0.0.1:8000/v1.")  # fmt: skip
+    _require(v.url is None or not v.server_args, "serving.server_args are for the server the tool starts; with "
+             "serving.url your server is already running, so drop them.")  # fmt: skip
+    owned = [a for a in v.server_args if a.split("=")[0] in _SERVER_ARGS_OWNED]
+    _require(not owned, f"serving.server_args sets {', '.join(owned)}, which the tool sets itself from the run's "
+             "configuration (host, port, device, model.dtype, serving.continuous_batching); drop it.")  # fmt: skip
     if config.scenario != "serving":
         return
     _require(config.backend.name == "eager", f"backend.name={config.backend.name} applies to scenario=batch; "

@@ -31,6 +31,9 @@ QUICK_NO_QUALITY = [*QUICK, "bench.max_duration_s=1", "quality=off"]
 # A serving point in seconds: short windows, one warm-up request, a short idle baseline.
 QUICK_SERVING = ["scenario=serving", "bench.idle_s=0.2", "serving.duration_s=3", "serving.window_s=1",
                  "serving.warmup_requests=1", "serving.max_tokens=24"]  # fmt: skip
+# The server the tool starts, with a small continuous-batching cache: sized by default, its first
+# request takes 18 s on a CPU.
+SMALL_CACHE = 'serving.server_args=["--cb-num-blocks","64","--cb-max-batch-tokens","256"]'
 # The exit codes the CLI documents (mlflow_energy/commands/exits.py), as a user's script sees them.
 EXIT_RUN_FAILED, EXIT_CONFIG_ERROR, EXIT_TRACKING_ERROR, EXIT_INTERRUPTED = 1, 2, 3, 130
 

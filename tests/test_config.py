@@ -42,6 +42,17 @@ def test_defaults_are_valid() -> None:
         ({"carbon__pue": 0.5}, "carbon.pue=0.5 must be at least 1.0"),
         ({"backend__name": "tensorrt"}, "backend.name='tensorrt'"),
         ({"workload__prompts": "/no/such/file.jsonl"}, "workload.prompts='/no/such/file.jsonl'"),
+        ({"scenario": "stream"}, "scenario='stream' is not one of batch, serving"),
+        ({"serving__concurrency": 0}, "serving.concurrency=0 must be at least 1"),
+        ({"serving__request_rate": -1.0}, "serving.request_rate=-1.0 must be positive"),
+        ({"serving__max_error_share": 1.0}, "serving.max_error_share=1.0 must be a fraction"),
+        ({"serving__url": "127.0.0.1:8000"}, "serving.url='127.0.0.1:8000' is not an http(s) URL"),
+        ({"scenario": "serving", "serving__output_length": "fixed"}, "transformers serve refuses them"),
+        ({"scenario": "serving", "backend__name": "static_compile"}, "backend.name=static_compile applies to"),
+        ({"serving__url": "http://127.0.0.1:9/v1", "serving__server_args": ["--cb-num-blocks", "8"]},
+         "serving.server_args are for the server the tool starts"),
+        ({"serving__server_args": ["--port=9000"]}, "serving.server_args sets --port=9000, which the tool sets"),
+        ({"scenario": "serving", "serving__url": "http://127.0.0.1:9/v1"}, "nothing answers at serving.url"),
     ],
 )
 def test_bad_values_are_refused_with_the_key_named(overrides: dict, fragment: str) -> None:
@@ -63,6 +74,15 @@ def test_shipped_config_without_weights_needs_random() -> None:
     assert {"tiny", "tiny-stories", "llama-3.2-1b", "llama-3.1-8b", "qwen2.5-0.5b", "gpt2"} <= set(shipped_models())
     with pytest.raises(ConfigError, match="use model.weights=random"):
         resolve_model(config(model__name="llama-3.2-1b", model__weights="pretrained").model)
+
+
+def test_a_batch_run_keeps_its_config_hash_whatever_the_serving_keys_say() -> None:
+    """A batch run does not use serving.*: its hash (what resumes a sweep) ignores them."""
+    a, b = RunConfig(), RunConfig()
+    b.serving.concurrency = 64
+    assert config_hash(a) == config_hash(b)
+    a.scenario = b.scenario = "serving"
+    assert config_hash(a) != config_hash(b)
 
 
 def test_config_hash_ignores_where_results_go() -> None:

@@ -21,6 +21,7 @@ from mlflow_energy.inference.models import SHIPPED_DIR
 from processes import (
     EXIT_CONFIG_ERROR,
     QUICK_SERVING,
+    SMALL_CACHE,
     experiment_runs,
     result_of,
     run_cli,
@@ -43,7 +44,7 @@ def serving_sweep(tmp_path_factory: pytest.TempPathFactory):
     """The shipped grid at concurrency 1 and 4, continuous batching on (the default)."""
     folder = tmp_path_factory.mktemp("serving-sweep")
     proc = run_cli(folder, "run", "-m", "+experiment=serving_concurrency", *QUICK_SERVING, "serving.concurrency=1,4",
-                   "hydra.sweep.dir=multirun")  # fmt: skip
+                   SMALL_CACHE, "hydra.sweep.dir=multirun")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
     return folder, proc
 
@@ -56,7 +57,8 @@ def test_serving_runs_log_records_consistent_with_their_metrics(serving_sweep) -
         m, tags = child.data.metrics, child.data.tags
         assert child.info.status == "FINISHED" and tags["mlflow_energy.status"] == "finished"
         assert tags["mlflow_energy.serving.server"].startswith("transformers serve ")
-        assert "continuous batching" in tags["mlflow_energy.serving.server"]
+        assert tags["mlflow_energy.serving.server"].endswith(
+            "(continuous batching, --cb-num-blocks 64 --cb-max-batch-tokens 256)")
         assert tags["mlflow_energy.serving.model"] == TINY
         assert tags["mlflow_energy.serving.measured_gpus"] == "none (CPU only)"
         assert child.data.params["scenario"] == "serving" and "workload.batch_size" not in child.data.params

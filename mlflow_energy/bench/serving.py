@@ -108,7 +108,7 @@ def measure_serving(run: Run) -> None:
     try:
         if s.url is None:
             server = transformers_serve(config.model, run.result.device or "cpu", s.continuous_batching,
-                                        run.out_dir / SERVER_LOG)  # fmt: skip
+                                        list(s.server_args), run.out_dir / SERVER_LOG)  # fmt: skip
             run.enter(f"load (starting {server.description})")
             with run.meter.window("load") as window:
                 server.start(s.startup_timeout_s)

@@ -191,16 +191,20 @@ class ManagedServer:
                 continue
 
 
-def transformers_serve(model: ModelConfig, device: str, continuous_batching: bool, log_path: Path) -> ManagedServer:
-    """``transformers serve`` pinned to the run's model, dtype and device, on a free port."""
+def transformers_serve(model: ModelConfig, device: str, continuous_batching: bool, server_args: list[str],
+                       log_path: Path) -> ManagedServer:  # fmt: skip
+    """``transformers serve`` pinned to the run's model, dtype and device, on a free port, with
+    ``server_args`` added."""
     import transformers
 
     folder = served_model_folder(model)
     argv = [sys.executable, "-m", "transformers.cli.transformers", "serve", "--host", "127.0.0.1", "--port", "{port}",
             "--device", device, "--dtype", model.dtype,
-            "--continuous-batching" if continuous_batching else "--no-continuous-batching", folder]  # fmt: skip
+            "--continuous-batching" if continuous_batching else "--no-continuous-batching", *server_args,
+            folder]  # fmt: skip
     batching = "continuous batching" if continuous_batching else "no continuous batching"
-    description = f"transformers serve {transformers.__version__} ({batching})"
+    extra = f", {' '.join(server_args)}" if server_args else ""
+    description = f"transformers serve {transformers.__version__} ({batching}{extra})"
     server = ManagedServer(argv, log_path, description, folder)
     if model.trust_remote_code:
         server.argv.insert(-1, "--trust-remote-code")
