@@ -339,6 +339,8 @@ def _validate_serving(config: RunConfig) -> None:
     _require(config.backend.name == "eager", f"backend.name={config.backend.name} applies to scenario=batch; "
              "a serving run measures the server's own engine, so leave backend.name=eager.")  # fmt: skip
     if v.url is None:
+        _require(config.model.device_map is None, "model.device_map=auto shards a model the tool loads itself; "
+                 "transformers serve loads one device, so drop model.device_map for scenario=serving.")  # fmt: skip
         _require(config.model.quantization == "none", f"model.quantization={config.model.quantization} applies to "
                  "scenario=batch; transformers serve loads the model itself, so use model.quantization=none.")
         _require(v.output_length == "natural", "serving.output_length=fixed needs a server that honours min_tokens "

@@ -49,6 +49,7 @@ def test_defaults_are_valid() -> None:
         ({"serving__url": "127.0.0.1:8000"}, "serving.url='127.0.0.1:8000' is not an http(s) URL"),
         ({"scenario": "serving", "serving__output_length": "fixed"}, "transformers serve refuses them"),
         ({"scenario": "serving", "backend__name": "static_compile"}, "backend.name=static_compile applies to"),
+        ({"scenario": "serving", "model__device_map": "auto"}, "drop model.device_map for scenario=serving"),
         ({"serving__url": "http://127.0.0.1:9/v1", "serving__server_args": ["--cb-num-blocks", "8"]},
          "serving.server_args are for the server the tool starts"),
         ({"serving__server_args": ["--port=9000"]}, "serving.server_args sets --port=9000, which the tool sets"),
