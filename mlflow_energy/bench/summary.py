@@ -78,7 +78,7 @@ class _Generated:
 
     windows: list[Measurement]
     duration_s: float
-    tokens: int
+    tokens: float  # whole in batch runs; a serving run counts each request's share inside the windows
     requests: int
     calls: int
 
@@ -132,7 +132,7 @@ def _summarize_batch(result: BenchResult, timeline: list[TimelineSample]) -> Sum
 
 def _summarize_serving(result: BenchResult, timeline: list[TimelineSample]) -> Summary:
     """Energy over the valid steady-state windows: per output token generated inside them (each
-    request's tokens spread over its streaming span), per request completed inside them;
+    request's tokens spread over its time at the server), per request completed inside them;
     latencies of every counted request; intervals from each window's own figures."""
     serving = result.serving
     assert serving is not None, "called for serving runs"
@@ -141,6 +141,9 @@ def _summarize_serving(result: BenchResult, timeline: list[TimelineSample]) -> S
     domains = headline_domains(first)[0] if first else []
     counted = [r for r in serving.requests if r.window is not None]
     after_warmup = [r for r in serving.requests if r.phase != WARMUP]
+    # Output tokens generated inside each window (valid or not): speed counts them all, energy the valid ones.
+    tokens = [sum(r.output_tokens_between(m.start_s, m.start_s + m.duration_s) for r in serving.requests)
+              for m in serving.windows]  # fmt: skip
     figures: Figures = {
         "emissions_intensity_g_per_kwh": result.carbon_intensity_g_per_kwh,
         "measurement_target_ci": result.config.bench.target_ci,
@@ -151,26 +154,25 @@ def _summarize_serving(result: BenchResult, timeline: list[TimelineSample]) -> S
         "measurement_drain_s": serving.drain_s,
         **_phase_figures(result, domains),
         **_request_latency_figures(counted),
-        **_serving_throughput_figures(serving.requests, counted, serving.windows, result.config.serving),
+        **_serving_throughput_figures(sum(tokens), counted, serving.windows, result.config.serving),
     }
-    spans = [(m.start_s, m.start_s + m.duration_s) for m in valid]
-    tokens = [sum(r.output_tokens_between(*span) for r in serving.requests) for span in spans]
+    valid_tokens = [t for t, m in zip(tokens, serving.windows, strict=True) if m.valid]
     ended = [sum(r.window == i for r in counted) for i, m in enumerate(serving.windows) if m.valid]
-    if valid and sum(tokens) > 0:
-        done = _Generated(valid, sum(w.duration_s for w in valid), round(sum(tokens)), sum(ended), sum(ended))
+    if valid and sum(valid_tokens) > 0:
+        done = _Generated(valid, sum(w.duration_s for w in valid), sum(valid_tokens), sum(ended), sum(ended))
         joules = [m.energy_j(domains) for m in valid]
-        figures |= _generated_figures(done, domains, [j / t for j, t in zip(joules, tokens, strict=True)
-                                                      if t > 0] if all(tokens) else [])  # fmt: skip
-        figures["energy_j_per_token"] = figures["energy_total_j"] / sum(tokens)  # the unrounded count
+        figures |= _generated_figures(done, domains, [j / t for j, t in zip(joules, valid_tokens, strict=True)]
+                                      if all(valid_tokens) else [])  # fmt: skip
         per_request = positive_interval([j / n for j, n in zip(joules, ended, strict=True)] if all(ended) else [],
                                         figures.get("energy_j_per_request"))  # fmt: skip
         if per_request is not None:
             figures |= {"energy_j_per_request_ci95_low": per_request.low,
                         "energy_j_per_request_ci95_high": per_request.high}  # fmt: skip
+        spans = [(m.start_s, m.start_s + m.duration_s) for m in valid]
         prompt_tokens = sum(r.prompt_tokens or 0 for r in serving.requests for span in spans
                             if r.prefilled_between(*span))  # fmt: skip
         figures["measurement_prompt_tokens"] = prompt_tokens
-        figures["energy_j_per_processed_token"] = figures["energy_total_j"] / (sum(tokens) + prompt_tokens)
+        figures["energy_j_per_processed_token"] = figures["energy_total_j"] / (done.tokens + prompt_tokens)
         figures |= _window_edge_figures(valid)
         figures |= _gpu_power_figures(done, figures["energy_gpu_j"], timeline)
         figures |= _net_figures(result.idle, domains, done, figures["energy_total_j"], figures["energy_gpu_j"])
@@ -190,15 +192,14 @@ def _request_latency_figures(counted: list[RequestRecord]) -> Figures:
     return f
 
 
-def _serving_throughput_figures(requests: list[RequestRecord], counted: list[RequestRecord],
-                                windows: list[Measurement], slo: ServingConfig) -> Figures:  # fmt: skip
-    """Output tokens generated and requests completed per second of window time (every window,
-    a rejected energy reading included), and goodput: the requests within every ``serving.slo_*``
+def _serving_throughput_figures(tokens: float, counted: list[RequestRecord], windows: list[Measurement],
+                                slo: ServingConfig) -> Figures:  # fmt: skip
+    """``tokens`` generated and requests completed per second of window time (every window, a
+    rejected energy reading included), and goodput: the requests within every ``serving.slo_*``
     bound."""
     duration = sum(w.duration_s for w in windows)
     if duration <= 0:
         return {}
-    tokens = sum(r.output_tokens_between(w.start_s, w.start_s + w.duration_s) for r in requests for w in windows)
     good = [r for r in counted if meets_slo(r, slo)]
     return {"throughput_tokens_per_s": tokens / duration, "throughput_requests_per_s": len(counted) / duration,
             "throughput_goodput_requests_per_s": len(good) / duration}  # fmt: skip
@@ -266,7 +267,7 @@ def _throughput_figures(reps: list[RepetitionWindow], batch_size: int, new_token
     return f
 
 
-def energy_figures(windows: list[Measurement], domains: list[str], tokens: int | None,
+def energy_figures(windows: list[Measurement], domains: list[str], tokens: float | None,
                    requests: int | None) -> Figures:  # fmt: skip
     """Gross energy of ``windows`` over the headline ``domains``, per domain, per token and per
     request where they are counted, and the same with CodeCarbon's estimates added where a domain
@@ -293,7 +294,7 @@ def energy_figures(windows: list[Measurement], domains: list[str], tokens: int |
     return f
 
 
-def emissions_figures(windows: list[Measurement], tokens: int | None, intensity_g_per_kwh: float | None,
+def emissions_figures(windows: list[Measurement], tokens: float | None, intensity_g_per_kwh: float | None,
                       pue: float) -> Figures:  # fmt: skip
     """Emissions count every domain, CodeCarbon's estimates included (the accounting convention)."""
     if intensity_g_per_kwh is None:
@@ -309,7 +310,7 @@ def _generated_figures(done: _Generated, domains: list[str], samples: list[float
     f: Figures = {
         "measurement_duration_s": done.duration_s,
         "measurement_window_s": done.duration_s / len(done.windows),
-        "measurement_generated_tokens": done.tokens,
+        "measurement_generated_tokens": round(done.tokens),
         "measurement_requests": done.requests,
         "measurement_energy_cv": spread.cv if spread else None,
         "energy_j_per_token_std": spread.std if spread else None,
