@@ -197,9 +197,8 @@ def _enough(generator: LoadGenerator, counted: int, window_start_s: float, num_r
 
 def _count(done: list[RequestRecord], window: Measurement, index: int) -> int:
     """Marks the requests that completed inside ``window`` as counted in it; how many."""
-    end_s = window.start_s + window.duration_s
     inside = [r for r in done if r.status == OK and r.window is None and r.end_s is not None
-              and window.start_s <= r.end_s <= end_s]  # fmt: skip
+              and window.start_s <= r.end_s <= window.end_s]  # fmt: skip
     for r in inside:
         r.window = index
     return len(inside)
@@ -209,7 +208,7 @@ def _drain(run: Run, generator: LoadGenerator) -> None:
     serving = run.result.serving
     assert serving is not None and serving.windows, "after the steady state"
     run.enter("drain (no new request; waiting for those in flight)")
-    last_edge = serving.windows[-1].start_s + serving.windows[-1].duration_s
+    last_edge = serving.windows[-1].end_s
     generator.stop_sending()
     if not generator.wait_drained(run.config.serving.request_timeout_s):
         log.warning("requests still running after serving.request_timeout_s were cancelled")

@@ -48,7 +48,7 @@ def _gpu_max_w(timeline: list[TimelineSample], windows: list[Measurement]) -> fl
     """Highest total GPU power (summed over GPUs per sampling instant) inside the windows."""
     totals: dict[float, float] = defaultdict(float)
     for s in timeline:
-        if s.power_w is not None and any(w.start_s <= s.t_s <= w.start_s + w.duration_s for w in windows):
+        if s.power_w is not None and any(w.start_s <= s.t_s <= w.end_s for w in windows):
             totals[s.t_s] += s.power_w
     return max(totals.values()) if totals else None
 
@@ -142,7 +142,7 @@ def _summarize_serving(result: BenchResult, timeline: list[TimelineSample]) -> S
     counted = [r for r in serving.requests if r.window is not None]
     after_warmup = [r for r in serving.requests if r.phase != WARMUP]
     # Output tokens generated inside each window (valid or not): speed counts them all, energy the valid ones.
-    tokens = [sum(r.output_tokens_between(m.start_s, m.start_s + m.duration_s) for r in serving.requests)
+    tokens = [sum(r.output_tokens_between(m.start_s, m.end_s) for r in serving.requests)
               for m in serving.windows]  # fmt: skip
     figures: Figures = {
         "emissions_intensity_g_per_kwh": result.carbon_intensity_g_per_kwh,
@@ -168,7 +168,7 @@ def _summarize_serving(result: BenchResult, timeline: list[TimelineSample]) -> S
         if per_request is not None:
             figures |= {"energy_j_per_request_ci95_low": per_request.low,
                         "energy_j_per_request_ci95_high": per_request.high}  # fmt: skip
-        spans = [(m.start_s, m.start_s + m.duration_s) for m in valid]
+        spans = [(m.start_s, m.end_s) for m in valid]
         prompt_tokens = sum(r.prompt_tokens or 0 for r in serving.requests for span in spans
                             if r.prefilled_between(*span))  # fmt: skip
         figures["measurement_prompt_tokens"] = prompt_tokens

@@ -63,6 +63,11 @@ class Measurement:
     gpu_temperature_c: dict[str, float] = field(default_factory=dict)
 
     @property
+    def end_s(self) -> float:
+        """End of the window on the meter clock."""
+        return self.start_s + self.duration_s
+
+    @property
     def gpu_total_j(self) -> float:
         return sum(self.gpu_j.values())
 

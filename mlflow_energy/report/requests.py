@@ -12,7 +12,7 @@ from mlflow_energy.meter.measurement import Measurement
 def write_requests_csv(records: list[RequestRecord], windows: list[Measurement], path: Path) -> Path:
     """One row per request (warm-up and drain included; ``window`` empty when not counted);
     ``windows``: the steady-state windows, whose valid ones the token attribution covers."""
-    spans = [(w.start_s, w.start_s + w.duration_s) for w in windows if w.valid]
+    spans = [(w.start_s, w.end_s) for w in windows if w.valid]
     with path.open("w", newline="") as out:
         writer = csv.DictWriter(out, fieldnames=CSV_FIELDS)
         writer.writeheader()

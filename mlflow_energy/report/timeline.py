@@ -42,7 +42,7 @@ def plot_timeline(samples: list[TimelineSample], phases: list[tuple[str, Measure
     labelled: set[str] = set()
     for label, m in phases:
         colour = colours.setdefault(label, OTHER_COLOURS[(len(colours) - len(PHASE_COLOURS)) % len(OTHER_COLOURS)])
-        ax.axvspan(m.start_s, m.start_s + m.duration_s, color=colour, alpha=0.15,
+        ax.axvspan(m.start_s, m.end_s, color=colour, alpha=0.15,
                    label=None if label in labelled else label)
         labelled.add(label)
     ax.set_xlabel("time since the meter started (s)")
