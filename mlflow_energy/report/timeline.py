@@ -14,9 +14,10 @@ PHASE_COLOURS = {"load": "tab:gray", "idle": "tab:blue", "warm-up": "tab:purple"
 OTHER_COLOURS = ("tab:red", "tab:olive", "tab:cyan", "tab:pink")
 
 
-def plot_timeline(samples: list[TimelineSample], phases: list[tuple[str, Measurement]], title: str,
+def plot_timeline(samples: list[TimelineSample], phases: list[tuple[str, Measurement]], subject: str,
                   path: Path) -> Path:  # fmt: skip
-    """The samples, with each ``(label, window)`` of ``phases`` shaded, under ``title``."""
+    """GPU power over time, or the host's CPU utilisation where no GPU was read, with each
+    ``(label, window)`` of ``phases`` shaded; the title names ``subject`` and what is plotted."""
     import logging
 
     import matplotlib
@@ -32,12 +33,14 @@ def plot_timeline(samples: list[TimelineSample], phases: list[tuple[str, Measure
             points = [(s.t_s, s.power_w) for s in samples if s.device == device and s.power_w is not None]
             ax.plot([t for t, _ in points], [p for _, p in points], label=f"{device} power", linewidth=1)
         ax.set_ylabel("GPU power (W)")
+        title = f"{subject}: GPU power (W) over time"
     else:
         host_points = [(s.t_s, s.utilization_pct) for s in samples if s.device == HOST]
         # A missing reading (an empty CSV cell) is a gap in the line, as matplotlib draws None.
         utilization = [math.nan if u is None else u for _, u in host_points]
         ax.plot([t for t, _ in host_points], utilization, label="host CPU utilisation", linewidth=1)
         ax.set_ylabel("CPU utilisation (%)")
+        title = f"{subject}: host CPU utilisation (%) over time (no GPU power to plot)"
     colours = dict(PHASE_COLOURS)
     labelled: set[str] = set()
     for label, m in phases:

@@ -27,7 +27,7 @@ from mlflow_energy.meter.sampler import TimelineSample, read_timeline_csv, write
 from mlflow_energy.report.requests import plot_latency_cdf, write_requests_csv
 from mlflow_energy.report.timeline import plot_timeline
 from mlflow_energy.tracking import filters, names
-from mlflow_energy.tracking.run_record import run_params, run_tags, timeline_metrics
+from mlflow_energy.tracking.run_record import phase_legend, run_params, run_tags, timeline_metrics
 from mlflow_energy.tracking.store import TrackingError, check_reachable, first_run
 from mlflow_energy.tracking.uris import redact_in, redact_uri
 
@@ -158,9 +158,10 @@ def _fill_run(client: Any, run_id: str, result: BenchResult, out_dir: Path, extr
     metrics = [Metric(k, v, now_ms, 0) for k, v in figures.items()]
     timeline_path = out_dir / TIMELINE_FILE
     timeline = read_timeline_csv(timeline_path) if timeline_path.is_file() else []
-    metrics += timeline_metrics(timeline)
+    phases = result.windows()
+    metrics += timeline_metrics(timeline, phases)
     params = [Param(k, v) for k, v in run_params(result).items()]
-    tags = [RunTag(k, v) for k, v in {**run_tags(result), **extra_tags}.items()]
+    tags = [RunTag(k, v) for k, v in {**run_tags(result), **_phase_tag(timeline, phases), **extra_tags}.items()]
     client.log_batch(run_id, params=params, tags=tags)
     _log_metrics(client, run_id, metrics)
     _log_artifacts(client, run_id, result, timeline, out_dir)
@@ -169,6 +170,10 @@ def _fill_run(client: Any, run_id: str, result: BenchResult, out_dir: Path, extr
         client.set_terminated(run_id, status, end_time=result.ended_ms or now_ms)
     client.set_tag(run_id, names.TAG_LOGGING, names.LOGGING_COMPLETE)  # last: a run without it is redone
     return status
+
+
+def _phase_tag(timeline: list[TimelineSample], phases: list[tuple[str, Measurement]]) -> dict[str, str]:
+    return {names.TAG_PHASES: phase_legend(phases)} if timeline and phases else {}
 
 
 def _log_metrics(client: Any, run_id: str, metrics: list[Any]) -> None:
@@ -200,8 +205,8 @@ def _log_artifacts(
         if result.error:
             (staging / names.ARTIFACT_ERROR).write_text(result.error + "\n")
         if timeline:
-            title = f"{result.config.model.name} on {result.device}: power timeline"
-            plot_timeline(timeline, result.windows(), title, staging / names.ARTIFACT_TIMELINE_PLOT)
+            subject = f"{result.config.model.name} on {result.device}"
+            plot_timeline(timeline, result.windows(), subject, staging / names.ARTIFACT_TIMELINE_PLOT)
         if result.serving is not None:
             write_requests_csv(result.serving.requests, result.serving.windows, staging / names.ARTIFACT_REQUESTS_CSV)
             title = f"{result.config.model.name}, {_load_label(result)}: latency"
@@ -315,12 +320,12 @@ def log_to_active_run(metrics: dict[str, float], tags: dict[str, str], timeline:
     assert run is not None  # started above when none was active
     try:
         mlflow.log_metrics(metrics)
-        mlflow.set_tags(tags)
-        _log_metrics(mlflow.MlflowClient(), run.info.run_id, timeline_metrics(timeline))
+        mlflow.set_tags({**tags, **_phase_tag(timeline, phases)})
+        _log_metrics(mlflow.MlflowClient(), run.info.run_id, timeline_metrics(timeline, phases))
         with tempfile.TemporaryDirectory() as folder:
             write_timeline_csv(timeline, Path(folder) / TIMELINE_FILE)
             if timeline:
-                plot_timeline(timeline, phases, "mlflow_energy.track() block: power timeline",
+                plot_timeline(timeline, phases, "mlflow_energy.track() block",
                               Path(folder) / names.ARTIFACT_TIMELINE_PLOT)  # fmt: skip
             mlflow.log_artifacts(folder)
     finally:

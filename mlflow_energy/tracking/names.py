@@ -51,6 +51,7 @@ TAG_SWEEP_COUNTS = TAG_PREFIX + "sweep_counts"  # "finished=4 failed=1 skipped=2
 TAG_BEST_PREFIX = TAG_PREFIX + "best."  # + metric key: the best child's name and run id
 TAG_MLFLOW_PARENT = "mlflow.parentRunId"  # MLflow's own nesting tag
 TAG_SOURCE_PREFIX = TAG_PREFIX + "source."  # + gpu | cpu | ram
+TAG_PHASES = TAG_PREFIX + "phases"  # the codes of system/benchmark_phase: "1 load, 2 idle, ..."
 TAG_SERVING_SERVER = TAG_PREFIX + "serving.server"  # what answered: transformers serve VERSION (...) | attached: URL
 TAG_SERVING_MODEL = TAG_PREFIX + "serving.model"  # the model id the requests named
 TAG_SERVING_GPUS = TAG_PREFIX + "serving.measured_gpus"  # CUDA indices measured, or "none (CPU only)"
@@ -68,6 +69,7 @@ ARTIFACT_LATENCY_CDF = "latency_cdf.png"
 ARTIFACT_ENERGY_EVALUATION = "energy_evaluation.json"  # the energy evaluator's windows (mlflow.models.evaluate)
 
 # Sweep parent metrics: how its grid points ended.
+SYSTEM_PHASE = "system/benchmark_phase"  # the phase running at each timeline sample (TAG_PHASES says which)
 METRIC_SWEEP_POINTS = "sweep/points"
 METRIC_SWEEP_FINISHED = "sweep/finished"
 METRIC_SWEEP_FAILED = "sweep/failed"
@@ -158,11 +160,6 @@ def window_metrics(
     all), ``.../gpu_j``."""
     figures = {"count": float(count), "duration_s": duration_s, "energy_j": energy_j, "gpu_j": gpu_j}
     return {f"window/{window}/{key}": value for key, value in figures.items() if value is not None}
-
-
-def timeline_power_metric(device: str) -> str:
-    """Stepped power time series of one GPU: ``power/gpu0_w`` (step = sample number)."""
-    return f"power/{device}_w"
 
 
 def param_key(section: str, key: str) -> str:

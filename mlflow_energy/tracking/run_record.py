@@ -7,7 +7,8 @@ from typing import Any
 
 from mlflow_energy.bench.result import BenchResult
 from mlflow_energy.config import as_dict, flatten, not_applicable
-from mlflow_energy.meter.sampler import TimelineSample
+from mlflow_energy.meter.measurement import Measurement
+from mlflow_energy.meter.sampler import HOST, TimelineSample
 from mlflow_energy.report.headline import basis_label, description, trust_verdict
 from mlflow_energy.tracking import names
 
@@ -76,15 +77,47 @@ def run_params(result: BenchResult) -> dict[str, str]:
     return params
 
 
-def timeline_metrics(timeline: list[TimelineSample]) -> list[Any]:
-    """The GPU power timeline as stepped MLflow metrics (``power/gpu0_w``, step = sample number)."""
+# Timeline fields as MLflow's own system-metrics monitor names them (``gpu_0_power_usage_watts``),
+# so the run page's System metrics tab plots them against wall-clock time.
+_GPU_SERIES = {"power_w": "power_usage_watts", "sm_clock_mhz": "sm_clock_mhz", "temperature_c": "temperature_celsius",
+               "utilization_pct": "utilization_percentage", "memory_used_mb": "memory_usage_megabytes"}  # fmt: skip
+_HOST_SERIES = {"utilization_pct": "cpu_utilization_percentage", "memory_used_mb": "process_memory_usage_megabytes"}
+
+
+def timeline_metrics(timeline: list[TimelineSample], phases: list[tuple[str, Measurement]]) -> list[Any]:
+    """The timeline as MLflow system metrics (``system/gpu_0_power_usage_watts``,
+    ``system/cpu_utilization_percentage``...; step = sample number, timestamp = wall clock), and
+    ``system/benchmark_phase``: at each sampling instant, the code of the phase then running
+    (``phase_codes``; 0 between phases)."""
     from mlflow.entities import Metric
 
     steps: dict[str, int] = {}
     metrics = []
+
+    def add(key: str, value: float, timestamp_ms: int) -> None:
+        steps[key] = steps.get(key, -1) + 1
+        metrics.append(Metric(key, value, timestamp_ms, steps[key]))
+
     for sample in timeline:
-        if sample.device.startswith("gpu") and sample.power_w is not None:
-            key = names.timeline_power_metric(sample.device)
-            steps[key] = steps.get(key, -1) + 1
-            metrics.append(Metric(key, sample.power_w, sample.timestamp_ms, steps[key]))
+        series = _HOST_SERIES if sample.device == HOST else _GPU_SERIES
+        prefix = "system/" if sample.device == HOST else f"system/gpu_{sample.device.removeprefix('gpu')}_"
+        for field, name in series.items():
+            value = getattr(sample, field)
+            if value is not None:
+                add(prefix + name, value, sample.timestamp_ms)
+    codes = phase_codes(phases)
+    for t_s, timestamp_ms in sorted({(s.t_s, s.timestamp_ms) for s in timeline}):
+        running = [(m.start_s, label) for label, m in phases if m.start_s <= t_s <= m.end_s]
+        add(names.SYSTEM_PHASE, float(codes[max(running)[1]]) if running else 0.0, timestamp_ms)  # innermost
     return metrics
+
+
+def phase_codes(phases: list[tuple[str, Measurement]]) -> dict[str, int]:
+    """Phase label -> its code in ``system/benchmark_phase``: 1, 2... in the order phases first started."""
+    started = sorted(phases, key=lambda phase: phase[1].start_s)
+    return {label: code for code, label in enumerate(dict.fromkeys(label for label, _ in started), start=1)}
+
+
+def phase_legend(phases: list[tuple[str, Measurement]]) -> str:
+    """``1 load, 2 idle, 3 warm-up, 4 generate`` (0: between phases): the phase series' key."""
+    return ", ".join(f"{code} {label}" for label, code in phase_codes(phases).items())
