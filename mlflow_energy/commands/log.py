@@ -9,14 +9,16 @@ from pathlib import Path
 
 from mlflow_energy.bench.result import BenchResult, ResultFileError, Status
 from mlflow_energy.commands.exits import EXIT_CONFIG_ERROR, EXIT_RUN_FAILED, EXIT_TRACKING_ERROR, fail
+from mlflow_energy.tracking.ui_view import LOCAL_UI
 from mlflow_energy.tracking.uris import is_server, redact_in, redact_uri, run_page
 
 
-def ui_hint(uri: str, experiment_id: str, run_id: str) -> str:
-    """Where to see a run: its page on a server, or the command that opens a local store."""
+def ui_hint(uri: str, address: str) -> str:
+    """How to open ``address`` (a page of the MLflow UI): on a server, the link; for a local
+    store, the command that starts the UI, and the link on it."""
     if is_server(uri):
-        return run_page(uri, experiment_id, run_id)
-    return f"mlflow ui --backend-store-uri {redact_uri(uri)}"
+        return address
+    return f"mlflow ui --backend-store-uri {redact_uri(uri)}, then open {address}"
 
 
 def log_and_report(
@@ -40,7 +42,8 @@ def log_and_report(
     where = f"{redact_uri(tracking_uri)}, experiment {experiment!r}, run {logged.run_id} ({logged.status})"
     if logged.already_logged:
         where += "; it was already there, nothing was logged again"
-    print_summary(result, where, ui_hint(tracking_uri, logged.experiment_id, logged.run_id))
+    page = run_page(tracking_uri if is_server(tracking_uri) else LOCAL_UI, logged.experiment_id, logged.run_id)
+    print_summary(result, where, ui_hint(tracking_uri, page))
     return (0 if result.status == Status.FINISHED else EXIT_RUN_FAILED), logged.run_id
 
 

@@ -19,7 +19,7 @@ from mlflow_energy.commands.exits import (
     fail,
     interrupted,
 )
-from mlflow_energy.commands.log import log_and_report
+from mlflow_energy.commands.log import log_and_report, ui_hint
 from mlflow_energy.tracking.uris import redact_uri
 
 if TYPE_CHECKING:
@@ -104,6 +104,8 @@ def end_sweep(end: SweepEnd, command: str) -> None:
     MLflow (3), failed points (1); nothing when all went well."""
     from mlflow_energy.tracking.sweep_state import Outcome
 
+    if end.comparison_url:
+        print(f"Compare the sweep's points in the MLflow UI: {ui_hint(end.tracking_uri, end.comparison_url)}")
     kept, parent = end.counts[Outcome.NOT_LOGGED], end.parent_run_id
     resume = f"run the same command again: {command}"
     if end.parent_status is None:

@@ -31,16 +31,3 @@ def trust_verdict(a: Assessment | None) -> str:
     if a is None:
         return "no assessment"
     return "; ".join(a.warnings) if a.warnings else "ok"
-
-
-def description(result: BenchResult) -> str:
-    """The run description (Markdown) shown on the MLflow run page."""
-    line = headline(result) or f"no energy figure ({result.status})"
-    a = result.assessment
-    text = f"**{line}**\n\n"
-    if a is not None and a.warnings:
-        text += "Read before quoting: " + "; ".join(a.warnings) + ".\n\n"
-    if a is not None and a.estimated_sources:
-        text += (f"CodeCarbon's estimates ({', '.join(a.estimated_sources)}) are kept out of the headline: see "
-                 "`energy/with_estimates_*`; emissions include them.\n")  # fmt: skip
-    return text

@@ -50,8 +50,10 @@ class Axes:
 
     energy: str
     energy_label: str
+    energy_unit: str
     speed: str
     speed_label: str
+    speed_unit: str
     speed_higher_is_better: bool
 
     @property
@@ -65,10 +67,10 @@ class Axes:
         return value if self.speed_higher_is_better else -value
 
 
-BATCH_AXES = Axes(ENERGY, "energy per token, J", SPEED, "tokens/s (higher is better)", True)
+BATCH_AXES = Axes(ENERGY, "energy per token, J", "J/token", SPEED, "tokens/s (higher is better)", "tokens/s", True)
 # Serving: what a deployment pays per request against what its users wait.
-SERVING_AXES = Axes(names.ENERGY_PER_REQUEST, "energy per request, J", names.REQUEST_P90,
-                    "request latency p90, s (lower is better)", False)  # fmt: skip
+SERVING_AXES = Axes(names.ENERGY_PER_REQUEST, "energy per request, J", "J/request", names.REQUEST_P90,
+                    "request latency p90, s (lower is better)", "s request latency p90", False)  # fmt: skip
 
 
 def axes_for(rows: list[PointRow]) -> Axes:
@@ -240,19 +242,10 @@ def mark_verdicts(rows: list[PointRow], best: dict[str, PointRow]) -> None:
                 row.verdicts[metric] = TIED if interval.overlaps(reference) else WORSE
 
 
-def best_tag(metric: str, top: PointRow, rows: list[PointRow]) -> str:
-    """``NAME (RUNS): 0.123 [0.120-0.126] from 3 replicates; indistinguishable: A, B``."""
-    interval = top.intervals.get(metric)
-    head = f"{top.name} ({', '.join(top.run_ids) or 'not logged'}): {show(top.metrics[metric], interval)}"
-    if interval is None:
-        return f"{head}; no 95% interval, so which points are indistinguishable cannot be tested"
-    text = f"{head} from {top.covers}; indistinguishable: {', '.join(_with(rows, metric, TIED)) or 'none'}"
-    untested = _with(rows, metric, UNTESTED)
-    return (text + (f"; not tested (no interval): {', '.join(untested)}" if untested else ""))[:5000]
-
-
-def _with(rows: list[PointRow], metric: str, verdict: str) -> list[str]:
-    return [r.name for r in rows if r.verdicts.get(metric) == verdict]
+def best_tag(metric: str, top: PointRow) -> str:
+    """``NAME: 0.123 [0.120-0.126]``: short enough to read among the parent's tags; the points
+    that cannot be told apart from it are in the parent's description."""
+    return f"{top.name}: {show(top.metrics[metric], top.intervals.get(metric))}"[:5000]
 
 
 def _swept(rows: list[PointRow], keys: list[str]) -> list[str]:
@@ -462,6 +455,9 @@ class SweepReport:
     folder: Path
     metrics: dict[str, float]
     tags: dict[str, str]
+    best: dict[str, PointRow]
+    axes: Axes
+    title: str
 
 
 def build_report(client: Any, state: SweepState, outcomes: list[PointOutcome], folder: Path) -> SweepReport:
@@ -486,8 +482,8 @@ def build_report(client: Any, state: SweepState, outcomes: list[PointOutcome], f
     metrics = {names.METRIC_SWEEP_POINTS: float(len(outcomes))}
     metrics |= {_COUNT_METRICS[s]: float(n) for s, n in counts.items()}
     tags = {names.TAG_SWEEP_COUNTS: " ".join(f"{k}={v}" for k, v in counts.items())}
-    tags |= {names.TAG_BEST_PREFIX + metric: best_tag(metric, top, rows) for metric, top in best.items()}
+    tags |= {names.TAG_BEST_PREFIX + metric: best_tag(metric, top) for metric, top in best.items()}
     print_table(rows, title, best, axes=axes)
-    return SweepReport(rows, folder, metrics, tags)
+    return SweepReport(rows, folder, metrics, tags, best, axes, title)
 
 

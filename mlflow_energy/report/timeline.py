@@ -56,3 +56,13 @@ def plot_timeline(samples: list[TimelineSample], phases: list[tuple[str, Measure
     plt.close(fig)
     return path
 
+
+def phase_codes(phases: list[tuple[str, Measurement]]) -> dict[str, int]:
+    """Phase label -> its code in ``system/benchmark_phase``: 1, 2... in the order phases first started."""
+    started = sorted(phases, key=lambda phase: phase[1].start_s)
+    return {label: code for code, label in enumerate(dict.fromkeys(label for label, _ in started), start=1)}
+
+
+def phase_legend(phases: list[tuple[str, Measurement]]) -> str:
+    """``1 load, 2 idle, 3 warm-up, 4 generate`` (0: between phases): the phase series' key."""
+    return ", ".join(f"{code} {label}" for label, code in phase_codes(phases).items())

@@ -24,11 +24,14 @@ from mlflow_energy.config import as_dict
 from mlflow_energy.inference.server import SERVER_LOG
 from mlflow_energy.meter.measurement import Measurement
 from mlflow_energy.meter.sampler import TimelineSample, read_timeline_csv, write_timeline_csv
+from mlflow_energy.report import run_card
 from mlflow_energy.report.requests import plot_latency_cdf, write_requests_csv
-from mlflow_energy.report.timeline import plot_timeline
+from mlflow_energy.report.timeline import phase_legend, plot_timeline
 from mlflow_energy.tracking import filters, names
-from mlflow_energy.tracking.run_record import phase_legend, run_params, run_tags, timeline_metrics
+from mlflow_energy.tracking.datasets import log_datasets, run_datasets
+from mlflow_energy.tracking.run_record import run_params, run_tags, timeline_metrics
 from mlflow_energy.tracking.store import TrackingError, check_reachable, first_run
+from mlflow_energy.tracking.ui_view import VIEW_TAG_PREFIX, experiment_note, views_to_prune
 from mlflow_energy.tracking.uris import redact_in, redact_uri
 
 if TYPE_CHECKING:
@@ -164,6 +167,7 @@ def _fill_run(client: Any, run_id: str, result: BenchResult, out_dir: Path, extr
     tags = [RunTag(k, v) for k, v in {**run_tags(result), **_phase_tag(timeline, phases), **extra_tags}.items()]
     client.log_batch(run_id, params=params, tags=tags)
     _log_metrics(client, run_id, metrics)
+    log_datasets(client, run_id, run_datasets(result))
     _log_artifacts(client, run_id, result, timeline, out_dir)
     status = names.RUN_FINISHED if result.status == Status.FINISHED else names.RUN_FAILED
     if end_run:
@@ -212,6 +216,8 @@ def _log_artifacts(
             title = f"{result.config.model.name}, {_load_label(result)}: latency"
             plot_latency_cdf(result.serving.requests, title, staging / names.ARTIFACT_LATENCY_CDF)
         client.log_artifacts(run_id, str(staging))
+    if result.summary is not None:
+        client.log_table(run_id, run_card.table(result), names.ARTIFACT_ENERGY_CARD)
     if (out_dir / TIMELINE_FILE).is_file():
         client.log_artifact(run_id, str(out_dir / TIMELINE_FILE))
     if (out_dir / SERVER_LOG).is_file():
@@ -270,14 +276,28 @@ def open_sweep_parent(tracking_uri: str, experiment_id: str, sweep_id: str, run_
         raise TrackingError(redact_in(message, tracking_uri)) from None
 
 
-def log_sweep_report(client: Any, parent_run_id: str, report: SweepReport, status: str | None = None) -> None:
-    """The report's files, metrics and tags on the parent run; closed with ``status`` when given."""
+def log_sweep_report(client: Any, parent_run_id: str, report: SweepReport, status: str | None,
+                     view: tuple[str, str] | None, experiment_line: str | None) -> None:  # fmt: skip
+    """The report's files, metrics and tags on the parent run; the comparison ``view`` (key, tag
+    value) on the experiment, the tool's oldest views pruned, and ``experiment_line`` in the
+    experiment's description while this is its newest sweep; the parent closed with ``status``
+    when given."""
     from mlflow.entities import Metric, RunTag
 
     now_ms = int(time.time() * 1000)  # a resumed sweep's counts replace the last launch's
     client.log_batch(parent_run_id, metrics=[Metric(k, v, now_ms, 0) for k, v in report.metrics.items()],
                      tags=[RunTag(k, v) for k, v in report.tags.items()])  # fmt: skip
     client.log_artifacts(parent_run_id, str(report.folder))
+    if view is not None:
+        experiment_id = client.get_run(parent_run_id).info.experiment_id
+        client.set_experiment_tag(experiment_id, VIEW_TAG_PREFIX + view[0], view[1])
+        for key in views_to_prune(client.get_experiment(experiment_id).tags):
+            client.delete_experiment_tag(experiment_id, key)
+        newest = first_run(client, experiment_id, filters.SWEEP_PARENTS, order_by=filters.NEWEST_FIRST)
+        if experiment_line and newest is not None and newest.info.run_id == parent_run_id:
+            note = experiment_note(client.get_experiment(experiment_id).tags.get(names.TAG_DESCRIPTION, ""),
+                                   experiment_line)  # fmt: skip
+            client.set_experiment_tag(experiment_id, names.TAG_DESCRIPTION, note)
     if status is not None:
         client.set_terminated(parent_run_id, status)
 

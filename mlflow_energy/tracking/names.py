@@ -48,7 +48,7 @@ TAG_VERSION_PREFIX = TAG_PREFIX + "version."
 TAG_SWEEP_ID = TAG_PREFIX + "sweep_id"  # on the parent and every child of a sweep
 TAG_SWEEP_PARENT = TAG_PREFIX + "sweep_parent"  # "true" on the parent run
 TAG_SWEEP_COUNTS = TAG_PREFIX + "sweep_counts"  # "finished=4 failed=1 skipped=2 not_logged=0"
-TAG_BEST_PREFIX = TAG_PREFIX + "best."  # + metric key: the best child's name and run id
+TAG_BEST_PREFIX = TAG_PREFIX + "best."  # + metric key: the best point's name and value
 TAG_MLFLOW_PARENT = "mlflow.parentRunId"  # MLflow's own nesting tag
 TAG_SOURCE_PREFIX = TAG_PREFIX + "source."  # + gpu | cpu | ram
 TAG_PHASES = TAG_PREFIX + "phases"  # the codes of system/benchmark_phase: "1 load, 2 idle, ..."
@@ -60,6 +60,7 @@ ARTIFACT_CONFIG = "config.yaml"
 ARTIFACT_ENVIRONMENT = "environment.json"
 ARTIFACT_TIMELINE_PLOT = "power_timeline.png"
 ARTIFACT_ERROR = "error.txt"
+ARTIFACT_ENERGY_CARD = "energy_card.json"  # the run's headline figures, one row each (mlflow.log_table)
 ARTIFACT_SUMMARY_CSV = "summary.csv"
 ARTIFACT_SUMMARY_HTML = "summary.html"
 ARTIFACT_PARETO = "pareto.png"

@@ -8,10 +8,23 @@ import logging
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from mlflow_energy.report.sweep_report import PointRow, build_report
+from mlflow_energy.report.sweep_answer import experiment_line, sweep_answer
+from mlflow_energy.report.sweep_report import PointRow, SweepReport, build_report
 from mlflow_energy.tracking import filters, names
 from mlflow_energy.tracking.sweep_state import Outcome, PointOutcome, SweepEnd, SweepState, count_outcomes
+from mlflow_energy.tracking.ui_view import (
+    TESTED_UI_VERSIONS,
+    comparison,
+    ui_version,
+    view_key,
+    view_path,
+    view_state,
+    view_tag,
+    view_url,
+)
+from mlflow_energy.tracking.uris import run_path
 
 log = logging.getLogger("mlflow_energy.sweep")
 
@@ -25,7 +38,6 @@ def finish_sweep(
     from mlflow.tracking import MlflowClient
 
     from mlflow_energy.tracking.kept import store_failures, wait_for_server
-    from mlflow_energy.tracking.logger import log_sweep_report
 
     counts = count_outcomes(outcomes)
     end = SweepEnd(state.parent_run_id, state.tracking_uri, counts, interrupted)
@@ -35,12 +47,30 @@ def finish_sweep(
     client = MlflowClient(tracking_uri=state.tracking_uri)
     try:
         report = build_report(client, state, outcomes, sweep_dir / "report")
-        log_sweep_report(client, state.parent_run_id, report, status)
+        comparison_url = _log_report(client, state, report, status)
     except store_failures():
         return end
     done = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in counts.items())
     log.info("sweep %s done: %s; report on parent run %s (%s)", state.sweep_id, done, state.parent_run_id, status)
-    return replace(end, parent_status=status)
+    return replace(end, parent_status=status, comparison_url=comparison_url)
+
+
+def _log_report(client: Any, state: SweepState, report: SweepReport, status: str | None = None) -> str | None:
+    """Logs the report on the parent run with its description (the answer) and, where the MLflow
+    UI is a version the comparison view was tested with, the view and the experiment's line
+    pointing at it: the view's URL, None without one."""
+    from mlflow_energy.tracking.logger import log_sweep_report
+
+    view = None
+    if ui_version(state.tracking_uri) in TESTED_UI_VERSIONS:
+        shown = comparison(report.rows, report.axes, state.swept_keys)
+        tag = view_tag(f"mlflow-energy: {report.title}", view_state(shown)) if shown.run_ids else None
+        view = (view_key(state.sweep_id), tag) if tag else None
+    path = view_path(state.experiment_id, view[0]) if view else None
+    report.tags[names.TAG_DESCRIPTION] = sweep_answer(report, path)
+    line = experiment_line(report, path, run_path(state.experiment_id, state.parent_run_id)) if path else None
+    log_sweep_report(client, state.parent_run_id, report, status, view, line)
+    return view_url(state.tracking_uri, state.experiment_id, view[0]) if view else None
 
 
 def rebuild_report(tracking_uri: str, experiment: str, sweep_id: str | None, folder: Path | None) -> list[PointRow]:
@@ -48,7 +78,6 @@ def rebuild_report(tracking_uri: str, experiment: str, sweep_id: str | None, fol
     sweep_points.json), logged to the parent again and, with ``folder``, kept there."""
     from mlflow.tracking import MlflowClient
 
-    from mlflow_energy.tracking.logger import log_sweep_report
     from mlflow_energy.tracking.store import search_experiment_runs
 
     client = MlflowClient(tracking_uri=tracking_uri)
@@ -66,5 +95,5 @@ def rebuild_report(tracking_uri: str, experiment: str, sweep_id: str | None, fol
     state = SweepState(**{**saved["sweep"], "tracking_uri": tracking_uri})
     with tempfile.TemporaryDirectory() as tmp:
         report = build_report(client, state, outcomes, folder or Path(tmp))
-        log_sweep_report(client, parent.info.run_id, report)
+        _log_report(client, state, report)
     return report.rows

@@ -9,7 +9,9 @@ from mlflow_energy.bench.result import BenchResult
 from mlflow_energy.config import as_dict, flatten, not_applicable
 from mlflow_energy.meter.measurement import Measurement
 from mlflow_energy.meter.sampler import HOST, TimelineSample
-from mlflow_energy.report.headline import basis_label, description, trust_verdict
+from mlflow_energy.report.headline import basis_label, trust_verdict
+from mlflow_energy.report.run_card import description
+from mlflow_energy.report.timeline import phase_codes
 from mlflow_energy.tracking import names
 
 
@@ -110,14 +112,3 @@ def timeline_metrics(timeline: list[TimelineSample], phases: list[tuple[str, Mea
         running = [(m.start_s, label) for label, m in phases if m.start_s <= t_s <= m.end_s]
         add(names.SYSTEM_PHASE, float(codes[max(running)[1]]) if running else 0.0, timestamp_ms)  # innermost
     return metrics
-
-
-def phase_codes(phases: list[tuple[str, Measurement]]) -> dict[str, int]:
-    """Phase label -> its code in ``system/benchmark_phase``: 1, 2... in the order phases first started."""
-    started = sorted(phases, key=lambda phase: phase[1].start_s)
-    return {label: code for code, label in enumerate(dict.fromkeys(label for label, _ in started), start=1)}
-
-
-def phase_legend(phases: list[tuple[str, Measurement]]) -> str:
-    """``1 load, 2 idle, 3 warm-up, 4 generate`` (0: between phases): the phase series' key."""
-    return ", ".join(f"{code} {label}" for label, code in phase_codes(phases).items())

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from mlflow_energy.config import ConfigError
 from mlflow_energy.tracking import names
@@ -31,7 +31,6 @@ from mlflow_energy.tracking.run_names import override_params
 from mlflow_energy.tracking.sweep_state import SweepEnd, SweepState, read_outcomes
 from mlflow_energy.tracking.sweeper import (
     PLAN_PREFIX,
-    REPLICATES_KEY,
     ReplicatedSweeperConf,
     override_key,
     sweep_jobs,
@@ -59,6 +58,33 @@ def swept_keys(points: list[list[str]] | None) -> list[str]:
             key, _, value = override.partition("=")
             values.setdefault(key, set()).add(value)
     return [k for k, v in values.items() if len(v) > 1 and not override_key(k).startswith(PLAN_PREFIX)]
+
+
+def grid_params(config: DictConfig, points: list[list[str]]) -> list[Any]:
+    """The params the grid's runs will log, named as they name them (``model=tiny`` sets
+    ``model.name``, ``model.weights``...): each key's one value, or its values across the grid
+    joined by commas. A point whose config is refused is left out (its own run says why)."""
+    from hydra.core.global_hydra import GlobalHydra
+    from mlflow.entities import Param
+
+    from mlflow_energy.config import REPLICATE_KEY, as_dict, flatten, not_applicable, to_run_config
+
+    loader = GlobalHydra.instance().config_loader()
+    values: dict[str, dict[str, None]] = {}
+    plans = {tuple(o for o in point if not override_key(o).startswith(PLAN_PREFIX)) for point in points}
+    for plan in sorted(plans):
+        composed = loader.load_sweep_config(config, list(plan))
+        with open_dict(composed):
+            del composed["hydra"]  # a job's config, as the job sees it
+        try:
+            run = to_run_config(composed)
+        except (ConfigError, ValueError, KeyError):
+            continue
+        leave_out = ("tracking.", REPLICATE_KEY, *not_applicable(run))
+        for key, value in flatten(as_dict(run)).items():
+            if not key.startswith(leave_out):
+                values.setdefault(key, {})[str(value)] = None
+    return [Param(key, ",".join(v)[:6000]) for key, v in values.items()]
 
 
 def _parallel_jobs(config: DictConfig) -> int:
@@ -93,10 +119,13 @@ class SweepCallback(Callback):
             grid = sorted(sorted(point) for point in points) if points else [str(time.time())]
             sweep_id = hashlib.sha256(json.dumps([experiment, grid]).encode()).hexdigest()[:10]
             run_name = f"sweep {' x '.join(keys) or 'single point'} ({_size(points, replicates)})"
-            # A key set both ways takes the sweeper's value, as Hydra does.
-            overrides = [*config.hydra.overrides.task, *sweeper_arguments(config.hydra.sweeper.get("params")),
-                         f"{REPLICATES_KEY}={replicates}"]  # fmt: skip
-            parent_id, resumed = open_sweep_parent(uri, experiment_id, sweep_id, run_name, override_params(overrides))
+            if points:
+                params = grid_params(config, points)
+            else:  # another sweeper decides the points as it goes: the overrides that launched it
+                # A key set both ways takes the sweeper's value, as Hydra does.
+                params = override_params([*config.hydra.overrides.task,
+                                          *sweeper_arguments(config.hydra.sweeper.get("params"))])  # fmt: skip
+            parent_id, resumed = open_sweep_parent(uri, experiment_id, sweep_id, run_name, params)
         except (TrackingError, ConfigError) as exc:  # before any job: one sentence, nothing launched
             print(f"mlflow-energy: error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None

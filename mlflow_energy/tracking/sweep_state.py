@@ -107,3 +107,4 @@ class SweepEnd:
     counts: dict[Outcome, int]
     interrupted: bool
     parent_status: str | None = None
+    comparison_url: str | None = None  # the sweep's comparison in the MLflow UI, where it was saved

@@ -31,4 +31,9 @@ def run_page(uri: str, experiment_id: str, run_id: str) -> str:
     """A run's page in the MLflow UI: on the server (redacted), or relative to the UI that
     serves the page holding the link (a report artifact of a local store)."""
     base = redact_uri(uri).rstrip("/") if is_server(uri) else ""
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{base}/{run_path(experiment_id, run_id)}"
+
+
+def run_path(experiment_id: str, run_id: str) -> str:
+    """A run's address inside the MLflow UI: what links in descriptions use (the UI opens them itself)."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}"

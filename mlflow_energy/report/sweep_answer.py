@@ -1,0 +1,136 @@
+"""The answer a sweep's parent run shows as its MLflow description (Markdown): the best point
+per headline metric, the points that cannot be told apart from it, and every point of the grid
+(reused ones included) with its figures and a link to its run that works inside the MLflow UI."""
+
+from __future__ import annotations
+
+from mlflow_energy.report.replicates import show
+from mlflow_energy.report.run_card import HEADLINE_NOTE
+from mlflow_energy.report.sweep_report import QUALITY, TIED, UNTESTED, Axes, PointRow, SweepReport
+from mlflow_energy.tracking import names
+from mlflow_energy.tracking.sweep_state import Outcome
+from mlflow_energy.tracking.uris import run_path
+
+# The questions a sweep answers, in the order the description asks them: (metric, what it asks, unit).
+QUESTIONS = [
+    (names.ENERGY_PER_TOKEN, "lowest energy per output token (the headline)", "J/token"),
+    (names.ENERGY_PER_REQUEST, "lowest energy per request", "J/request"),
+    (names.THROUGHPUT, "highest throughput", "tokens/s"),
+    (names.REQUEST_P90, "lowest request latency p90", "s"),
+    (QUALITY, "lowest perplexity", ""),
+    (names.GPU_NET_PER_TOKEN, "lowest GPU energy per token, net of idle (what the work adds to an idle card)",
+     "J/token"),
+]  # fmt: skip
+_STATUS = {Outcome.FINISHED: "measured", Outcome.SKIPPED: "reused from an earlier launch",
+           Outcome.NOT_LOGGED: "on disk, not logged yet", Outcome.FAILED: "failed"}  # fmt: skip
+
+
+def sweep_answer(report: SweepReport, comparison_path: str | None) -> str:
+    """The parent run's description; ``comparison_path`` links the sweep's comparison view."""
+    rows, best, axes, title = report.rows, report.best, report.axes, report.title
+    text = f"### {title}\n\n"
+    energy = best.get(axes.energy)
+    if energy is None:
+        return text + "No point measured energy: every failed point's run holds its error.\n\n" + _table(rows, axes)
+    text += (f"**Most energy-efficient: {_link(energy)}, {_value(energy, axes.energy)} {axes.energy_unit}"
+             f"{_covers(energy, axes.energy)}.** {_tied_sentence(rows, energy, axes.energy)}\n\n")  # fmt: skip
+    text += _cost(energy, best.get(axes.speed), axes.speed, axes.speed_unit, "speed")
+    text += _cost(energy, best.get(QUALITY), QUALITY, "perplexity", "quality")
+    text += f"\n{HEADLINE_NOTE}\n\n"
+    if comparison_path:
+        text += f"[Open the comparison of every point (charts and table)]({comparison_path})\n\n"
+    text += "| question | best point | value [95%] | cannot be told apart from it |\n|---|---|---|---|\n"
+    for metric, question, unit in QUESTIONS:
+        if metric in best:
+            top = best[metric]
+            value = f"{_value(top, metric)} {unit}".strip()
+            text += f"| {question} | {_link(top)} | {value} | {_tied(rows, top, metric)} |\n"
+    return text + "\n" + _table(rows, axes)
+
+
+def experiment_line(report: SweepReport, comparison_path: str, parent_path: str) -> str:
+    """One line for the experiment's description (the UI shows its first two lines)."""
+    line = f"**[Open the newest sweep's comparison]({comparison_path})**: {report.title}"
+    energy = report.best.get(report.axes.energy)
+    if energy is not None:
+        line += (f"; most energy-efficient: {_cell(energy.name)}, {_value(energy, report.axes.energy)} "
+                 f"{report.axes.energy_unit}")
+    return line + f" ([the answer]({parent_path}))."
+
+
+def _cost(point: PointRow, top: PointRow | None, metric: str, unit: str, what: str) -> str:
+    """What the most energy-efficient point costs on one other metric, against that metric's best."""
+    if top is None or metric not in point.metrics:
+        return ""
+    if top is point:
+        return f"It is also the best point for {what}: {point.metrics[metric]:.4g} {unit}.\n"
+    return (f"Its cost in {what}: {point.metrics[metric]:.4g} {unit}, against {top.metrics[metric]:.4g} for the "
+            f"best, {_link(top)}.\n")
+
+
+def _table(rows: list[PointRow], axes: Axes) -> str:
+    """Every point of the grid: its key figures, trust and how it ended."""
+    head = f"| point | {axes.energy_unit} [95%] | {axes.speed_unit} | perplexity | Pareto | trust | run |"
+    text = f"#### Every point ({len(rows)})\n\n{head}\n|---|---|---|---|---|---|---|\n"
+    for r in rows:
+        cells = [_value(r, axes.energy), _value(r, axes.speed), _value(r, QUALITY), "yes" if r.pareto else "",
+                 _cell(short_trust(r.trust)), _STATUS.get(Outcome(r.status), r.status)]  # fmt: skip
+        text += f"| {_link(r)} | " + " | ".join(cells) + " |\n"
+    return text + (f"\nPareto: no other point is better on both {axes.energy_label} and {axes.speed_label}. "
+                   "Files: `summary.csv`, `summary.html` and `pareto.png` in this run's artifacts.\n")  # fmt: skip
+
+
+def _link(row: PointRow) -> str:
+    """The point's name linked to its run (to each replicate's run, with replicates)."""
+    name = _cell(row.name)
+    if not row.run_ids or row.experiment_id is None:
+        return name
+    if len(row.run_ids) == 1:
+        return f"[{name}]({run_path(row.experiment_id, row.run_ids[0])})"
+    replicates = (f"[#{i + 1}]({run_path(row.experiment_id, run_id)})"
+                  for i, run_id in enumerate(row.run_ids))  # fmt: skip
+    return f"{name} ({', '.join(replicates)})"
+
+
+def _value(row: PointRow, metric: str) -> str:
+    return show(row.metrics[metric], row.intervals.get(metric)) if metric in row.metrics else "-"
+
+
+def _covers(row: PointRow, metric: str) -> str:
+    return f" (95% interval over {row.covers})" if metric in row.intervals and row.covers else ""
+
+
+def short_trust(trust: str) -> str:
+    """``ok``, or the name of each warning (the words before its colon): ``estimate; interval
+    6.0% wide, target 5%``. The sentences are in each run's description."""
+    if not trust:
+        return "-"
+    named = [part.split(":", 1)[0] for part in trust.split("; ") if ":" in part]
+    return "; ".join(named) or trust
+
+
+def _tied(rows: list[PointRow], top: PointRow, metric: str) -> str:
+    if metric not in top.intervals:
+        return "not tested (no interval)"
+    tied, untested = _named(rows, metric, TIED), _named(rows, metric, UNTESTED)
+    text = _cell(", ".join(tied) or "none")
+    return text + (f"; not tested (no interval): {_cell(', '.join(untested))}" if untested else "")
+
+
+def _tied_sentence(rows: list[PointRow], top: PointRow, metric: str) -> str:
+    if metric not in top.intervals:
+        return "It has no 95% interval, so which points cannot be told apart from it is not tested."
+    tied, untested = _named(rows, metric, TIED), _named(rows, metric, UNTESTED)
+    text = (f"Cannot be told apart from it (their 95% intervals overlap): {', '.join(tied)}." if tied
+            else "No other point's 95% interval overlaps it.")  # fmt: skip
+    return text + (f" Not tested (no interval): {', '.join(untested)}." if untested else "")
+
+
+def _named(rows: list[PointRow], metric: str, verdict: str) -> list[str]:
+    return [r.name for r in rows if r.verdicts.get(metric) == verdict]
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
