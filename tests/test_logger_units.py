@@ -48,10 +48,22 @@ def test_the_tags_of_a_finished_run(finished: BenchResult) -> None:
     warnings = finished.assessment.warnings
     assert len(warnings) == 2 and warnings[1] == f"1 window(s) rejected: {PROBLEM}"
     assert tags.pop(names.TAG_TRUST) == "; ".join(warnings)
+    # The description: the headline, the warnings, the card with units and intervals, the
+    # configuration, each energy source (estimates marked) and how to read the timeline.
     description = tags.pop(names.TAG_DESCRIPTION)
+    s = finished.summary
     assert description.startswith("**energy per token 10.46 J, 95% interval ")
-    assert "(one run's windows), measured (gpu:nvml_counter)**\n\nRead before quoting: " in description
-    assert "CodeCarbon's estimates (cpu:estimate:cpu_load, ram:estimate) are kept out of the headline" in description
+    assert "(one run's windows), measured (gpu:nvml_counter)**\n\n**Read before quoting:**\n\n" in description
+    assert "".join(f"- {w}\n" for w in warnings) in description
+    assert "| figure | value | 95% interval (one run's windows) |" in description
+    assert (f"| energy per token (headline) | {s.energy_j_per_token:.4g} J | {s.energy_j_per_token_ci95_low:.4g}–"
+            f"{s.energy_j_per_token_ci95_high:.4g} |") in description  # fmt: skip
+    assert f"| throughput | {s.throughput_tokens_per_s:.4g} tokens/s |" in description
+    assert "- GPU: `nvml_counter`, measured, in the headline\n" in description
+    assert "- CPU: `estimate:cpu_load`, **ESTIMATE**, kept out of the headline\n" in description
+    assert "- RAM: `estimate`, **ESTIMATE**, kept out of the headline\n" in description
+    assert f"**Configuration:** `{finished.config.model.name}` (" in description
+    assert "`system/benchmark_phase` says which phase ran (1 " in description
     assert tags == {
         names.TAG_STATUS: "finished",
         names.TAG_CONFIG_HASH: finished.config_hash,
@@ -117,7 +129,8 @@ def test_a_run_that_failed_before_measuring_keeps_its_error_cut_to_mlflows_limit
     assert tags[names.TAG_STATUS] == "failed" and tags[names.TAG_ERROR] == error[:5000]
     assert tags[names.TAG_PROBLEMS] == ("x" * 3000 + "; " + "y" * 3000)[:5000]
     assert tags[names.TAG_TRUST] == "no assessment"
-    assert tags[names.TAG_DESCRIPTION] == "**no energy figure (failed)**\n\n"
+    assert tags[names.TAG_DESCRIPTION].startswith("**no energy figure (failed)**\n\n**Failed:** CUDA out of memory. ")
+    assert "| figure |" not in tags[names.TAG_DESCRIPTION]
     # No point hash: a result saved before point hashes existed.
     assert not {names.TAG_HEADLINE, names.TAG_POINT_HASH, names.TAG_GPU_MODEL} & tags.keys()
     assert names.TAG_ERROR not in run_tags(finished)
