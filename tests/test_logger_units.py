@@ -63,7 +63,7 @@ def test_the_tags_of_a_finished_run(finished: BenchResult) -> None:
     assert "- CPU: `estimate:cpu_load`, **ESTIMATE**, kept out of the headline\n" in description
     assert "- RAM: `estimate`, **ESTIMATE**, kept out of the headline\n" in description
     assert f"**Configuration:** `{finished.config.model.name}` (" in description
-    assert "`system/benchmark_phase` says which phase ran (1 " in description
+    assert "`system/benchmark_phase` marks each phase from its start to its end (1 load, 2 idle, " in description
     assert tags == {
         names.TAG_STATUS: "finished",
         names.TAG_CONFIG_HASH: finished.config_hash,

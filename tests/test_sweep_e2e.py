@@ -52,9 +52,10 @@ def test_sweep_is_one_parent_with_a_child_per_point(four_point_sweep, tmp_path: 
         assert float(row["energy/j_per_token"]) == pytest.approx(measured)
     best = parent.data.tags["mlflow_energy.best.energy/j_per_token"]
     cheapest = min(children, key=lambda c: c.data.metrics["energy/j_per_token"])
-    assert cheapest.info.run_id in best
+    assert best.startswith(f"{cheapest.info.run_name}: ")
     html = Path(client.download_artifacts(parent.info.run_id, "summary.html", str(tmp_path))).read_text()
-    assert f"/runs/{cheapest.info.run_id}" in html and "<script>" in html
+    assert cheapest.info.run_name in html and "<script>" in html
+    assert f"/runs/{cheapest.info.run_id}" in parent.data.tags["mlflow.note.content"]  # links that work in the UI
 
     log = next(folder.glob("multirun/*/*/sweep.log")).read_text()
     assert "point 1 of 4" in log and "point 4 of 4" in log and "elapsed" in log
@@ -113,7 +114,10 @@ def test_two_parallel_joblib_jobs_share_one_sqlite_store_and_replicate(tmp_path:
         replicates = [c.data.metrics["energy/j_per_token"] for c in children if c.info.run_id in row["run_ids"].split()]
         assert float(row["energy/j_per_token"]) == pytest.approx(sum(replicates) / 2)
         assert float(row["energy/j_per_token_ci95_low"]) <= float(row["energy/j_per_token"])
-    assert "indistinguishable" in parent.data.tags["mlflow_energy.best.energy/j_per_token"]
+    # The answer quotes the interval across the replicates, and links each replicate's run.
+    answer = parent.data.tags["mlflow.note.content"]
+    assert "J/token (95% interval over 2 replicates).**" in answer
+    assert all(f"(#/experiments/{c.info.experiment_id}/runs/{c.info.run_id})" in answer for c in children)
 
 
 def test_quantized_and_float32_points_both_log_quality(tmp_path: Path) -> None:

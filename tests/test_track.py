@@ -131,8 +131,9 @@ def test_gpu_energy_is_measured_per_window_and_is_the_headline(store: MlflowClie
     # The timeline, as a CLI run logs it: MLflow system metrics against wall-clock time, phases coded.
     power = store.get_metric_history(run.info.run_id, "system/gpu_0_power_usage_watts")
     assert len(power) >= 10 and all(p.value == pytest.approx(100.0) for p in power)  # the fake's power reading
-    assert [p.step for p in power] == list(range(len(power)))
-    assert all(a.timestamp <= b.timestamp for a, b in zip(power, power[1:], strict=False))
+    by_step = sorted(power, key=lambda p: p.step)
+    assert [p.step for p in by_step] == list(range(len(power)))
+    assert all(a.timestamp <= b.timestamp for a, b in zip(by_step, by_step[1:], strict=False))
     assert tags[names.TAG_PHASES] == "1 decode, 2 inner"
     phases = {p.value for p in store.get_metric_history(run.info.run_id, names.SYSTEM_PHASE)}
     assert {1.0, 2.0} <= phases

@@ -1,9 +1,12 @@
-"""The MLflow UI, in headless Chromium against a real `mlflow server`: a sweep reads as one
-parent with its children, and the metrics land in chart sections by their prefix."""
+"""The MLflow UI, in headless Chromium against a real `mlflow server`, as a user sees it after a
+sweep: the link the console printed opens the comparison (no click), the experiment page gets
+there in two, a child's description and System metrics tab show, and a link in the parent's
+answer opens a child. ``MLFLOW_ENERGY_UI_SCREENSHOTS=DIR`` keeps the screenshots (docs/ui/)."""
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -19,20 +22,31 @@ pytestmark = pytest.mark.e2e
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-# Keep MLflow's assistant panel shut and open the "model training" views.
+# Keep MLflow's assistant panel and its one-time "Detect Issues" tip shut; the workflow toggle is
+# left at its default (GenAI), as a new user finds it.
 INIT = ("localStorage.setItem('mlflow.assistant.panelOpen_v1','false');"
         "localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1','true');"
-        "localStorage.setItem('mlflow.workflowType_v1','\"machine_learning\"');")  # fmt: skip
+        "localStorage.setItem('mlflow.detectIssues.guidanceShown_v1','true');")  # fmt: skip
+SECTION = "mlflow-energy: which point is most efficient"
+SCATTER = "throughput/tokens_per_s vs. energy/j_per_token"
+WAIT_MS = 30_000
 
 if not Path(CHROMIUM).exists() and not os.environ.get("CI"):  # CI installs it: there a missing browser fails
     pytest.skip("Chromium is not installed (apt-get install chromium); CI installs it", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
+def sweep(tmp_path_factory: pytest.TempPathFactory):
+    """A 4-point sweep logged to SQLite, the page its console output links, and a real
+    `mlflow server` on that store."""
     folder = tmp_path_factory.mktemp("ui")
-    proc = run_cli(folder, "run", "-m", *QUICK, "workload.batch_size=1,4")
+    proc = run_cli(folder, "run", "-m", *QUICK, "bench.max_duration_s=1", "workload.batch_size=1,4",
+                   "model=tiny,tiny-stories")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
+    line = (r"^Compare the sweep's points in the MLflow UI: mlflow ui --backend-store-uri sqlite:///mlflow\.db, "
+            r"then open http://127\.0\.0\.1:5000/(#/\S+)$")
+    printed = re.search(line, proc.stdout, re.M)
+    assert printed, proc.stdout[-3000:]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -49,32 +63,85 @@ def server(tmp_path_factory: pytest.TempPathFactory):
             break
         except OSError:
             time.sleep(0.5)
-    yield folder, base
+    yield folder, base, printed.group(1)
     server.terminate()
     server.wait(timeout=30)
 
 
-def test_sweep_children_and_chart_sections_in_the_ui(server, tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
 
-    folder, base = server
-    _, parents, children = sweep_runs(folder)
-    parent = parents[0]
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1800, "height": 2700})
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = chromium.new_context(viewport={"width": 1600, "height": 1200})
         context.add_init_script(INIT)
-        page = context.new_page()
-        page.goto(f"{base}/#/experiments/{parent.info.experiment_id}/runs?compareRunsMode=CHART")
-        expect(page.get_by_text(parent.info.run_name).first).to_be_visible(timeout=30_000)
-        # Children are collapsed under their parent until it is expanded.
-        page.locator("[role=row]", has_text=parent.info.run_name).locator(
-            'button[data-component-id*="runnamecellrenderer"]'
-        ).first.click()
-        for child in children:
-            expect(page.get_by_text(child.info.run_name).first).to_be_visible(timeout=15_000)
-        for section in ("energy", "latency", "throughput", "quality", "emissions", "memory", "measurement"):
-            expect(page.get_by_text(section, exact=True).first).to_be_visible(timeout=15_000)
-        expect(page.get_by_text("energy/j_per_token", exact=True).first).to_be_visible(timeout=15_000)
-        page.screenshot(path=os.environ.get("MLFLOW_ENERGY_UI_SCREENSHOT", str(tmp_path / "charts.png")))
-        browser.close()
+        yield context
+        chromium.close()
+
+
+def screenshot(page, name: str) -> None:
+    folder = os.environ.get("MLFLOW_ENERGY_UI_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / name))
+
+
+def expect_comparison(page, children: list) -> None:
+    """The comparison: its chart section, the scatter and parallel coordinates, every child."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_text(SECTION).first).to_be_visible(timeout=WAIT_MS)
+    expect(page.get_by_text(SCATTER).first).to_be_visible(timeout=WAIT_MS)
+    expect(page.get_by_text("Parallel Coordinates").first).to_be_visible()
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=WAIT_MS)
+    for child in children:
+        expect(page.get_by_role("link", name=child.info.run_name, exact=True).first).to_be_visible()
+    expect(page.get_by_text(f"{len(children)} matching runs")).to_be_visible()  # the parent is not among them
+
+
+def test_the_printed_link_and_two_clicks_open_the_comparison(sweep, browser) -> None:
+    folder, base, printed = sweep
+    _, _, children = sweep_runs(folder)
+    assert len(children) == 4
+    page = browser.new_page()
+    page.goto(f"{base}/{printed}")
+    expect_comparison(page, children)
+    screenshot(page, "comparison.png")
+    # From `mlflow ui`'s first page: the experiment (click 1), then the line its description
+    # starts with (click 2), which the UI opens in a new tab.
+    page.goto(f"{base}/")
+    page.get_by_role("link", name="mlflow-energy", exact=True).first.click()
+    with browser.expect_page() as opened:
+        page.get_by_role("link", name="Open the newest sweep's comparison").first.click(timeout=WAIT_MS)
+    expect_comparison(opened.value, children)
+    opened.value.close()
+    page.close()
+
+
+def test_a_childs_description_and_system_metrics_and_a_link_from_the_parents_answer(sweep, browser) -> None:
+    from playwright.sync_api import expect
+
+    folder, base, _ = sweep
+    _, parents, children = sweep_runs(folder)
+    parent, child = parents[0], children[0]
+    page = browser.new_page()
+    page.goto(f"{base}/#/experiments/{child.info.experiment_id}/runs/{child.info.run_id}")
+    expect(page.get_by_text("energy per token (headline)").first).to_be_visible(timeout=WAIT_MS)
+    page.get_by_text("Show more").first.click()
+    expect(page.get_by_text("Energy sources:").first).to_be_visible()
+    expect(page.get_by_role("cell", name="throughput").first).to_be_visible()
+    page.get_by_role("tab", name="System metrics").click()
+    expect(page.get_by_text("cpu_utilization_percentage").first).to_be_visible(timeout=WAIT_MS)
+    expect(page.get_by_text("benchmark_phase").first).to_be_visible()
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=WAIT_MS)  # drawn, not only titled
+    screenshot(page, "system_metrics.png")
+    # The parent's answer links the most energy-efficient point's run; the UI opens it in a new tab.
+    best = min(children, key=lambda c: c.data.metrics["energy/j_per_token"])
+    page.goto(f"{base}/#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}")
+    expect(page.get_by_text("Most energy-efficient:").first).to_be_visible(timeout=WAIT_MS)
+    with browser.expect_page() as opened:
+        page.get_by_role("link", name=best.info.run_name, exact=True).first.click()
+    expect(opened.value.get_by_role("heading", name=best.info.run_name).first).to_be_visible(timeout=WAIT_MS)
+    assert best.info.run_id in opened.value.url
+    page.close()

@@ -163,7 +163,8 @@ def test_the_timeline_becomes_system_metrics_with_its_phases() -> None:
     assert [v for _, _, v in series["system/gpu_0_temperature_celsius"]] == [40.0] * 3
     assert [v for _, _, v in series["system/cpu_utilization_percentage"]] == [50.0] * 3
     assert [v for _, _, v in series["system/process_memory_usage_megabytes"]] == [300.0] * 3
-    assert series[names.SYSTEM_PHASE] == [(0, 1500, 1.0), (1, 2500, 0.0), (2, 3500, 2.0)]  # idle, between, generate
+    # Each phase at its start and end, on the wall clock (the first sample: 1,500 ms at 0.5 s).
+    assert series[names.SYSTEM_PHASE] == [(0, 1000, 1.0), (1, 2000, 1.0), (2, 3000, 2.0), (3, 4000, 2.0)]
 
 
 def test_a_warning_is_named_by_the_words_before_its_colon() -> None:

@@ -104,8 +104,8 @@ def description(result: BenchResult) -> str:
     if result.windows():
         text += ("**Timeline:** the System metrics tab plots the sampled timeline against time (GPU power, SM "
                  "clock, temperature and utilisation where a GPU was read; CPU load and the process's memory); "
-                 f"`system/benchmark_phase` says which phase ran ({phase_legend(result.windows())}; 0 between "
-                 "phases).\n")
+                 f"`system/benchmark_phase` marks each phase from its start to its end "
+                 f"({phase_legend(result.windows())}).\n")
     return text
 
 

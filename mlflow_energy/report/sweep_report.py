@@ -36,7 +36,7 @@ from mlflow_energy.tracking.sweep_state import (
     SweepState,
     count_outcomes,
 )
-from mlflow_energy.tracking.uris import redact_uri, run_page
+from mlflow_energy.tracking.uris import is_server, redact_uri, run_page
 
 log = logging.getLogger("mlflow_energy.sweep")
 
@@ -310,10 +310,13 @@ document.querySelectorAll('th').forEach((th, col) => th.addEventListener('click'
 def write_html(rows: list[PointRow], keys: list[str], path: Path, tracking_uri: str, title: str,
                axes: Axes = BATCH_AXES) -> None:  # fmt: skip
     def anchor(r: PointRow, run_id: str, text: str) -> str:
+        """A link for a file opened from a tracking server's address; a local store's report has
+        no address to link (the parent run's description links every point inside the UI)."""
+        if not is_server(tracking_uri):
+            return html.escape(text)
         # run_ids holds logged runs only, and a logged run gives its row the experiment id.
         assert r.experiment_id is not None, f"{r.name} has a run but no experiment"
-        href = run_page(tracking_uri, r.experiment_id, run_id)
-        return f'<a href="{html.escape(href)}" target="_top">{html.escape(text)}</a>'
+        return f'<a href="{html.escape(run_page(tracking_uri, r.experiment_id, run_id))}">{html.escape(text)}</a>'
 
     def link(r: PointRow) -> str:
         """The name links to the run; with replicates, each replicate has its own link."""
@@ -336,8 +339,9 @@ def write_html(rows: list[PointRow], keys: list[str], path: Path, tracking_uri: 
     path.write_text(f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:3px 8px}}
 th{{cursor:pointer;background:#eee}} td[data-v]{{text-align:right}}</style></head><body>
-<h2>{html.escape(title)}</h2><p>Click a column header to sort. Energy per token is gross and counts
-measured energy only (GPU counters, RAPL), or CodeCarbon's estimate where a run measured nothing (its trust
+<h2>{html.escape(title)}</h2><p>Inside the MLflow UI, this page cannot open other pages: the parent run's
+description holds the same answer with links to every point's run. Click a column header to sort. Energy
+per token is gross and counts measured energy only (GPU counters, RAPL), or CodeCarbon's estimate where a run measured nothing (its trust
 column says so); Pareto: no other point is better on both {html.escape(axes.energy)} and
 {html.escape(axes.speed)}. A point with several replicates shows their mean and a 95% interval across
 them; a single run shows the interval of its own windows. vs_best: indistinguishable when the point's 95%

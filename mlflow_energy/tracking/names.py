@@ -70,7 +70,7 @@ ARTIFACT_LATENCY_CDF = "latency_cdf.png"
 ARTIFACT_ENERGY_EVALUATION = "energy_evaluation.json"  # the energy evaluator's windows (mlflow.models.evaluate)
 
 # Sweep parent metrics: how its grid points ended.
-SYSTEM_PHASE = "system/benchmark_phase"  # the phase running at each timeline sample (TAG_PHASES says which)
+SYSTEM_PHASE = "system/benchmark_phase"  # each phase's code at its start and end (TAG_PHASES says which)
 METRIC_SWEEP_POINTS = "sweep/points"
 METRIC_SWEEP_FINISHED = "sweep/finished"
 METRIC_SWEEP_FAILED = "sweep/failed"

@@ -89,8 +89,7 @@ _HOST_SERIES = {"utilization_pct": "cpu_utilization_percentage", "memory_used_mb
 def timeline_metrics(timeline: list[TimelineSample], phases: list[tuple[str, Measurement]]) -> list[Any]:
     """The timeline as MLflow system metrics (``system/gpu_0_power_usage_watts``,
     ``system/cpu_utilization_percentage``...; step = sample number, timestamp = wall clock), and
-    ``system/benchmark_phase``: at each sampling instant, the code of the phase then running
-    (``phase_codes``; 0 between phases)."""
+    ``system/benchmark_phase``: each phase's code (``phase_codes``) at its start and its end."""
     from mlflow.entities import Metric
 
     steps: dict[str, int] = {}
@@ -107,8 +106,10 @@ def timeline_metrics(timeline: list[TimelineSample], phases: list[tuple[str, Mea
             value = getattr(sample, field)
             if value is not None:
                 add(prefix + name, value, sample.timestamp_ms)
-    codes = phase_codes(phases)
-    for t_s, timestamp_ms in sorted({(s.t_s, s.timestamp_ms) for s in timeline}):
-        running = [(m.start_s, label) for label, m in phases if m.start_s <= t_s <= m.end_s]
-        add(names.SYSTEM_PHASE, float(codes[max(running)[1]]) if running else 0.0, timestamp_ms)  # innermost
+    if timeline:  # each phase drawn from its start to its end, at the code phase_codes gives it
+        codes, first = phase_codes(phases), timeline[0]
+        edges = sorted((first.timestamp_ms + round((t_s - first.t_s) * 1000), codes[label])
+                       for label, m in phases for t_s in (m.start_s, m.end_s))  # fmt: skip
+        for timestamp_ms, code in edges:
+            add(names.SYSTEM_PHASE, float(code), timestamp_ms)
     return metrics
