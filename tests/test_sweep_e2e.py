@@ -28,6 +28,10 @@ def test_sweep_is_one_parent_with_a_child_per_point(four_point_sweep, tmp_path: 
     sweep_id = parent.data.tags["mlflow_energy.sweep_id"]
     assert parent.info.status == "FINISHED"
     assert parent.data.params["model.dtype"] == "float32,bfloat16"
+    # The parent's params are named as the children's: the config keys, each swept one with its values.
+    learnt = {"scenario", "resolved_device", "model.parameters", "sweep.replicate"}  # what each run finds out
+    assert set(children[0].data.params) - learnt == set(parent.data.params)
+    assert parent.data.params["model.name"] == children[0].data.params["model.name"]
     assert parent.data.params["workload.batch_size"] == "1,4"
     assert parent.data.metrics["sweep/finished"] == 4 and parent.data.metrics["sweep/failed"] == 0
     names = set()

@@ -341,8 +341,8 @@ def write_html(rows: list[PointRow], keys: list[str], path: Path, tracking_uri: 
 th{{cursor:pointer;background:#eee}} td[data-v]{{text-align:right}}</style></head><body>
 <h2>{html.escape(title)}</h2><p>Inside the MLflow UI, this page cannot open other pages: the parent run's
 description holds the same answer with links to every point's run. Click a column header to sort. Energy
-per token is gross and counts measured energy only (GPU counters, RAPL), or CodeCarbon's estimate where a run measured nothing (its trust
-column says so); Pareto: no other point is better on both {html.escape(axes.energy)} and
+per token is gross and counts measured energy only (GPU counters, RAPL), or CodeCarbon's estimate where a run
+measured nothing (its trust column says so); Pareto: no other point is better on both {html.escape(axes.energy)} and
 {html.escape(axes.speed)}. A point with several replicates shows their mean and a 95% interval across
 them; a single run shows the interval of its own windows. vs_best: indistinguishable when the point's 95%
 interval overlaps the best point's.</p>

@@ -71,8 +71,8 @@ def grid_params(config: DictConfig, points: list[list[str]]) -> list[Any]:
 
     loader = GlobalHydra.instance().config_loader()
     values: dict[str, dict[str, None]] = {}
-    plans = {tuple(o for o in point if not override_key(o).startswith(PLAN_PREFIX)) for point in points}
-    for plan in sorted(plans):
+    plans = dict.fromkeys(tuple(o for o in point if override_key(o) != REPLICATE_KEY) for point in points)
+    for plan in plans:  # in the grid's order, so values read as the command line gave them
         composed = loader.load_sweep_config(config, list(plan))
         with open_dict(composed):
             del composed["hydra"]  # a job's config, as the job sees it
@@ -80,9 +80,9 @@ def grid_params(config: DictConfig, points: list[list[str]]) -> list[Any]:
             run = to_run_config(composed)
         except (ConfigError, ValueError, KeyError):
             continue
-        leave_out = ("tracking.", REPLICATE_KEY, *not_applicable(run))
+        leave_out = ("tracking.", *not_applicable(run))
         for key, value in flatten(as_dict(run)).items():
-            if not key.startswith(leave_out):
+            if not key.startswith(leave_out) and key != REPLICATE_KEY:  # which replicate: each job's own
                 values.setdefault(key, {})[str(value)] = None
     return [Param(key, ",".join(v)[:6000]) for key, v in values.items()]
 
