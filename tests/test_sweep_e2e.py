@@ -83,6 +83,30 @@ def test_sweep_again_skips_what_is_done_and_report_rebuilds(four_point_sweep) ->
     assert missing.returncode == 2 and "no parent run of sweep 'nope'" in missing.stderr
 
 
+def test_a_new_grid_that_reuses_points_lists_and_links_them_all(four_point_sweep) -> None:
+    """The reused runs stay under the first sweep's parent (MLflow nests a run under one parent),
+    so the new parent's answer links them and its comparison view names them."""
+    from mlflow_energy.tracking.ui_view import VIEW_TAG_PREFIX, read_view_tag
+
+    folder, _ = four_point_sweep
+    proc = run_cli(folder, "run", "-m", *QUICK, "model.dtype=float32", "workload.batch_size=1,4,2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client, parents, children = sweep_runs(folder)
+    newest = max(parents, key=lambda r: r.info.start_time)
+    reused = [c for c in children if c.info.run_name in ("model.dtype=float32,workload.batch_size=1",
+                                                         "model.dtype=float32,workload.batch_size=4")]
+    assert len(parents) == 2 and len(reused) == 2 and newest.data.metrics["sweep/skipped"] == 2
+    answer = newest.data.tags["mlflow.note.content"]
+    assert "#### Every point (3)" in answer and answer.count("reused from an earlier launch") == 2
+    assert all(f"(#/experiments/{c.info.experiment_id}/runs/{c.info.run_id})" in answer for c in reused)
+    experiment = client.get_experiment(newest.info.experiment_id)
+    key = VIEW_TAG_PREFIX + "mlflow-energy-" + newest.data.tags["mlflow_energy.sweep_id"]
+    shown = read_view_tag(experiment.tags[key])["searchFilter"]
+    assert all(c.info.run_id in shown for c in reused) and newest.info.run_id not in shown
+    # The experiment's description points at the newest sweep.
+    assert f"runs/{newest.info.run_id})" in experiment.tags["mlflow.note.content"]
+
+
 def test_a_bad_point_fails_alone_and_the_exit_code_says_so(tmp_path: Path) -> None:
     proc = run_cli(tmp_path, "run", "-m", *QUICK, "model.weights=random", "model.name=tiny,nobody/no-such-model")
     assert proc.returncode == 1

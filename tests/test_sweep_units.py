@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from mlflow_energy.bench.gpu_lease import gpu_lease
 from mlflow_energy.bench.stats import Interval, positive_interval
 from mlflow_energy.config import ConfigError
-from mlflow_energy.report.pareto import pareto_front
+from mlflow_energy.report.pareto import _label_box, _overlap, pareto_front, place_labels
 from mlflow_energy.report.replicates import combine
 from mlflow_energy.report.sweep_report import (
     BEST,
@@ -43,6 +43,15 @@ def test_pareto_front_keeps_the_undominated() -> None:
     # 3 is dominated by 1 (cheaper and faster); 0 and 4 are equal, both kept.
     assert pareto_front(costs, gains) == [0, 1, 2, 4]
     assert pareto_front([], []) == []
+
+
+def test_labels_of_crowded_points_do_not_overlap() -> None:
+    points = [(100.0, 100.0), (101.0, 100.0), (100.0, 102.0), (300.0, 50.0)]  # three nearly on top of each other
+    sizes = [(60.0, 12.0)] * 4
+    offsets = place_labels(points, sizes)
+    boxes = [_label_box(p, s, o) for p, s, o in zip(points, sizes, offsets, strict=True)]
+    assert all(_overlap(a, b) == 0 for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    assert offsets[3] == (6, 4)  # a point alone keeps the first place: right of it, above
 
 
 def test_mark_pareto_and_best_ignore_failed_points() -> None:

@@ -26,7 +26,7 @@ from mlflow_energy.bench.result import BenchResult, ResultFileError
 from mlflow_energy.bench.stats import Interval
 from mlflow_energy.report.console import wide_console
 from mlflow_energy.report.headline import trust_verdict
-from mlflow_energy.report.pareto import pareto_front
+from mlflow_energy.report.pareto import pareto_front, place_labels
 from mlflow_energy.report.replicates import combine, show
 from mlflow_energy.tracking import names
 from mlflow_energy.tracking.run_record import run_params
@@ -365,7 +365,7 @@ def plot_pareto(rows: list[PointRow], path: Path, title: str, axes: Axes = BATCH
         return False
     with_quality = [r for r in rows if ENERGY in r.metrics and QUALITY in r.metrics]
     panels = 2 if with_quality else 1
-    fig, grid = plt.subplots(1, panels, figsize=(7 * panels, 5), dpi=100, squeeze=False)
+    fig, grid = plt.subplots(1, panels, figsize=(9 * panels, 6.5), dpi=120, squeeze=False)
     _scatter(grid[0][0], measured, (axes.speed, axes.speed_label), (axes.energy, axes.energy_label),
              [r.pareto for r in measured])  # fmt: skip
     if with_quality:
@@ -404,12 +404,25 @@ def _scatter(ax: Any, rows: list[PointRow], x_axis: tuple[str, str], y_axis: tup
     ax.scatter(xs, ys, c=["tab:red" if f else "tab:gray" for f in on_front], zorder=3)
     front = sorted((x, y) for x, y, f in zip(xs, ys, on_front, strict=True) if f)
     ax.plot([x for x, _ in front], [y for _, y in front], color="tab:red", linewidth=1, label="Pareto front")
-    for x, y, r in zip(xs, ys, rows, strict=True):
-        ax.annotate(_short(r.name), (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
     ax.set_xlabel(x_label)
     ax.set_ylabel(f"{y_label} (lower is better)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    _label_points(ax, xs, ys, [_short(r.name) for r in rows])
+
+
+def _label_points(ax: Any, xs: list[float], ys: list[float], labels: list[str]) -> None:
+    """Each point's label where it overlaps no other label or point (report/pareto.py)."""
+    fontsize = 8
+    ax.figure.canvas.draw()  # the axes' final limits, so data map to pixels as they will be drawn
+    pixels = [tuple(p) for p in ax.transData.transform(list(zip(xs, ys, strict=True)))]
+    scale = ax.figure.dpi / 72  # points to pixels
+    sizes = [(len(label) * fontsize * 0.6 * scale, fontsize * 1.2 * scale) for label in labels]
+    bounds = tuple(ax.get_window_extent().extents)
+    offsets = place_labels(pixels, sizes, bounds)
+    for (x, y), label, (dx, dy) in zip(zip(xs, ys, strict=True), labels, offsets, strict=True):
+        ax.annotate(label, (x, y), fontsize=fontsize, xytext=(dx / scale, dy / scale), textcoords="offset points",
+                    ha="left" if dx >= 0 else "right", va="bottom")  # fmt: skip
 
 
 def print_table(rows: list[PointRow], title: str, best: dict[str, PointRow], console: Console | None = None,
