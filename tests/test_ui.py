@@ -84,6 +84,7 @@ def screenshot(page, name: str) -> None:
     folder = os.environ.get("MLFLOW_ENERGY_UI_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
+        page.wait_for_timeout(3000)  # for the picture only: every chart drawn, not just the first
         page.screenshot(path=str(Path(folder) / name))
 
 
