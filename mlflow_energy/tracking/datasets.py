@@ -21,7 +21,7 @@ PROMPTS_CONTEXT, QUALITY_CONTEXT = "prompts", "quality"
 
 
 def run_datasets(result: BenchResult) -> list[tuple[Any, str]]:
-    """(MLflow dataset, context) for the prompts and, where perplexity was measured, the held-out
+    """(MLflow dataset entity, context) for the prompts and, where perplexity was measured, the held-out
     text. A file that can no longer be read is left out, with a debug line."""
     import pandas as pd  # mlflow's own dependency
 
@@ -58,16 +58,19 @@ def _text_dataset(read: Callable[[], list[str]], source: str, name: str, context
 
 
 def _dataset(frame: Any, source: str, name: str, context: str) -> tuple[Any, str]:
+    """The dataset as MLflow stores it (name, digest, schema, source), and its context."""
     from mlflow.data.pandas_dataset import from_pandas
 
-    with warnings.catch_warnings():  # MLflow warns that a path could be read as two kinds of source
+    # MLflow warns that a path could be read as two kinds of source, and that integer columns
+    # cannot hold missing values: neither applies to a record of what a run read.
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return from_pandas(frame, source=source, name=name), context
+        return from_pandas(frame, source=source, name=name)._to_mlflow_entity(), context
 
 
 def log_datasets(client: Any, run_id: str, datasets: list[tuple[Any, str]]) -> None:
     from mlflow.entities import DatasetInput, InputTag
 
-    inputs = [DatasetInput(d._to_mlflow_entity(), [InputTag("mlflow.data.context", c)]) for d, c in datasets]
+    inputs = [DatasetInput(d, [InputTag("mlflow.data.context", c)]) for d, c in datasets]
     if inputs:
         client.log_inputs(run_id, datasets=inputs)

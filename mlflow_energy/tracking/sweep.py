@@ -65,7 +65,9 @@ def grid_params(config: DictConfig, points: list[list[str]]) -> list[Any]:
     ``model.name``, ``model.weights``...): each key's one value, or its values across the grid
     joined by commas. A point whose config is refused is left out (its own run says why)."""
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
     from mlflow.entities import Param
+    from omegaconf.errors import OmegaConfBaseException
 
     from mlflow_energy.config import REPLICATE_KEY, as_dict, flatten, not_applicable, to_run_config
 
@@ -73,12 +75,12 @@ def grid_params(config: DictConfig, points: list[list[str]]) -> list[Any]:
     values: dict[str, dict[str, None]] = {}
     plans = dict.fromkeys(tuple(o for o in point if override_key(o) != REPLICATE_KEY) for point in points)
     for plan in plans:  # in the grid's order, so values read as the command line gave them
-        composed = loader.load_sweep_config(config, list(plan))
-        with open_dict(composed):
-            del composed["hydra"]  # a job's config, as the job sees it
         try:
+            composed = loader.load_sweep_config(config, list(plan))
+            with open_dict(composed):
+                del composed["hydra"]  # a job's config, as the job sees it
             run = to_run_config(composed)
-        except (ConfigError, ValueError, KeyError):
+        except (ConfigError, ValueError, KeyError, HydraException, OmegaConfBaseException):
             continue
         leave_out = ("tracking.", *not_applicable(run))
         for key, value in flatten(as_dict(run)).items():
