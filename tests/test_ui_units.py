@@ -75,7 +75,7 @@ def test_the_parent_description_answers_with_links_that_work_inside_the_ui(repor
                            "0.01 [0.009-0.011] J/token (95% interval over one run's windows).** Cannot be told apart "
                            "from it (their 95% intervals overlap): bs=3.")  # fmt: skip
     assert "It is also the best point for speed: 2700 tokens/s.\n" in text
-    assert "It is also the best point for quality: 2 perplexity.\n" in text
+    assert "It is also the best point for quality: perplexity 2.\n" in text
     assert "[Open the comparison of every point (charts and table)](#/experiments/7/runs?viewStateShareKey=" in text
     assert "| lowest energy per output token (the headline) | [bs=4](#/experiments/7/runs/run4) | 0.01 [0.009-0.011] J/token | bs=3 |" in text  # noqa: E501
     assert "| highest throughput | [bs=4](#/experiments/7/runs/run4) | 2700 tokens/s | not tested (no interval) |" in text  # noqa: E501
@@ -85,6 +85,13 @@ def test_the_parent_description_answers_with_links_that_work_inside_the_ui(repor
     assert "| [bs=1](#/experiments/7/runs/run1) | 0.03 [0.028-0.032] | 900 | 900 |  | estimate; interval 6.0% wide, target 5% | measured |" in text  # noqa: E501
     assert "| [bs=8](#/experiments/7/runs/run8) | 0.005 | 100 | 900 |  | - | failed |" in text
     assert "viewStateShareKey" not in sweep_answer(report, None)  # no saved view: no link to it
+
+
+def test_the_answer_says_what_the_cheapest_point_costs_against_the_fastest(report: SweepReport) -> None:
+    report.rows[0].metrics[SPEED] = 3000.0  # bs=1 becomes the fastest
+    report.best.update(best_per_metric(report.rows))
+    text = sweep_answer(report, None)
+    assert "Its cost in speed: 2700 tokens/s, against 3000 tokens/s for the best, [bs=1](#/experiments/7/runs/run1).\n" in text  # noqa: E501
 
 
 def test_the_experiment_line_and_description_keep_what_the_user_wrote() -> None:

@@ -63,10 +63,12 @@ def figures(result: BenchResult) -> list[Figure]:
     s = result.summary
     if s is None:
         return []
+    # With nothing measured the headline is the estimate itself: the same figure twice says nothing.
+    estimate_headline = result.assessment is None or result.assessment.headline != "measured"
     rows = []
     for label, field, unit, interval in _SERVING_ROWS if result.serving is not None else _BATCH_ROWS:
         value = getattr(s, field)
-        if value is not None:
+        if value is not None and not (estimate_headline and field == "energy_with_estimates_j_per_token"):
             low, high = (getattr(s, f"{interval}_low"), getattr(s, f"{interval}_high")) if interval else (None, None)
             rows.append(Figure(label, metric_key(field), value, unit, low, high))
     return rows

@@ -34,8 +34,8 @@ def sweep_answer(report: SweepReport, comparison_path: str | None) -> str:
         return text + "No point measured energy: every failed point's run holds its error.\n\n" + _table(rows, axes)
     text += (f"**Most energy-efficient: {_link(energy)}, {_value(energy, axes.energy)} {axes.energy_unit}"
              f"{_covers(energy, axes.energy)}.** {_tied_sentence(rows, energy, axes.energy)}\n\n")  # fmt: skip
-    text += _cost(energy, best.get(axes.speed), axes.speed, axes.speed_unit, "speed")
-    text += _cost(energy, best.get(QUALITY), QUALITY, "perplexity", "quality")
+    text += _cost(energy, best.get(axes.speed), axes.speed, "{:.4g} " + axes.speed_unit, "speed")
+    text += _cost(energy, best.get(QUALITY), QUALITY, "perplexity {:.4g}", "quality")
     text += f"\n{HEADLINE_NOTE}\n\n"
     if comparison_path:
         text += f"[Open the comparison of every point (charts and table)]({comparison_path})\n\n"
@@ -58,14 +58,15 @@ def experiment_line(report: SweepReport, comparison_path: str, parent_path: str)
     return line + f" ([the answer]({parent_path}))."
 
 
-def _cost(point: PointRow, top: PointRow | None, metric: str, unit: str, what: str) -> str:
-    """What the most energy-efficient point costs on one other metric, against that metric's best."""
+def _cost(point: PointRow, top: PointRow | None, metric: str, shown: str, what: str) -> str:
+    """What the most energy-efficient point costs on one other metric, against that metric's best;
+    ``shown`` formats a value (``{:.4g} tokens/s``)."""
     if top is None or metric not in point.metrics:
         return ""
     if top is point:
-        return f"It is also the best point for {what}: {point.metrics[metric]:.4g} {unit}.\n"
-    return (f"Its cost in {what}: {point.metrics[metric]:.4g} {unit}, against {top.metrics[metric]:.4g} for the "
-            f"best, {_link(top)}.\n")
+        return f"It is also the best point for {what}: {shown.format(point.metrics[metric])}.\n"
+    return (f"Its cost in {what}: {shown.format(point.metrics[metric])}, against {shown.format(top.metrics[metric])} "
+            f"for the best, {_link(top)}.\n")
 
 
 def _table(rows: list[PointRow], axes: Axes) -> str:
