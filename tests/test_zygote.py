@@ -312,3 +312,28 @@ def test_the_child_gets_the_gpus_of_this_call_not_those_the_zygote_started_with(
     assert isolated(tmp_path / "none", **saved("done", status="finished")).status == Status.FINISHED
     assert seen(tmp_path / "leased")["CUDA_VISIBLE_DEVICES"] == "1"
     assert seen(tmp_path / "none")["CUDA_VISIBLE_DEVICES"] is None
+
+
+def test_a_sigterm_that_lands_in_a_garbage_collector_callback_still_ends_the_child_quietly() -> None:
+    """Python cannot raise from a ``__del__`` or weakref callback: the child's SIGTERM exit landing
+    in one used to print "Exception ignored ... Traceback" and be lost. It is sent again instead."""
+    script = """
+import os, signal, sys, time
+from mlflow_energy.bench.child import exit_on_sigterm
+exit_on_sigterm()
+class Collected:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(100_000):  # the signal's handler runs here, inside __del__
+            pass
+try:
+    Collected()
+    time.sleep(30)
+except SystemExit as stopped:
+    print("exited", stopped.code)
+    sys.exit(0)
+print("never stopped")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, f"exited {128 + signal.SIGTERM}\n"), done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 from mlflow_energy.bench.lifetime import die_with_parent
 from mlflow_energy.config import to_run_config
@@ -19,6 +22,24 @@ BENCH_LOG = "bench.log"  # the child's progress, beside result.json
 REQUEST_FILE = "bench_config.json"
 
 
+def exit_on_sigterm() -> None:
+    """The parent's timeout (or the zygote's death) sends SIGTERM: exit with 128 + 15, unwinding
+    normally so the timeline and summary are saved. An exit raised where Python cannot raise (a
+    weakref callback, a ``__del__``, run by the garbage collector at any moment) is swallowed
+    there with a printed traceback; the signal is then sent again, from another thread so that
+    it lands after the callback, where it can end the child."""
+    exit_code = 128 + signal.SIGTERM
+
+    def on_unraisable(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, SystemExit) and unraisable.exc_value.code == exit_code:
+            threading.Timer(0.01, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        else:
+            sys.__unraisablehook__(unraisable)
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(exit_code))
+    sys.unraisablehook = on_unraisable
+
+
 def run_child(out_dir: Path) -> int:
     """The child's body: run the protocol on the saved config; its exit code."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr), logging.FileHandler(out_dir / BENCH_LOG)]
@@ -26,12 +47,11 @@ def run_child(out_dir: Path) -> int:
     from mlflow_energy.bench.protocol import run_protocol
 
     config = to_run_config(json.loads((out_dir / REQUEST_FILE).read_text()))
-    # The parent's timeout sends SIGTERM: unwind normally so the timeline and summary are saved.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    exit_on_sigterm()
     try:
         run_protocol(config, out_dir, lambda r: r.write(out_dir))
-    except SystemExit as stopped:  # the SIGTERM above: what was measured is saved; a traceback would only alarm
-        assert isinstance(stopped.code, int), "only the SIGTERM handler above exits, with 128 + signal"
+    except SystemExit as stopped:  # SIGTERM: what was measured is saved; a traceback would only alarm
+        assert isinstance(stopped.code, int), "only the SIGTERM handler exits, with 128 + signal"
         return stopped.code
     except ServerError as exc:  # a fault of the server, said in one sentence: its traceback is not ours
         logging.getLogger("mlflow_energy.bench").error("benchmark failed: %s", exc)
