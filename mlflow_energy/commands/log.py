@@ -9,8 +9,7 @@ from pathlib import Path
 
 from mlflow_energy.bench.result import BenchResult, ResultFileError, Status
 from mlflow_energy.commands.exits import EXIT_CONFIG_ERROR, EXIT_RUN_FAILED, EXIT_TRACKING_ERROR, fail
-from mlflow_energy.tracking.ui_view import LOCAL_UI
-from mlflow_energy.tracking.uris import is_server, redact_in, redact_uri, run_page
+from mlflow_energy.tracking.uris import is_server, redact_in, redact_uri, run_path, ui_address
 
 
 def ui_hint(uri: str, address: str) -> str:
@@ -42,7 +41,7 @@ def log_and_report(
     where = f"{redact_uri(tracking_uri)}, experiment {experiment!r}, run {logged.run_id} ({logged.status})"
     if logged.already_logged:
         where += "; it was already there, nothing was logged again"
-    page = run_page(tracking_uri if is_server(tracking_uri) else LOCAL_UI, logged.experiment_id, logged.run_id)
+    page = ui_address(tracking_uri, run_path(logged.experiment_id, logged.run_id))
     print_summary(result, where, ui_hint(tracking_uri, page))
     return (0 if result.status == Status.FINISHED else EXIT_RUN_FAILED), logged.run_id
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlflow_energy.tracking import names
-from mlflow_energy.tracking.uris import is_server, redact_uri
+from mlflow_energy.tracking.uris import is_server, ui_address
 
 if TYPE_CHECKING:
     from mlflow_energy.report.sweep_report import Axes, PointRow
@@ -32,7 +32,6 @@ KEPT_VIEWS = 10  # the tool's newest views kept per experiment (the UI lists at 
 _MAX_TAG_CHARS = 20_000  # MLflow's limit on an experiment tag's value
 _SECTION = "mlflow-energy-answer"
 _MAX_PARAMS = 8  # swept params on the parallel-coordinates chart and in the columns
-LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store by default
 # The experiment description's part the tool owns, between these markers (the rest is the user's).
 NOTE_START, NOTE_END = "<!-- mlflow-energy: newest sweep -->", "<!-- /mlflow-energy -->"
 
@@ -144,8 +143,7 @@ def views_to_prune(experiment_tags: dict[str, str], keep: int = KEPT_VIEWS) -> l
 
 def view_url(tracking_uri: str, experiment_id: str, key: str) -> str:
     """The link that opens the view: on the tracking server, or on the UI `mlflow ui` starts."""
-    base = redact_uri(tracking_uri).rstrip("/") if is_server(tracking_uri) else LOCAL_UI
-    return f"{base}/{view_path(experiment_id, key)}"
+    return ui_address(tracking_uri, view_path(experiment_id, key))
 
 
 def view_path(experiment_id: str, key: str) -> str:

@@ -27,6 +27,16 @@ def is_server(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store by default
+
+
+def ui_address(uri: str, path: str) -> str:
+    """``path`` (a page inside the MLflow UI) on the UI that shows the store: the tracking server
+    (redacted), or the one `mlflow ui` starts for a local store."""
+    base = redact_uri(uri).rstrip("/") if is_server(uri) else LOCAL_UI
+    return f"{base}/{path}"
+
+
 def run_page(uri: str, experiment_id: str, run_id: str) -> str:
     """A run's page in the MLflow UI: on the server (redacted), or relative to the UI that
     serves the page holding the link (a report artifact of a local store)."""
