@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mlflow_energy.bench.result import Assessment, BenchResult
+from mlflow_energy.config import ServingConfig
 
 
 def basis_label(a: Assessment) -> str:
@@ -24,6 +25,13 @@ def headline(result: BenchResult) -> str | None:
     )
     per_request = f"energy per request {s.energy_j_per_request:.4g} J, " if result.serving is not None else ""
     return f"{per_request}energy per token {s.energy_j_per_token:.4g} J{interval}, {basis_label(a)}"
+
+
+def load_label(serving: ServingConfig) -> str:
+    """``2 requests/s, concurrency 8`` or ``concurrency 8``: a serving run's load, in a title or
+    a description."""
+    rate = f"{serving.request_rate:g} requests/s, " if serving.request_rate is not None else ""
+    return f"{rate}concurrency {serving.concurrency}"
 
 
 def trust_verdict(a: Assessment | None) -> str:

@@ -25,6 +25,7 @@ from mlflow_energy.inference.server import SERVER_LOG
 from mlflow_energy.meter.measurement import Measurement
 from mlflow_energy.meter.sampler import TimelineSample, read_timeline_csv, write_timeline_csv
 from mlflow_energy.report import run_card
+from mlflow_energy.report.headline import load_label
 from mlflow_energy.report.requests import plot_latency_cdf, write_requests_csv
 from mlflow_energy.report.timeline import phase_legend, plot_timeline
 from mlflow_energy.tracking import filters, names
@@ -213,7 +214,7 @@ def _log_artifacts(
             plot_timeline(timeline, result.windows(), subject, staging / names.ARTIFACT_TIMELINE_PLOT)
         if result.serving is not None:
             write_requests_csv(result.serving.requests, result.serving.windows, staging / names.ARTIFACT_REQUESTS_CSV)
-            title = f"{result.config.model.name}, {_load_label(result)}: latency"
+            title = f"{result.config.model.name}, {load_label(result.config.serving)}: latency"
             plot_latency_cdf(result.serving.requests, title, staging / names.ARTIFACT_LATENCY_CDF)
         client.log_artifacts(run_id, str(staging))
     if result.summary is not None:
@@ -224,12 +225,6 @@ def _log_artifacts(
         client.log_artifact(run_id, str(out_dir / SERVER_LOG))
     if (out_dir / CODECARBON_DIR).is_dir():
         client.log_artifacts(run_id, str(out_dir / CODECARBON_DIR), CODECARBON_DIR)
-
-
-def _load_label(result: BenchResult) -> str:
-    s = result.config.serving
-    rate = f"{s.request_rate:g} requests/s, " if s.request_rate is not None else ""
-    return f"{rate}concurrency {s.concurrency}"
 
 
 def log_refused(
