@@ -103,11 +103,11 @@ def description(result: BenchResult) -> str:
         text += HEADLINE_NOTE + "\n\n"
     text += f"**Configuration:** {configuration(result)}\n\n"
     text += _sources(result)
-    if result.windows():
+    phases = result.windows()
+    if phases:
         text += ("**Timeline:** the System metrics tab plots the sampled timeline against time (GPU power, SM "
                  "clock, temperature and utilisation where a GPU was read; CPU load and the process's memory); "
-                 f"`system/benchmark_phase` marks each phase from its start to its end "
-                 f"({phase_legend(result.windows())}).\n")
+                 f"`system/benchmark_phase` marks each phase from its start to its end ({phase_legend(phases)}).\n")
     return text
 
 

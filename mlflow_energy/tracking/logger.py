@@ -286,12 +286,12 @@ def log_sweep_report(client: Any, parent_run_id: str, report: SweepReport, statu
     if view is not None:
         experiment_id = client.get_run(parent_run_id).info.experiment_id
         client.set_experiment_tag(experiment_id, VIEW_TAG_PREFIX + view[0], view[1])
-        for key in views_to_prune(client.get_experiment(experiment_id).tags):
+        experiment_tags = client.get_experiment(experiment_id).tags  # pruning leaves the description alone
+        for key in views_to_prune(experiment_tags):
             client.delete_experiment_tag(experiment_id, key)
         newest = first_run(client, experiment_id, filters.SWEEP_PARENTS, order_by=filters.NEWEST_FIRST)
         if experiment_line and newest is not None and newest.info.run_id == parent_run_id:
-            note = experiment_note(client.get_experiment(experiment_id).tags.get(names.TAG_DESCRIPTION, ""),
-                                   experiment_line)  # fmt: skip
+            note = experiment_note(experiment_tags.get(names.TAG_DESCRIPTION, ""), experiment_line)
             client.set_experiment_tag(experiment_id, names.TAG_DESCRIPTION, note)
     if status is not None:
         client.set_terminated(parent_run_id, status)
