@@ -157,6 +157,23 @@ def test_sampler_reads_power_every_tick_and_the_rest_once_a_second() -> None:
     assert 0 < sampler.busy_s < 1.5
 
 
+def test_the_timeline_stays_in_time_order_when_window_edges_sample_and_the_clock_steps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gpus = NvmlGpus(nvml=FakeNvml([FakeGpu(UUIDS[0], power_mw=150_500)]))
+    sampler = PowerSampler(gpus, 0.001, time.perf_counter())
+    sampler.start()
+    wall = time.time()
+    monkeypatch.setattr(time, "time", lambda: wall - 3600)  # the wall clock steps back an hour
+    for _ in range(300):  # window edges, from this thread, while the sampler thread ticks
+        sampler.sample_now()
+    sampler.stop()
+    rows = [s for s in sampler.samples() if s.device == "gpu0"]
+    assert len(rows) > 300
+    assert all(a.t_s <= b.t_s and a.timestamp_ms <= b.timestamp_ms for a, b in zip(rows, rows[1:], strict=False))
+    assert abs(rows[-1].timestamp_ms / 1000 - wall) < 60
+
+
 def test_counter_period_is_measured() -> None:
     gpu = FakeGpu(UUIDS[0], counter=ClockedCounter(power_w=100.0, period_s=0.02))
     meter = EnergyMeter(gpus=NvmlGpus(nvml=FakeNvml([gpu])), sample_period_s=None)

@@ -78,6 +78,9 @@ class PowerSampler:
         self._gpus = gpus
         self._period_s = period_s
         self._origin = origin
+        # Wall-clock stamps follow the meter's clock from one anchor, so a clock step (NTP)
+        # cannot put them out of order.
+        self._wall_origin_ms = time.time() * 1000 - (time.perf_counter() - origin) * 1000
         self._process = psutil.Process()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -109,24 +112,28 @@ class PowerSampler:
             self._stop.wait(max(0.0, next_tick - time.perf_counter()))
 
     def sample_now(self, full: bool = True) -> None:
-        """One sample of every device; ``full`` False: GPU power and clock only."""
-        now = time.perf_counter()
-        t_s, stamp = now - self._origin, int(time.time() * 1000)
-        rows = [
-            TimelineSample(t_s, stamp, f"gpu{d.cuda_index}", **asdict(self._gpus.read(d, full)))
-            for d in self._gpus.devices
-        ]
-        if full:
-            rows.append(
-                TimelineSample(
-                    t_s,
-                    stamp,
-                    HOST,
-                    utilization_pct=psutil.cpu_percent(None),
-                    memory_used_mb=self._process.memory_info().rss / 2**20,
-                )
-            )
+        """One sample of every device; ``full`` False: GPU power and clock only.
+
+        Window edges sample from the measured thread while the sampler thread ticks: one lock
+        around the clock read and the append keeps the timeline in time order.
+        """
         with self._lock:
+            t_s = time.perf_counter() - self._origin
+            stamp = round(self._wall_origin_ms + t_s * 1000)
+            rows = [
+                TimelineSample(t_s, stamp, f"gpu{d.cuda_index}", **asdict(self._gpus.read(d, full)))
+                for d in self._gpus.devices
+            ]
+            if full:
+                rows.append(
+                    TimelineSample(
+                        t_s,
+                        stamp,
+                        HOST,
+                        utilization_pct=psutil.cpu_percent(None),
+                        memory_used_mb=self._process.memory_info().rss / 2**20,
+                    )
+                )
             self._samples.extend(rows)
 
     def samples(self) -> list[TimelineSample]:
