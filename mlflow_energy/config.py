@@ -90,11 +90,15 @@ class BenchConfig:
 class SweepConfig:
     """``replicates``: how many times a multirun measures each grid point, in a shuffled order
     (``shuffle_seed``), so slow drift of a shared machine spreads over every point.
-    ``replicate``: which replicate a job is (set by the sweeper; part of the config hash)."""
+    ``replicate``: which replicate a job is (set by the sweeper; part of the config hash).
+    ``gpus_per_job`` / ``cpus_per_job``: what each job asks a Ray or SLURM cluster for (null:
+    one GPU for a GPU point, none for a CPU point; the engine's default CPUs)."""
 
     replicates: int = 1
     shuffle_seed: int = 0
     replicate: int = 0
+    gpus_per_job: int | None = None
+    cpus_per_job: int | None = None
 
 
 @dataclass
@@ -231,7 +235,8 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 # Keys that change where results go, not what is measured: left out of the config hash.
-_NOT_HASHED = ("tracking.", "register.", "bench.timeout_s", "bench.resume", "sweep.replicates", "sweep.shuffle_seed")
+_NOT_HASHED = ("tracking.", "register.", "bench.timeout_s", "bench.resume", "sweep.replicates", "sweep.shuffle_seed",
+               "sweep.gpus_per_job", "sweep.cpus_per_job")
 REPLICATE_KEY = "sweep.replicate"
 
 
@@ -353,6 +358,9 @@ def _validate_tracking(config: RunConfig) -> None:
     _require(config.tracking.wait_s >= 0, f"tracking.wait_s={config.tracking.wait_s} must be 0 or more seconds.")
     _require(config.sweep.replicates >= 1, f"sweep.replicates={config.sweep.replicates} must be at least 1.")
     _require(config.sweep.replicate >= 0, f"sweep.replicate={config.sweep.replicate} must be 0 or more.")
+    gpus, cpus = config.sweep.gpus_per_job, config.sweep.cpus_per_job
+    _require(gpus is None or gpus >= 0, f"sweep.gpus_per_job={gpus} must be 0 or more, or null (one per GPU point).")
+    _require(cpus is None or cpus >= 1, f"sweep.cpus_per_job={cpus} must be 1 or more, or null (the engine's default).")
     _require(
         not config.register.enabled or bool(config.register.name),
         "register.enabled=true needs register.name, the registered model's name; set register.name=NAME.",

@@ -1,13 +1,16 @@
-"""What the tests share: fixtures, and this folder on sys.path for the two helper modules,
-``fake_nvml`` (the NVML fake) and ``processes`` (the real CLI, its short settings, its store).
+"""What the tests share: fixtures, and this folder on sys.path for the helper modules,
+``fake_nvml`` (the NVML fake), ``processes`` (the real CLI, its short settings, its store, a
+tracking server), ``postgres_server`` and ``slurm_cluster`` (the real servers the cluster tests
+start).
 No test module imports from another test module; tests/faults/conftest.py adds the fixtures of
 the fault-injection tests."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +83,43 @@ def client(tracking_uri: str) -> Any:
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri)
+
+
+@pytest.fixture(scope="module")
+def postgres_tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real `mlflow server` on a real PostgreSQL server, both on 127.0.0.1 and stopped at the end
+    of the module: the shared store docs/cluster.md sets up."""
+    from postgres_server import PostgresUnavailable, postgres_server
+    from processes import TrackingServer, free_port
+
+    folder = tmp_path_factory.mktemp("postgres")
+    try:
+        with postgres_server(folder) as database:
+            server = TrackingServer(folder, free_port(), backend_store_uri=database)
+            server.start()
+            yield server
+            server.stop()
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[str]:
+    """A Ray cluster of one head node on 127.0.0.1, started as `ray start` starts one: its address.
+    Stopped (``ray stop``) at the end of the module."""
+    from processes import RAY_LOOPBACK, cli_env, free_port
+
+    ray = Path(sys.executable).parent / "ray"
+    if not ray.is_file():
+        pytest.skip("Ray is not installed (pip install -e '.[ray]')")
+    env, port = cli_env(RAY_LOOPBACK), free_port()
+    started = subprocess.run(
+        [str(ray), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+         "--num-gpus=0", "--include-dashboard=false", "--object-store-memory=78643200", "--disable-usage-stats"],
+        env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    try:
+        assert started.returncode == 0, started.stderr[-3000:]
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(ray), "stop", "--force"], env=env, capture_output=True, timeout=180)

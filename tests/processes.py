@@ -1,19 +1,23 @@
 """The real CLI from tests: one command path, one environment, one way to read a run's store,
-the short benchmark settings the end-to-end tests share, and a command started in a session of
-its own (``Launch``; the ``launch`` fixture in tests/faults/conftest.py ends what a test leaves).
+the short benchmark settings the end-to-end tests share, a command started in a session of its
+own (``Launch``; the ``launch`` fixture in tests/faults/conftest.py ends what a test leaves), and
+a real `mlflow server` (``TrackingServer``) on a free port (``free_port``).
 
 A helper module, not a test module: tests import from here (and from fake_nvml.py), never from
 one another; fixtures live in the conftest.py files."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +38,12 @@ QUICK_SERVING = ["scenario=serving", "bench.idle_s=0.2", "serving.duration_s=3",
 # The server the tool starts, with a small continuous-batching cache: sized by default, its first
 # request takes 18 s on a CPU.
 SMALL_CACHE = 'serving.server_args=["--cb-num-blocks","64","--cb-max-batch-tokens","256"]'
+# A Ray cluster on loopback only: Ray turns 127.0.0.1 into the host's outward address unless
+# told the cluster is one machine; `ray start` turns token authentication on, which a driver
+# uses only when asked (the token is in ~/.ray/auth_token).
+RAY_LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+
+
 # The exit codes the CLI documents (mlflow_energy/commands/exits.py), as a user's script sees them.
 EXIT_RUN_FAILED, EXIT_CONFIG_ERROR, EXIT_TRACKING_ERROR, EXIT_INTERRUPTED = 1, 2, 3, 130
 
@@ -50,21 +60,23 @@ def run_cli(cwd: Path, *args: str, timeout: float = 600, env_extra: dict | None 
                           timeout=timeout)  # fmt: skip
 
 
-def experiment_runs(folder: Path, experiment: str = "mlflow-energy") -> list:
-    """The runs of ``experiment`` in ``folder``'s SQLite store; none when it does not exist."""
+def experiment_runs(folder: Path, experiment: str = "mlflow-energy", tracking_uri: str | None = None) -> list:
+    """The runs of ``experiment`` in ``tracking_uri`` (default: ``folder``'s SQLite store); none
+    when it does not exist."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    client = MlflowClient(tracking_uri=tracking_uri or f"sqlite:///{folder / 'mlflow.db'}")
     found = client.get_experiment_by_name(experiment)
     return client.search_runs([found.experiment_id]) if found else []
 
 
-def sweep_runs(folder: Path) -> tuple[Any, list, list]:
-    """(a client of ``folder``'s SQLite store, the sweep parent runs, the child runs)."""
+def sweep_runs(folder: Path, tracking_uri: str | None = None) -> tuple[Any, list, list]:
+    """(a client of ``tracking_uri``, default ``folder``'s SQLite store, the sweep parent runs,
+    the child runs)."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
-    runs = experiment_runs(folder)
+    client = MlflowClient(tracking_uri=tracking_uri or f"sqlite:///{folder / 'mlflow.db'}")
+    runs = experiment_runs(folder, tracking_uri=tracking_uri)
     parents = [r for r in runs if r.data.tags.get("mlflow_energy.sweep_parent") == "true"]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     return client, parents, children
@@ -142,3 +154,69 @@ class Launch:
             except ProcessLookupError:  # it ended meanwhile
                 pass
             self.proc.wait()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class TrackingServer:
+    """`mlflow server` on 127.0.0.1:``port`` in a process group of its own, its log in
+    ``folder``/server.log, its artifacts under ``folder``/artifacts; its backend store
+    ``backend_store_uri``, by default a SQLite file in ``folder`` (store.db)."""
+
+    folder: Path
+    port: int
+    backend_store_uri: str | None = None
+    proc: subprocess.Popen | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def store_uri(self) -> str:
+        return self.backend_store_uri or f"sqlite:///{self.folder / 'store.db'}"
+
+    def answers(self) -> bool:
+        try:
+            urllib.request.urlopen(f"{self.uri}/health", timeout=2)
+        except OSError:
+            return False
+        return True
+
+    def start(self, timeout_s: float = 120) -> None:
+        """Starts the server and waits until it answers (a new store's schema made first); when
+        it ends or does not answer in time, fails with the end of its log, stopped."""
+        env = cli_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # no job workers: a lighter server
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", "1", "--backend-store-uri", self.store_uri,
+             "--default-artifact-root", str(self.folder / "artifacts")],
+            stdout=(self.folder / "server.log").open("a"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )  # fmt: skip
+        try:
+            wait_until(lambda: self.proc.poll() is not None or self.answers(), "the tracking server to answer",
+                       timeout_s=timeout_s)  # fmt: skip
+            assert self.proc.poll() is None, f"the tracking server exited {self.proc.returncode}"
+        except AssertionError as failed:
+            self.stop()
+            with contextlib.suppress(ProcessLookupError):  # what its group left when it ended by itself
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            log = (self.folder / "server.log").read_text()[-3000:]
+            raise AssertionError(f"{failed}; the end of {self.folder / 'server.log'}:\n{log}") from None
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        wait_until(lambda: not self.answers(), "the tracking server to stop answering")

@@ -1,28 +1,48 @@
-"""Hydra multirun sweeps end to end: parent and children in SQLite, resume, failures, joblib."""
+"""Hydra multirun sweeps end to end: parent and children (on a Ray cluster logging to a tracking
+server on PostgreSQL, or in SQLite), resume, failures, joblib."""
 
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from processes import QUICK, run_cli, sweep_runs
+from processes import QUICK, RAY_LOOPBACK, run_cli, sweep_runs
 
 pytestmark = pytest.mark.e2e
 
 
+@dataclass(frozen=True)
+class ClusterSweep:
+    folder: Path
+    tracking_uri: str
+    engine: list[str]  # the overrides that launch on the Ray cluster and log to the server
+
+    def run(self, *overrides: str):
+        return run_cli(self.folder, "run", "-m", *self.engine, *QUICK, *overrides, env_extra=RAY_LOOPBACK)
+
+    def runs(self):
+        return sweep_runs(self.folder, self.tracking_uri)
+
+
 @pytest.fixture(scope="module")
-def four_point_sweep(tmp_path_factory: pytest.TempPathFactory):
-    folder = tmp_path_factory.mktemp("sweep")
-    proc = run_cli(folder, "run", "-m", *QUICK, "model.dtype=float32,bfloat16", "workload.batch_size=1,4")
+def four_point_sweep(tmp_path_factory: pytest.TempPathFactory, ray_cluster: str, postgres_tracking_server):
+    """Four points as a team runs them at scale: jobs on a Ray cluster (one local node here),
+    results in a shared `mlflow server` on PostgreSQL."""
+    uri = postgres_tracking_server.uri
+    engine = ["hydra/launcher=ray", f"hydra.launcher.ray.init.address={ray_cluster}", f"tracking.uri={uri}"]
+    sweep = ClusterSweep(tmp_path_factory.mktemp("sweep"), uri, engine)
+    proc = sweep.run("model.dtype=float32,bfloat16", "workload.batch_size=1,4")
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
-    return folder, proc
+    return sweep, proc
 
 
 def test_sweep_is_one_parent_with_a_child_per_point(four_point_sweep, tmp_path: Path) -> None:
-    folder, proc = four_point_sweep
-    client, parents, children = sweep_runs(folder)
+    sweep, proc = four_point_sweep
+    folder = sweep.folder
+    client, parents, children = sweep.runs()
     assert len(parents) == 1 and len(children) == 4
     parent = parents[0]
     sweep_id = parent.data.tags["mlflow_energy.sweep_id"]
@@ -64,22 +84,28 @@ def test_sweep_is_one_parent_with_a_child_per_point(four_point_sweep, tmp_path: 
     log = next(folder.glob("multirun/*/*/sweep.log")).read_text()
     assert "point 1 of 4" in log and "point 4 of 4" in log and "elapsed" in log
     assert "sweep" in proc.stdout and "Pareto" in proc.stdout
+    # Each job ran as a Ray task named after its point, and the store is the server's.
+    assert "(model.dtype=bfloat16,workload.batch_size=4 pid=" in proc.stdout + proc.stderr
+    assert not (folder / "mlflow.db").exists()
 
 
 def test_sweep_again_skips_what_is_done_and_report_rebuilds(four_point_sweep) -> None:
-    folder, _ = four_point_sweep
-    proc = run_cli(folder, "run", "-m", *QUICK, "model.dtype=float32,bfloat16", "workload.batch_size=1,4")
+    sweep, _ = four_point_sweep
+    folder = sweep.folder
+    proc = sweep.run("model.dtype=float32,bfloat16", "workload.batch_size=1,4")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    _, parents, children = sweep_runs(folder)
+    _, parents, children = sweep.runs()
     assert len(parents) == 1 and len(children) == 4  # no new child run, the same parent
     assert "4 skipped" in proc.stdout
     assert parents[0].data.metrics["sweep/skipped"] == 4
 
-    report = run_cli(folder, "report", "--experiment", "mlflow-energy", "--out", str(folder / "rebuilt"))
+    report = run_cli(folder, "report", "--experiment", "mlflow-energy", "--tracking-uri", sweep.tracking_uri,
+                     "--out", str(folder / "rebuilt"))  # fmt: skip
     assert report.returncode == 0, report.stderr[-2000:]
     assert len(list(csv.DictReader((folder / "rebuilt" / "summary.csv").open()))) == 4
     assert (folder / "rebuilt" / "pareto.png").stat().st_size > 1000
-    missing = run_cli(folder, "report", "--experiment", "mlflow-energy", "--sweep", "nope")
+    missing = run_cli(folder, "report", "--experiment", "mlflow-energy", "--tracking-uri", sweep.tracking_uri,
+                      "--sweep", "nope")  # fmt: skip
     assert missing.returncode == 2 and "no parent run of sweep 'nope'" in missing.stderr
 
 
@@ -88,10 +114,10 @@ def test_a_new_grid_that_reuses_points_lists_and_links_them_all(four_point_sweep
     so the new parent's answer links them and its comparison view names them."""
     from mlflow_energy.tracking.ui_view import VIEW_TAG_PREFIX, read_view_tag
 
-    folder, _ = four_point_sweep
-    proc = run_cli(folder, "run", "-m", *QUICK, "model.dtype=float32", "workload.batch_size=1,4,2")
+    sweep, _ = four_point_sweep
+    proc = sweep.run("model.dtype=float32", "workload.batch_size=1,4,2")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    client, parents, children = sweep_runs(folder)
+    client, parents, children = sweep.runs()
     newest = max(parents, key=lambda r: r.info.start_time)
     reused = [c for c in children if c.info.run_name in ("model.dtype=float32,workload.batch_size=1",
                                                          "model.dtype=float32,workload.batch_size=4")]

@@ -11,8 +11,11 @@ from typing import Any
 from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from mlflow_energy.cluster.engines import OWN_LAUNCHERS
+from mlflow_energy.cluster.jobs import JobLost
 from mlflow_energy.tracking.sweeper import plan_jobs, sweeper_arguments
 
 
@@ -28,6 +31,14 @@ class ReplicatedSweeper(Sweeper):
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.hydra_context, self.config = hydra_context, config
+        with open_dict(config):
+            # Jobs on other machines, or in a Ray worker's own folder, find the sweep by its full path.
+            config.hydra.sweep.dir = str(Path(config.hydra.sweep.dir).absolute())
+            launcher = config.hydra.launcher
+            if launcher.get("_target_") in OWN_LAUNCHERS:
+                launcher._target_ = OWN_LAUNCHERS[launcher._target_]
+                # Known to Hydra by name: its plugin scan misses modules behind an editable install's hook.
+                Plugins.instance().register(get_class(launcher._target_))
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
@@ -46,6 +57,12 @@ class ReplicatedSweeper(Sweeper):
             self.validate_batch_is_legal(batch)  # a composition error stops the sweep before launching
             results = self.launcher.launch(batch, initial_job_idx=start)
             for result in results:
+                if isinstance(result._return_value, JobLost):  # the engine lost it: a FAILED point
+                    from mlflow_energy.commands.sweep_job import record_lost_job
+
+                    lost = result._return_value
+                    record_lost_job(lost.job.config, lost.job.out_dir, lost.job.num, lost.job.overrides, lost.cause)
+                    continue
                 _ = result.return_value  # re-raises a job's exception, as the basic sweeper does
             returns.append(results)
         return returns

@@ -16,7 +16,7 @@ from mlflow_energy.bench.result import Status
 from mlflow_energy.commands.checks import checked
 from mlflow_energy.commands.log import log_and_report
 from mlflow_energy.tracking import names
-from mlflow_energy.tracking.sweep_state import Outcome, PointOutcome, SweepState, read_outcomes
+from mlflow_energy.tracking.sweep_state import OUTCOME_FILE, Outcome, PointOutcome, SweepState, read_outcomes
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -57,16 +57,12 @@ class Job:
 def sweep_job(
     cfg: DictConfig, out_dir: Path, sweep: SweepState, sweep_dir: Path, num: int, overrides: list[str]
 ) -> None:
-    from mlflow_energy.config import ConfigError, config_hash, point_hash, to_run_config
+    from mlflow_energy.config import ConfigError, config_hash
     from mlflow_energy.tracking.kept import KeptResults, wait_for_server
-    from mlflow_energy.tracking.run_names import point_name, replicate_run_name
 
     if STOP.requested:
         return
-    typed = to_run_config(cfg)  # before validation: a refused job still knows its point and replicate
-    name = point_name(overrides, sweep.swept_keys)
-    run_name = replicate_run_name(name, typed.sweep.replicate, sweep.replicates)
-    job = Job(sweep, sweep_dir, out_dir, num, name, run_name, point_hash(typed), typed.sweep.replicate)
+    job, typed = _job(cfg, out_dir, sweep, sweep_dir, num, overrides)
     try:
         config = checked(cfg)
     except ConfigError as exc:
@@ -81,19 +77,81 @@ def sweep_job(
     _measure(job, config, digest, kept)
 
 
-def _refuse(job: Job, overrides: list[str], error: str, online: bool) -> None:
-    """A job refused before measuring: a FAILED run with its error (none while the server does not answer)."""
+def _job(cfg: DictConfig, out_dir: Path, sweep: SweepState, sweep_dir: Path, num: int,
+         overrides: list[str]) -> tuple[Job, RunConfig]:  # fmt: skip
+    """The job and its typed config, before validation: a refused job still knows its point and replicate."""
+    from mlflow_energy.config import point_hash, to_run_config
+    from mlflow_energy.tracking.run_names import point_name, replicate_run_name
+
+    typed = to_run_config(cfg)
+    name = point_name(overrides, sweep.swept_keys)
+    run_name = replicate_run_name(name, typed.sweep.replicate, sweep.replicates)
+    return Job(sweep, sweep_dir, out_dir, num, name, run_name, point_hash(typed), typed.sweep.replicate), typed
+
+
+def _refuse(job: Job, overrides: list[str], error: str, online: bool, how: str = "refused",
+            extra_tags: dict[str, str] | None = None) -> None:  # fmt: skip
+    """A job that ended without a result (refused before measuring, or lost): a FAILED run with
+    its error (none while the server does not answer)."""
     from mlflow_energy.tracking.kept import store_failures
     from mlflow_energy.tracking.logger import log_refused
 
-    tags = {**job.tags, names.TAG_POINT_HASH: job.point_hash, names.TAG_REPLICATE: str(job.replicate)}
+    tags = {**job.tags, names.TAG_POINT_HASH: job.point_hash, names.TAG_REPLICATE: str(job.replicate),
+            **(extra_tags or {})}  # fmt: skip
     run_id = None
     if online:
         try:
             run_id = log_refused(job.sweep.tracking_uri, job.sweep.experiment_id, job.run_name, overrides, error, tags)
         except store_failures():  # the next launch refuses it again and logs that
             pass
-    job.end(Outcome.FAILED, run_id, None, f"refused: {error}", error)
+    job.end(Outcome.FAILED, run_id, None, f"{how}: {error}", error)
+
+
+def record_lost_job(cfg: DictConfig, out_dir: Path, num: int, overrides: list[str], cause: str) -> None:
+    """In the launching process, for a job the engine lost (killed, cancelled, preempted, its node
+    gone): a FAILED point with its cause, its run logged once. The run is the one the job logged
+    itself before it was lost, or else the partial result it left on disk, or else a FAILED run
+    holding the cause. Launching the sweep again measures the point again."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from mlflow_energy.config import ConfigError, config_hash
+    from mlflow_energy.tracking.kept import KeptResult, KeptResults, wait_for_server
+
+    sweep_dir = Path(str(cfg.hydra.sweep.dir))
+    sweep = SweepState.read(sweep_dir)
+    if sweep is None or (out_dir / OUTCOME_FILE).is_file():  # the job recorded its own end before it was lost
+        return
+    with open_dict(cfg):  # as Hydra sets it where a job runs: the config's ${hydra:...} values resolve
+        cfg.hydra.runtime.output_dir = str(out_dir)
+    HydraConfig.instance().set_config(cfg)
+    job, typed = _job(cfg, out_dir, sweep, sweep_dir, num, overrides)
+    job.progress(f"lost: {cause}")
+    online = wait_for_server(sweep.tracking_uri, typed.tracking.wait_s)
+    lost_tag = {names.TAG_JOB_LOST: cause}
+    try:
+        digest = config_hash(checked(cfg))
+    except ConfigError:
+        _refuse(job, overrides, cause, online, "lost", lost_tag)
+        return
+    kept = KeptResults(Path(sweep.kept_dir))
+    held = kept.get(digest)
+    result = held.read() if held is not None else None
+    if held is None or result is None:  # lost before it measured anything it could save
+        _refuse(job, overrides, cause, online, "lost", lost_tag)
+        return
+    run_id = held.run_id
+    if run_id is None and online:
+        _, run_id = log_and_report(Path(held.out_dir), sweep.tracking_uri, typed.tracking.experiment, job.run_name,
+                                   {**job.tags, **lost_tag})  # fmt: skip
+        if run_id is not None:
+            kept.put(digest, KeptResult(held.out_dir, run_id))
+    if run_id is None:
+        job.end(Outcome.NOT_LOGGED, None, digest, f"lost ({cause}); its partial result stays in {held.out_dir}",
+                cause, held.out_dir)  # fmt: skip
+        return
+    status = Outcome.FINISHED if result.status == Status.FINISHED else Outcome.FAILED
+    job.end(status, run_id, digest, f"lost ({cause}); its result is run {run_id}", cause, held.out_dir)
 
 
 def _logged_from_disk(job: Job, config: RunConfig, digest: str, kept: KeptResults, online: bool) -> bool:

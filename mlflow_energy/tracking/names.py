@@ -27,6 +27,7 @@ RUN_FINISHED, RUN_FAILED, RUN_KILLED, RUN_RUNNING = "FINISHED", "FAILED", "KILLE
 TAG_PREFIX = "mlflow_energy."
 TAG_STATUS = TAG_PREFIX + "status"
 TAG_ERROR = TAG_PREFIX + "error"
+TAG_JOB_LOST = TAG_PREFIX + "job_lost"  # how the engine lost a sweep job (killed, cancelled, preempted)
 TAG_CONFIG_HASH = TAG_PREFIX + "config_hash"
 TAG_DEVICE = TAG_PREFIX + "device"
 TAG_GPU_MODEL = TAG_PREFIX + "gpu_model"

@@ -107,12 +107,14 @@ class SweepCallback(Callback):
     register_error: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from mlflow_energy.cluster.shared_state import check_shared_state
         from mlflow_energy.tracking.kept import KeptResults
         from mlflow_energy.tracking.logger import open_sweep_parent, prepare_experiment
         from mlflow_energy.tracking.store import TrackingError
 
         uri, experiment = config.tracking.uri, config.tracking.experiment
         try:
+            check_shared_state(config, Path.cwd())
             points = grid_points(config)
             experiment_id = prepare_experiment(uri, experiment)
             keys = swept_keys(points)

@@ -8,69 +8,15 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from processes import EXIT_TRACKING_ERROR, QUICK_NO_QUALITY, Launch, cli_env, result_of, wait_until
+from processes import EXIT_TRACKING_ERROR, QUICK_NO_QUALITY, Launch, TrackingServer, free_port, result_of, wait_until
 
 pytestmark = pytest.mark.e2e
-
-
-@dataclass
-class TrackingServer:
-    """`mlflow server` on 127.0.0.1 with a SQLite backend, in a process group of its own."""
-
-    folder: Path
-    port: int
-    proc: subprocess.Popen | None = None
-
-    @property
-    def uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def answers(self) -> bool:
-        try:
-            urllib.request.urlopen(f"{self.uri}/health", timeout=2)
-        except OSError:
-            return False
-        return True
-
-    def start(self) -> None:
-        env = cli_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # no job workers: a lighter server
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", "1", "--backend-store-uri", f"sqlite:///{self.folder / 'store.db'}",
-             "--default-artifact-root", str(self.folder / "artifacts")],
-            stdout=(self.folder / "server.log").open("a"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )  # fmt: skip
-        wait_until(self.answers, "the tracking server to answer", timeout_s=120)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        wait_until(lambda: not self.answers(), "the tracking server to stop answering")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

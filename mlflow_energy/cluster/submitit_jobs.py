@@ -1,0 +1,89 @@
+"""``hydra/launcher=submitit_slurm`` and ``submitit_local``: the submitit plugin's launchers,
+one job per sweep job with its own name and GPUs (``jobs.py`` says what changes and why)."""
+
+from __future__ import annotations
+
+import subprocess
+from abc import abstractmethod
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn
+from omegaconf import OmegaConf
+
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
+from mlflow_energy.cluster.jobs import first_line, gathered, planned_jobs
+
+
+class _SubmititJobs(BaseSubmititLauncher):
+    """One submitit job per sweep job (not an array: each has its own name and GPUs)."""
+
+    def _executor(self) -> Any:
+        import submitit
+
+        params = dict(self.params)
+        init = {"folder": params.pop("submitit_folder")}
+        if "max_num_timeout" in params:
+            init[f"{self._EXECUTOR}_max_num_timeout"] = params.pop("max_num_timeout")
+        executor = submitit.AutoExecutor(cluster=self._EXECUTOR, **init)
+        shared = set(OmegaConf.structured(BaseQueueConf).keys())  # the rest take the executor's prefix
+        executor.update_parameters(**{k if k in shared else f"{self._EXECUTOR}_{k}": v for k, v in params.items()})
+        return executor
+
+    @abstractmethod
+    def _cluster_has_gpus(self) -> bool: ...
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        import submitit
+
+        assert self.config is not None
+        executor = self._executor()
+        gpus_set_by_user = any(self.params.get(k) for k in ("gpus_per_node", "gpus_per_task", "gres"))
+        submitted = []
+        for job in planned_jobs(self, job_overrides, initial_job_idx, self._cluster_has_gpus()):
+            per_job: dict[str, Any] = {"name": job.request.name}
+            if not gpus_set_by_user:
+                per_job["gpus_per_node"] = job.request.gpus
+            if job.request.cpus and not self.params.get("cpus_per_task"):
+                per_job["cpus_per_task"] = job.request.cpus
+            executor.update_parameters(**per_job)
+            handle = executor.submit(self, job.overrides, "hydra.sweep.dir", job.num, f"job_id_for_{job.num}",
+                                     Singleton.get_state())  # fmt: skip
+            submitted.append((job, handle))
+        lost = (submitit.core.utils.UncompletedJobError, submitit.core.utils.FailedJobError)
+
+        def cause(handle: Any, exc: BaseException) -> str:
+            return f"{self._EXECUTOR} job {handle.job_id} ended {handle.state} before it finished ({first_line(exc)})"
+
+        return [gathered(job, partial(_first_result, h), lost, partial(cause, h)) for job, h in submitted]
+
+
+class SlurmJobs(_SubmititJobs):
+    """``hydra/launcher=submitit_slurm``: GPU points ask for GPUs through ``--gpus-per-node``."""
+
+    _EXECUTOR = "slurm"
+
+    def _cluster_has_gpus(self) -> bool:
+        try:
+            gres = subprocess.run(["sinfo", "--noheader", "--format=%G"], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return "gpu" in gres.stdout
+
+
+class SubmititLocalJobs(_SubmititJobs):
+    """``hydra/launcher=submitit_local``: jobs as local processes, submitit's way."""
+
+    _EXECUTOR = "local"
+
+    def _cluster_has_gpus(self) -> bool:
+        from mlflow_energy.bench.gpu_lease import visible_gpu_ids
+
+        return bool(visible_gpu_ids())
+
+
+def _first_result(handle: Any) -> JobReturn:
+    return handle.results()[0]
