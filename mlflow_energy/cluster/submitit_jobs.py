@@ -4,6 +4,7 @@ one job per sweep job with its own name and GPUs (``jobs.py`` says what changes 
 from __future__ import annotations
 
 import subprocess
+import time
 from abc import abstractmethod
 from collections.abc import Sequence
 from functools import partial
@@ -16,6 +17,14 @@ from omegaconf import OmegaConf
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 from mlflow_energy.cluster.jobs import first_line, gathered, planned_jobs
+
+# SLURM states of a job the scheduler ended before its work did.
+SCHEDULER_ENDINGS = ("CANCELLED", "PREEMPTED", "NODE_FAIL", "TIMEOUT", "DEADLINE", "OUT_OF_MEMORY", "BOOT_FAIL")
+STILL_GOING = ("PENDING", "RUNNING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED", "UNKNOWN")
+
+
+class StoppedByScheduler(Exception):
+    """A job the scheduler ended (cancelled, preempted, timed out) that still returned."""
 
 
 class _SubmititJobs(BaseSubmititLauncher):
@@ -37,7 +46,7 @@ class _SubmititJobs(BaseSubmititLauncher):
     def _cluster_has_gpus(self) -> bool: ...
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        import submitit
+        import submitit  # here, as the plugin does: Hydra's plugin scan imports this module at every start
 
         assert self.config is not None
         executor = self._executor()
@@ -53,18 +62,41 @@ class _SubmititJobs(BaseSubmititLauncher):
             handle = executor.submit(self, job.overrides, "hydra.sweep.dir", job.num, f"job_id_for_{job.num}",
                                      Singleton.get_state())  # fmt: skip
             submitted.append((job, handle))
-        lost = (submitit.core.utils.UncompletedJobError, submitit.core.utils.FailedJobError)
+        lost = (submitit.core.utils.UncompletedJobError, submitit.core.utils.FailedJobError, StoppedByScheduler)
+        return [gathered(job, partial(self._result, h), lost, partial(self._cause, h)) for job, h in submitted]
 
-        def cause(handle: Any, exc: BaseException) -> str:
-            return f"{self._EXECUTOR} job {handle.job_id} ended {handle.state} before it finished ({first_line(exc)})"
+    def _result(self, handle: Any) -> JobReturn:
+        """The job's return; ``StoppedByScheduler`` when the scheduler ended it, even where the job
+        (which outlives the SIGTERM that stops its benchmark) returned the partial result it logged."""
+        result = handle.results()[0]
+        if self._final_state(handle).split(" ")[0] in SCHEDULER_ENDINGS:
+            raise StoppedByScheduler("the scheduler stopped its benchmark")
+        return result
 
-        return [gathered(job, partial(_first_result, h), lost, partial(cause, h)) for job, h in submitted]
+    def _cause(self, handle: Any, exc: BaseException) -> str:
+        import submitit
+
+        how = "it left no result" if isinstance(exc, submitit.core.utils.UncompletedJobError) else first_line(exc)
+        return f"the {self._EXECUTOR} job {handle.job_id} ended in state {self._final_state(handle)}: {how}"
+
+    def _final_state(self, handle: Any) -> str:
+        return str(handle.state)
 
 
 class SlurmJobs(_SubmititJobs):
     """``hydra/launcher=submitit_slurm``: GPU points ask for GPUs through ``--gpus-per-node``."""
 
     _EXECUTOR = "slurm"
+
+    def _final_state(self, handle: Any, wait_s: float = 30.0) -> str:
+        """The job's state from sacct, asked now (submitit's cached one lags by up to half the
+        job's age), once it has left the running states, or after ``wait_s``."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            state = handle.get_info(mode="force").get("State", "UNKNOWN")
+            if state.split(" ")[0] not in STILL_GOING or time.monotonic() > deadline:
+                return state
+            time.sleep(1.0)
 
     def _cluster_has_gpus(self) -> bool:
         try:
@@ -83,7 +115,3 @@ class SubmititLocalJobs(_SubmititJobs):
         from mlflow_energy.bench.gpu_lease import visible_gpu_ids
 
         return bool(visible_gpu_ids())
-
-
-def _first_result(handle: Any) -> JobReturn:
-    return handle.results()[0]

@@ -120,7 +120,10 @@ def record_lost_job(cfg: DictConfig, out_dir: Path, num: int, overrides: list[st
 
     sweep_dir = Path(str(cfg.hydra.sweep.dir))
     sweep = SweepState.read(sweep_dir)
-    if sweep is None or (out_dir / OUTCOME_FILE).is_file():  # the job recorded its own end before it was lost
+    if sweep is None:
+        return
+    if (out_dir / OUTCOME_FILE).is_file():  # the job recorded its own end before it was lost (SLURM's SIGTERM)
+        _tag_lost(sweep, sweep_dir, out_dir, cause)
         return
     with open_dict(cfg):  # as Hydra sets it where a job runs: the config's ${hydra:...} values resolve
         cfg.hydra.runtime.output_dir = str(out_dir)
@@ -228,6 +231,22 @@ def _measure(job: Job, config: RunConfig, digest: str, kept: KeptResults) -> Non
     status = Outcome.FINISHED if code == 0 else Outcome.FAILED
     error = None if code == 0 else f"exit code {code}; see {job.out_dir}"
     job.end(status, run_id, digest, f"{status} in {seconds:.0f} s", error, str(job.out_dir), seconds)
+
+
+def _tag_lost(sweep: SweepState, sweep_dir: Path, out_dir: Path, cause: str) -> None:
+    """The run a lost job logged itself gets the engine's cause beside its own error."""
+    import json
+
+    from mlflow_energy.tracking.kept import store_failures
+    from mlflow_energy.tracking.logger import mark_job_lost
+
+    run_id = json.loads((out_dir / OUTCOME_FILE).read_text()).get("run_id")
+    if run_id is not None:
+        try:
+            mark_job_lost(sweep.tracking_uri, run_id, cause)
+        except store_failures():  # the run keeps its own error; the cause stays in sweep.log
+            pass
+    sweep.progress(sweep_dir, f"the job in {out_dir} was lost after it recorded its end: {cause}")
 
 
 def _eta(sweep: SweepState, done: list[PointOutcome]) -> str:

@@ -246,6 +246,13 @@ def log_refused(
     return run_id
 
 
+def mark_job_lost(tracking_uri: str, run_id: str, cause: str) -> None:
+    """A sweep job's run that the job logged itself before its engine lost it: the cause, as a tag."""
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(tracking_uri=tracking_uri).set_tag(run_id, names.TAG_JOB_LOST, cause[:5000])
+
+
 def open_sweep_parent(tracking_uri: str, experiment_id: str, sweep_id: str, run_name: str,
                       params: list[Any]) -> tuple[str, bool]:  # fmt: skip
     """The sweep's parent run, created with its params or, for a sweep launched again, found and
