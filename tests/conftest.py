@@ -123,3 +123,14 @@ def ray_cluster() -> Iterator[str]:
         yield f"127.0.0.1:{port}"
     finally:
         subprocess.run([str(ray), "stop", "--force"], env=env, capture_output=True, timeout=180)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real `mlflow server` on 127.0.0.1 with a SQLite store, stopped at the end of the module."""
+    from processes import TrackingServer, free_port
+
+    server = TrackingServer(tmp_path_factory.mktemp("server"), free_port())
+    server.start()
+    yield server
+    server.stop()

@@ -147,12 +147,12 @@ def test_timeout_ends_the_run_failed_and_keeps_measurements(tmp_path: Path, star
     # spawn: the path taken where a library initialises CUDA on import (torchao), so forking is unsafe.
     env = {"MLFLOW_ENERGY_NO_FORK": "1"} if start == "spawn" else {}
     proc = run_cli(tmp_path, "run", *QUICK, "bench.min_duration_s=100000", "bench.max_duration_s=100000",
-                   "bench.timeout_s=15", env_extra=env)  # fmt: skip
+                   "bench.timeout_s=10", env_extra=env)  # fmt: skip
     assert proc.returncode == 1
     assert ("starts a fresh Python process" in proc.stderr) == (start == "spawn")
     client, run = only_run(tmp_path)
     assert run.info.status == "FAILED"
-    assert "timed out after bench.timeout_s=15" in run.data.tags["mlflow_energy.error"]
+    assert "timed out after bench.timeout_s=10" in run.data.tags["mlflow_energy.error"]
     error_txt = Path(client.download_artifacts(run.info.run_id, "error.txt", str(tmp_path)))
     assert "timed out" in error_txt.read_text()
     result = json.loads(Path(client.download_artifacts(run.info.run_id, "result.json", str(tmp_path))).read_text())

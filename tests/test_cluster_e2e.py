@@ -17,7 +17,6 @@ from processes import (
     EXIT_RUN_FAILED,
     Launch,
     TrackingServer,
-    free_port,
     run_cli,
     sweep_runs,
     wait_until,
@@ -25,9 +24,9 @@ from processes import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
-# Each point measures for 6 s: long enough to cancel one mid-run.
-SLOW_POINTS = ["bench=quick", "bench.idle_s=0.2", "bench.min_repetitions=2", "bench.min_duration_s=6",
-               "bench.max_duration_s=6", "quality=off", "workload.batch_size=1,2"]  # fmt: skip
+# Each point measures for 3 s: long enough to cancel one mid-run.
+SLOW_POINTS = ["bench=quick", "bench.idle_s=0.2", "bench.min_repetitions=2", "bench.min_duration_s=3",
+               "bench.max_duration_s=3", "quality=off", "workload.batch_size=1,2"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +42,6 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
         pytest.skip(f"slurmd cannot run here: {exc}")
     with stack:
         yield cluster
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackingServer]:
-    server = TrackingServer(tmp_path_factory.mktemp("server"), free_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_a_job_cancelled_on_slurm_becomes_a_failed_child_and_the_next_launch_measures_it(
@@ -100,3 +91,27 @@ def test_a_cluster_sweep_without_a_tracking_server_is_refused_before_any_job(tmp
         "tracking.uri=http://HOST:5000."
     )
     assert not (tmp_path / "mlflow.db").exists() and not list(tmp_path.glob("multirun/*/*/.submitit"))
+
+
+def test_a_job_killed_under_submitit_local_becomes_a_failed_child_holding_what_it_measured(tmp_path: Path) -> None:
+    """A job lost at once (SIGKILL, as a node that dies takes its processes) after its benchmark
+    saved its first phases: the partial result is the FAILED child, logged once, with the cause."""
+    import psutil
+
+    one_point = [*SLOW_POINTS[:-1], "workload.batch_size=2"]
+    sweep = Launch.start(tmp_path, "run", "-m", "hydra/launcher=submitit_local", *one_point)
+    try:
+        wait_until(lambda: any(tmp_path.glob("multirun/*/*/0/result.json")), "the point to be measuring")
+        (job,) = [p for p in psutil.process_iter(["cmdline"]) if "submitit.core._submit" in (p.info["cmdline"] or [])
+                  and str(tmp_path) in " ".join(p.info["cmdline"])]  # fmt: skip
+        job.kill()
+        assert sweep.wait() == EXIT_RUN_FAILED, sweep.stderr[-3000:]
+    finally:
+        sweep.end()
+    _, parents, children = sweep_runs(tmp_path)
+    assert len(children) == 1 and children[0].info.status == "FAILED"  # logged once
+    lost = children[0].data
+    assert lost.tags["mlflow_energy.job_lost"].startswith("the local job ") and "it left no result" in lost.tags[
+        "mlflow_energy.job_lost"]  # fmt: skip
+    assert lost.tags["mlflow_energy.result_id"] and lost.metrics  # what it measured before it was lost
+    assert parents[0].data.metrics["sweep/failed"] == 1

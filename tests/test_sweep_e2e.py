@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from processes import QUICK, RAY_LOOPBACK, run_cli, sweep_runs
+from processes import QUICK, QUICK_NO_QUALITY, RAY_LOOPBACK, run_cli, sweep_runs
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +21,7 @@ class ClusterSweep:
     engine: list[str]  # the overrides that launch on the Ray cluster and log to the server
 
     def run(self, *overrides: str):
-        return run_cli(self.folder, "run", "-m", *self.engine, *QUICK, *overrides, env_extra=RAY_LOOPBACK)
+        return run_cli(self.folder, "run", "-m", *self.engine, *QUICK_NO_QUALITY, *overrides, env_extra=RAY_LOOPBACK)
 
     def runs(self):
         return sweep_runs(self.folder, self.tracking_uri)

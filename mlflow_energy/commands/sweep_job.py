@@ -115,8 +115,7 @@ def record_lost_job(cfg: DictConfig, out_dir: Path, num: int, overrides: list[st
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from mlflow_energy.config import ConfigError, config_hash
-    from mlflow_energy.tracking.kept import KeptResult, KeptResults, wait_for_server
+    from mlflow_energy.tracking.kept import KeptResults, wait_for_server
 
     sweep_dir = Path(str(cfg.hydra.sweep.dir))
     sweep = SweepState.read(sweep_dir)
@@ -131,29 +130,43 @@ def record_lost_job(cfg: DictConfig, out_dir: Path, num: int, overrides: list[st
     job, typed = _job(cfg, out_dir, sweep, sweep_dir, num, overrides)
     job.progress(f"lost: {cause}")
     online = wait_for_server(sweep.tracking_uri, typed.tracking.wait_s)
-    lost_tag = {names.TAG_JOB_LOST: cause}
+    kept = KeptResults(Path(sweep.kept_dir))
+    digest, held = _kept_result(cfg, kept)
+    if digest is None or held is None:  # lost before it measured anything it could save
+        _refuse(job, overrides, cause, online, "lost", {names.TAG_JOB_LOST: cause})
+        return
+    _end_lost_with_result(job, typed.tracking.experiment, digest, held, kept, online, cause)
+
+
+def _kept_result(cfg: DictConfig, kept: KeptResults) -> tuple[str | None, KeptResult | None]:
+    """The job's config hash and the result it kept on disk, where it saved one."""
+    from mlflow_energy.config import ConfigError, config_hash
+
     try:
         digest = config_hash(checked(cfg))
     except ConfigError:
-        _refuse(job, overrides, cause, online, "lost", lost_tag)
-        return
-    kept = KeptResults(Path(sweep.kept_dir))
+        return None, None
     held = kept.get(digest)
-    result = held.read() if held is not None else None
-    if held is None or result is None:  # lost before it measured anything it could save
-        _refuse(job, overrides, cause, online, "lost", lost_tag)
-        return
+    return digest, (held if held is not None and held.read() is not None else None)
+
+
+def _end_lost_with_result(job: Job, experiment: str, digest: str, held: KeptResult, kept: KeptResults, online: bool,
+                          cause: str) -> None:  # fmt: skip
+    """A lost job's saved result, logged once (unless the job logged it itself), with the cause."""
+    from mlflow_energy.tracking.kept import KeptResult
+
     run_id = held.run_id
     if run_id is None and online:
-        _, run_id = log_and_report(Path(held.out_dir), sweep.tracking_uri, typed.tracking.experiment, job.run_name,
-                                   {**job.tags, **lost_tag})  # fmt: skip
+        _, run_id = log_and_report(Path(held.out_dir), job.sweep.tracking_uri, experiment, job.run_name,
+                                   {**job.tags, names.TAG_JOB_LOST: cause})  # fmt: skip
         if run_id is not None:
             kept.put(digest, KeptResult(held.out_dir, run_id))
     if run_id is None:
         job.end(Outcome.NOT_LOGGED, None, digest, f"lost ({cause}); its partial result stays in {held.out_dir}",
                 cause, held.out_dir)  # fmt: skip
         return
-    status = Outcome.FINISHED if result.status == Status.FINISHED else Outcome.FAILED
+    result = held.read()
+    status = Outcome.FINISHED if result is not None and result.status == Status.FINISHED else Outcome.FAILED
     job.end(status, run_id, digest, f"lost ({cause}); its result is run {run_id}", cause, held.out_dir)
 
 

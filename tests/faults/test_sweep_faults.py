@@ -8,23 +8,15 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from processes import EXIT_TRACKING_ERROR, QUICK_NO_QUALITY, Launch, TrackingServer, free_port, result_of, wait_until
+from processes import EXIT_TRACKING_ERROR, QUICK_NO_QUALITY, Launch, TrackingServer, result_of, wait_until
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackingServer]:
-    server = TrackingServer(tmp_path_factory.mktemp("server"), free_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 def new_sweep_folder(folder: Path, known: set[Path]) -> Path:
