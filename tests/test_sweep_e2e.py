@@ -39,6 +39,7 @@ def four_point_sweep(tmp_path_factory: pytest.TempPathFactory, ray_cluster: str,
     return sweep, proc
 
 
+@pytest.mark.cluster
 def test_sweep_is_one_parent_with_a_child_per_point(four_point_sweep, tmp_path: Path) -> None:
     sweep, proc = four_point_sweep
     folder = sweep.folder
@@ -89,6 +90,7 @@ def test_sweep_is_one_parent_with_a_child_per_point(four_point_sweep, tmp_path: 
     assert not (folder / "mlflow.db").exists()
 
 
+@pytest.mark.cluster
 def test_sweep_again_skips_what_is_done_and_report_rebuilds(four_point_sweep) -> None:
     sweep, _ = four_point_sweep
     folder = sweep.folder
@@ -109,6 +111,7 @@ def test_sweep_again_skips_what_is_done_and_report_rebuilds(four_point_sweep) ->
     assert missing.returncode == 2 and "no parent run of sweep 'nope'" in missing.stderr
 
 
+@pytest.mark.cluster
 def test_a_new_grid_that_reuses_points_lists_and_links_them_all(four_point_sweep) -> None:
     """The reused runs stay under the first sweep's parent (MLflow nests a run under one parent),
     so the new parent's answer links them and its comparison view names them."""

@@ -61,12 +61,18 @@ def run_isolated(config: RunConfig, out_dir: Path, stop: StopRequest = STOP) -> 
         result = BenchResult.read(out_dir)
     except ResultFileError:  # died before its first save
         result = BenchResult(config, config_hash(config), point_hash(config), status=Status.FAILED)
+    error = (_stop_cause(ended.stopped, config, result.phase) if ended.stopped
+             else result.error or zygote_error or f"{_describe_exit(ended.code)} during {result.phase}")  # fmt: skip
+    return close_unfinished(result, error, out_dir)
+
+
+def close_unfinished(result: BenchResult, error: str, out_dir: Path) -> BenchResult:
+    """A result saved to ``out_dir``, FAILED with ``error`` when its benchmark did not finish (a
+    finished one stays finished, whatever happened after), its figures summarised from what was
+    measured."""
     if result.status != Status.FINISHED:
         result.status = Status.FAILED
-        result.error = (
-            _stop_cause(ended.stopped, config, result.phase) if ended.stopped
-            else result.error or zygote_error or f"{_describe_exit(ended.code)} during {result.phase}"
-        )  # fmt: skip
+        result.error = error
     if result.summary is None:  # killed before it could summarise what it had measured
         conclude(result, [])
     result.write(out_dir)

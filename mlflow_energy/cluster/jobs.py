@@ -15,6 +15,7 @@ and gathered:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +83,18 @@ def gathered(job: PlannedJob, result: Callable[[], Any], lost_errors: tuple[type
         lost = JobReturn(overrides=job.overrides, status=JobStatus.FAILED)
         lost.return_value = JobLost(job, cause(exc))
         return lost
+
+
+def wait_or_stop(done: Callable[[], bool], cancel: Callable[[], object], poll_s: float = 1.0) -> None:
+    """Waits until ``done()``. After a Ctrl-C, cancels the jobs that have not ended, as a local
+    sweep stops its running benchmark (which saves what it measured) and starts no other job."""
+    from mlflow_energy.bench.interrupt import STOP
+
+    while not done():
+        if STOP.requested:
+            cancel()
+            return
+        time.sleep(poll_s)
 
 
 def first_line(exc: BaseException) -> str:

@@ -13,7 +13,7 @@ from hydra.core.utils import JobReturn, configure_log, setup_globals
 from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.hydra_ray_launcher.ray_launcher import RayLauncher
-from mlflow_energy.cluster.jobs import first_line, gathered, planned_jobs
+from mlflow_energy.cluster.jobs import first_line, gathered, planned_jobs, wait_or_stop
 
 RAY_LOCAL_OBJECT_STORE_BYTES = 78_643_200  # as the plugin sets it: a local Ray that fits a small machine
 
@@ -53,6 +53,13 @@ class RayJobs(RayLauncher):
             ref = task.options(**options).remote(self.hydra_context, job.config, self.task_function,
                                                  Singleton.get_state(), os.getcwd())  # fmt: skip
             pending.append((job, ref))
+
+        refs = [ref for _, ref in pending]
+
+        def running() -> list[Any]:
+            return ray.wait(refs, num_returns=len(refs), timeout=0)[1]
+
+        wait_or_stop(lambda: not running(), lambda: [ray.cancel(ref) for ref in running()])
 
         def cause(exc: BaseException) -> str:
             return f"Ray lost the job ({type(exc).__name__}: {first_line(exc)})"

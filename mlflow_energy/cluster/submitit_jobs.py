@@ -3,10 +3,12 @@ one job per sweep job with its own name and GPUs (``jobs.py`` says what changes 
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -16,8 +18,10 @@ from omegaconf import OmegaConf
 
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
-from mlflow_energy.cluster.jobs import first_line, gathered, planned_jobs
+from mlflow_energy.cluster.jobs import PlannedJob, first_line, gathered, planned_jobs, wait_or_stop
 
+log = logging.getLogger("mlflow_energy.sweep")
+LOAD_AND_LOG_S = 600  # a job's time outside the benchmark's own timeout: start-up, a cold model load, logging
 # SLURM states of a job the scheduler ended before its work did.
 SCHEDULER_ENDINGS = ("CANCELLED", "PREEMPTED", "NODE_FAIL", "TIMEOUT", "DEADLINE", "OUT_OF_MEMORY", "BOOT_FAIL")
 STILL_GOING = ("PENDING", "RUNNING", "COMPLETING", "REQUEUED", "RESIZING", "SUSPENDED", "UNKNOWN")
@@ -52,7 +56,9 @@ class _SubmititJobs(BaseSubmititLauncher):
         executor = self._executor()
         gpus_set_by_user = any(self.params.get(k) for k in ("gpus_per_node", "gpus_per_task", "gres"))
         submitted = []
-        for job in planned_jobs(self, job_overrides, initial_job_idx, self._cluster_has_gpus()):
+        jobs = list(planned_jobs(self, job_overrides, initial_job_idx, self._cluster_has_gpus()))
+        self._warn_if_cut_short(max(float(job.config.bench.timeout_s) for job in jobs))
+        for job in jobs:
             per_job: dict[str, Any] = {"name": job.request.name}
             if not gpus_set_by_user:
                 per_job["gpus_per_node"] = job.request.gpus
@@ -62,8 +68,28 @@ class _SubmititJobs(BaseSubmititLauncher):
             handle = executor.submit(self, job.overrides, "hydra.sweep.dir", job.num, f"job_id_for_{job.num}",
                                      Singleton.get_state())  # fmt: skip
             submitted.append((job, handle))
+        handles = [handle for _, handle in submitted]
+        wait_or_stop(lambda: all(h.done() for h in handles),
+                     lambda: [h.cancel(check=False) for h in handles if not h.done()])  # fmt: skip
         lost = (submitit.core.utils.UncompletedJobError, submitit.core.utils.FailedJobError, StoppedByScheduler)
-        return [gathered(job, partial(self._result, h), lost, partial(self._cause, h)) for job, h in submitted]
+
+
+        def gather(pair: tuple[PlannedJob, Any]) -> JobReturn:
+            job, handle = pair
+            return gathered(job, partial(self._result, handle), lost, partial(self._cause, handle))
+
+        # At once: submitit waits 15 s for the result file of each job that left none.
+        with ThreadPoolExecutor(max_workers=min(32, len(submitted))) as pool:
+            return list(pool.map(gather, submitted))
+
+    def _warn_if_cut_short(self, bench_timeout_s: float) -> None:
+        """The engine's time limit should leave the tool's own timeout (which keeps what was
+        measured) room to act, and the job time to load the model and log its result."""
+        limit_min = self.params.get("timeout_min")
+        if limit_min is not None and limit_min * 60 < bench_timeout_s + LOAD_AND_LOG_S:
+            log.warning("hydra.launcher.timeout_min=%s may end a job before bench.timeout_s=%.0f s and the logging "
+                        "after it; set hydra.launcher.timeout_min to at least %d.", limit_min, bench_timeout_s,
+                        -(-(bench_timeout_s + LOAD_AND_LOG_S) // 60))  # fmt: skip
 
     def _result(self, handle: Any) -> JobReturn:
         """The job's return; ``StoppedByScheduler`` when the scheduler ended it, even where the job

@@ -1,5 +1,5 @@
 """Installed as users install it: the project built as a wheel, installed without -e in a fresh
-venv, runs a default run and a small sweep from an empty folder."""
+venv, runs a default run and a small sweep (as submitit jobs) from an empty folder."""
 
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ def test_the_wheel_runs_from_an_empty_folder(tmp_path: Path) -> None:
     work.mkdir()
     cli = venv / "bin" / "mlflow-energy"
     sh(cli, "run", "bench=quick", "quality=off", cwd=work)
-    sh(cli, "run", "-m", "bench=quick", "quality=off", "workload.batch_size=1,2", cwd=work)
+    # The sweep through submitit (local jobs): the tool's launchers come from the wheel's hydra_plugins.
+    sh(cli, "run", "-m", "hydra/launcher=submitit_local", "bench=quick", "quality=off", "workload.batch_size=1,2",
+       cwd=work)  # fmt: skip
     client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("mlflow-energy").experiment_id])
     assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}  # 1 run, 1 parent, 2 children
