@@ -24,9 +24,9 @@ from processes import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
-# Each point measures for 4 s: long enough to end both mid-run.
-SLOW_POINTS = ["bench=quick", "bench.idle_s=0.2", "bench.min_repetitions=2", "bench.min_duration_s=4",
-               "bench.max_duration_s=4", "quality=off", "workload.batch_size=1,2"]  # fmt: skip
+# Each point measures for 3 s: long enough to end both mid-run.
+SLOW_POINTS = ["bench=quick", "bench.idle_s=0.2", "bench.min_repetitions=2", "bench.min_duration_s=3",
+               "bench.max_duration_s=3", "quality=off", "workload.batch_size=1,2"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -53,7 +53,6 @@ class RayJobs(RayLauncher):
             ref = task.options(**options).remote(self.hydra_context, job.config, self.task_function,
                                                  Singleton.get_state(), os.getcwd())  # fmt: skip
             pending.append((job, ref))
-
         refs = [ref for _, ref in pending]
 
         def running() -> list[Any]:

@@ -55,9 +55,9 @@ class _SubmititJobs(BaseSubmititLauncher):
         assert self.config is not None
         executor = self._executor()
         gpus_set_by_user = any(self.params.get(k) for k in ("gpus_per_node", "gpus_per_task", "gres"))
-        submitted = []
         jobs = list(planned_jobs(self, job_overrides, initial_job_idx, self._cluster_has_gpus()))
         self._warn_if_cut_short(max(float(job.config.bench.timeout_s) for job in jobs))
+        submitted = []
         for job in jobs:
             per_job: dict[str, Any] = {"name": job.request.name}
             if not gpus_set_by_user:
@@ -72,7 +72,6 @@ class _SubmititJobs(BaseSubmititLauncher):
         wait_or_stop(lambda: all(h.done() for h in handles),
                      lambda: [h.cancel(check=False) for h in handles if not h.done()])  # fmt: skip
         lost = (submitit.core.utils.UncompletedJobError, submitit.core.utils.FailedJobError, StoppedByScheduler)
-
 
         def gather(pair: tuple[PlannedJob, Any]) -> JobReturn:
             job, handle = pair
