@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from mlflow_energy.cluster.engines import Engine, engine_of, may_leave_this_host
+from mlflow_energy.cluster.jobs import first_line
 from mlflow_energy.config import ConfigError
 from mlflow_energy.tracking.uris import redact_uri
 
@@ -101,8 +102,8 @@ def _ray_nodes_are_local(init: Any) -> bool:
         try:
             ray.init(**OmegaConf.to_container(init, resolve=True))  # type: ignore[arg-type]
         except (ConnectionError, RuntimeError) as exc:  # what ray.init raises for an address it cannot use
-            reason = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-            raise ConfigError(f"hydra/launcher=ray cannot reach the Ray cluster at {init.get('address')} ({reason}); "
+            raise ConfigError(f"hydra/launcher=ray cannot reach the Ray cluster at {init.get('address')} "
+                              f"({first_line(exc)}); "
                               "start it (ray start --head) or set hydra.launcher.ray.init.address to its address, "
                               "and RAY_AUTH_MODE=token where it asks for a token.") from None  # fmt: skip
     local = {a.address for addresses in psutil.net_if_addrs().values() for a in addresses}

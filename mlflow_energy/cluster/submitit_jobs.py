@@ -28,7 +28,12 @@ STILL_GOING = ("PENDING", "RUNNING", "COMPLETING", "REQUEUED", "RESIZING", "SUSP
 
 
 class StoppedByScheduler(Exception):
-    """A job the scheduler ended (cancelled, preempted, timed out) that still returned."""
+    """A job the scheduler ended (cancelled, preempted, timed out) that still returned; ``state``
+    is the scheduler's."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__("the scheduler stopped its benchmark")
+        self.state = state
 
 
 class _SubmititJobs(BaseSubmititLauncher):
@@ -94,15 +99,17 @@ class _SubmititJobs(BaseSubmititLauncher):
         """The job's return; ``StoppedByScheduler`` when the scheduler ended it, even where the job
         (which outlives the SIGTERM that stops its benchmark) returned the partial result it logged."""
         result = handle.results()[0]
-        if self._final_state(handle).split(" ")[0] in SCHEDULER_ENDINGS:
-            raise StoppedByScheduler("the scheduler stopped its benchmark")
+        state = self._final_state(handle)
+        if state.split(" ")[0] in SCHEDULER_ENDINGS:
+            raise StoppedByScheduler(state)
         return result
 
     def _cause(self, handle: Any, exc: BaseException) -> str:
         import submitit
 
         how = "it left no result" if isinstance(exc, submitit.core.utils.UncompletedJobError) else first_line(exc)
-        return f"the {self._EXECUTOR} job {handle.job_id} ended in state {self._final_state(handle)}: {how}"
+        state = exc.state if isinstance(exc, StoppedByScheduler) else self._final_state(handle)
+        return f"the {self._EXECUTOR} job {handle.job_id} ended in state {state}: {how}"
 
     def _final_state(self, handle: Any) -> str:
         return str(handle.state)

@@ -21,6 +21,7 @@ from mlflow_energy.tracking.sweep_state import OUTCOME_FILE, Outcome, PointOutco
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
+    from mlflow_energy.bench.result import BenchResult
     from mlflow_energy.config import RunConfig
     from mlflow_energy.tracking.kept import KeptResult, KeptResults
 
@@ -131,37 +132,36 @@ def record_lost_job(cfg: DictConfig, out_dir: Path, num: int, overrides: list[st
     job.progress(f"lost: {cause}")
     online = wait_for_server(sweep.tracking_uri, typed.tracking.wait_s)
     kept = KeptResults(Path(sweep.kept_dir))
-    digest, held = _kept_result(cfg, kept)
-    if digest is None or held is None:  # lost before it measured anything it could save
+    digest, held, result = _kept_result(cfg, kept)
+    if digest is None or held is None or result is None:  # lost before it measured anything it could save
         if STOP.requested:  # cancelled after a Ctrl-C before it measured: not started, as in a local sweep
             job.progress("not measured: the sweep was stopped")
             return
         _refuse(job, overrides, cause, online, "lost", {names.TAG_JOB_LOST: cause})
         return
-    _end_lost_with_result(job, typed.tracking.experiment, digest, held, kept, online, cause)
+    _end_lost_with_result(job, typed.tracking.experiment, digest, held, result, kept, online, cause)
 
 
-def _kept_result(cfg: DictConfig, kept: KeptResults) -> tuple[str | None, KeptResult | None]:
-    """The job's config hash and the result it kept on disk, where it saved one."""
+def _kept_result(cfg: DictConfig, kept: KeptResults) -> tuple[str | None, KeptResult | None, BenchResult | None]:
+    """The job's config hash, its kept entry and the result it saved on disk, where it has them."""
     from mlflow_energy.config import ConfigError, config_hash
 
     try:
         digest = config_hash(checked(cfg))
     except ConfigError:
-        return None, None
+        return None, None, None
     held = kept.get(digest)
-    return digest, (held if held is not None and held.read() is not None else None)
+    return digest, held, (held.read() if held is not None else None)
 
 
-def _end_lost_with_result(job: Job, experiment: str, digest: str, held: KeptResult, kept: KeptResults, online: bool,
-                          cause: str) -> None:  # fmt: skip
+def _end_lost_with_result(job: Job, experiment: str, digest: str, held: KeptResult, result: BenchResult,
+                          kept: KeptResults, online: bool, cause: str) -> None:  # fmt: skip
     """A lost job's saved result, logged once (unless the job logged it itself), with the cause."""
     from mlflow_energy.bench.isolation import close_unfinished
     from mlflow_energy.tracking.kept import KeptResult
 
     run_id = held.run_id
-    result = held.read()
-    if run_id is None and result is not None:  # saved mid-run: nobody was left to close it
+    if run_id is None:  # saved mid-run: nobody was left to close it
         close_unfinished(result, result.error or f"its job was lost during {result.phase} ({cause})",
                          Path(held.out_dir))  # fmt: skip
     if run_id is None and online:
@@ -173,7 +173,7 @@ def _end_lost_with_result(job: Job, experiment: str, digest: str, held: KeptResu
         job.end(Outcome.NOT_LOGGED, None, digest, f"lost ({cause}); its partial result stays in {held.out_dir}",
                 cause, held.out_dir)  # fmt: skip
         return
-    status = Outcome.FINISHED if result is not None and result.status == Status.FINISHED else Outcome.FAILED
+    status = Outcome.FINISHED if result.status == Status.FINISHED else Outcome.FAILED
     job.end(status, run_id, digest, f"lost ({cause}); its result is run {run_id}", cause, held.out_dir)
 
 
@@ -256,16 +256,14 @@ def _measure(job: Job, config: RunConfig, digest: str, kept: KeptResults) -> Non
 def _tag_lost(sweep: SweepState, sweep_dir: Path, out_dir: Path, cause: str) -> None:
     """The FAILED run a lost job logged itself gets the engine's cause beside its own error. A job
     that finished (or skipped its point) before its engine reported it lost stands as it is."""
-    import json
-
     from mlflow_energy.tracking.kept import store_failures
     from mlflow_energy.tracking.logger import mark_job_lost
 
-    recorded = json.loads((out_dir / OUTCOME_FILE).read_text())
-    if recorded.get("status") in (Outcome.FINISHED, Outcome.SKIPPED) or recorded.get("run_id") is None:
+    recorded = PointOutcome.read(out_dir)
+    if recorded.status in (Outcome.FINISHED, Outcome.SKIPPED) or recorded.run_id is None:
         return
     try:
-        mark_job_lost(sweep.tracking_uri, recorded["run_id"], cause)
+        mark_job_lost(sweep.tracking_uri, recorded.run_id, cause)
     except store_failures():  # the run keeps its own error; the cause stays in sweep.log
         pass
     sweep.progress(sweep_dir, f"the job in {out_dir} was lost after it recorded its end: {cause}")

@@ -84,9 +84,13 @@ class PointOutcome:
         job_dir.mkdir(parents=True, exist_ok=True)
         (job_dir / OUTCOME_FILE).write_text(json.dumps(asdict(self), indent=2))
 
+    @classmethod
+    def read(cls, job_dir: Path) -> PointOutcome:
+        return cls(**json.loads((job_dir / OUTCOME_FILE).read_text()))
+
 
 def read_outcomes(sweep_dir: Path) -> list[PointOutcome]:
-    outcomes = [PointOutcome(**json.loads(p.read_text())) for p in sweep_dir.rglob(OUTCOME_FILE)]
+    outcomes = [PointOutcome.read(p.parent) for p in sweep_dir.rglob(OUTCOME_FILE)]
     return sorted(outcomes, key=lambda o: o.num)
 
 
