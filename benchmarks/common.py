@@ -56,7 +56,7 @@ def build_workload(args: argparse.Namespace) -> Workload:
     workload = WorkloadConfig(batch_size=args.batch, prompt_tokens=args.prompt_tokens, new_tokens=args.new_tokens)
     source = resolve_model(model_config)
     tokenizer = load_tokenizer(source, model_config)
-    model = load_model(source, model_config, device)
+    model = load_model(source, model_config, device).model
     batch = make_batch(workload, tokenizer, model.config.vocab_size, device, seed=0)
     gen_config = generation.fixed_length_config(model, tokenizer, args.new_tokens)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from mlflow_energy.commands.compare_hardware import compare_hardware_command
 from mlflow_energy.commands.exits import EXIT_CONFIG_ERROR, EXIT_INTERRUPTED, fail
 from mlflow_energy.commands.log import log_command
 from mlflow_energy.commands.register import register_command
@@ -22,12 +23,21 @@ commands:
            [--allow-overlap]  register the most efficient qualifying run in the Model Registry; the
                              champion alias moves only when the new one is better beyond both 95%
                              intervals (--allow-overlap: on a better value)
+  compare-hardware --experiment NAME [--experiment NAME ...] [--baseline TEXT] [--out DIR]
+                             the same configurations measured on different hardware, side by side:
+                             J/token, tokens/s and their ratios to a baseline class (hardware.csv/md/png)
 
 `mlflow-energy run --help` lists the configuration groups; `mlflow-energy run --cfg job`
 prints the resolved configuration without running anything.
 """
 
-COMMANDS = {"run": run_command, "log": log_command, "report": report_command, "register": register_command}
+COMMANDS = {
+    "run": run_command,
+    "log": log_command,
+    "report": report_command,
+    "register": register_command,
+    "compare-hardware": compare_hardware_command,
+}
 
 
 def main(argv: list[str] | None = None) -> None:

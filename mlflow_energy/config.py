@@ -28,6 +28,19 @@ class ConfigError(ValueError):
 
 
 @dataclass
+class PruningConfig:
+    """Applied after loading, before anything is measured (inference/pruning.py).
+    ``method``: none | magnitude (the smallest ``sparsity`` of each decoder linear layer's
+    weights zeroed: dense kernels, no compute saved) | semi_structured (2:4 on GPUs with sparse
+    tensor cores: sparsity 0.5, computed by the sparse kernels). ``drop_layers``: decoder layers
+    removed, a count (the deepest ones before the last) or a list of indices; 0 keeps them all."""
+
+    method: str = "none"
+    sparsity: float = 0.5
+    drop_layers: Any = 0  # int | list[int]: OmegaConf's structured configs have no unions
+
+
+@dataclass
 class ModelConfig:
     name: str = "tiny-stories"  # shipped model or config name, local folder, or hub id
     weights: str = "pretrained"  # pretrained | random
@@ -39,6 +52,7 @@ class ModelConfig:
     trust_remote_code: bool = False
     use_safetensors: bool = True
     seed: int = 0
+    pruning: PruningConfig = field(default_factory=PruningConfig)
 
 
 @dataclass
@@ -241,12 +255,17 @@ REPLICATE_KEY = "sweep.replicate"
 
 
 def not_applicable(config: RunConfig) -> tuple[str, ...]:
-    """Key prefixes the run's scenario does not use: left out of its params and its config hash
-    (so a batch run's hash is the one it had before serving keys existed)."""
+    """Key prefixes the run does not use: left out of its params and its config hash (so a
+    batch run's hash is the one it had before serving or pruning keys existed)."""
+    unpruned = ("model.pruning.",) if not pruning_on(config.model.pruning) else ()
     if config.scenario == "batch":
-        return ("serving.", "scenario")
+        return ("serving.", "scenario", *unpruned)
     return ("workload.batch_size", "workload.new_tokens", "backend.", "quality.", "bench.min_repetitions",
-            "bench.min_duration_s", "bench.max_duration_s", "bench.min_window_s", "bench.warmup_runs")
+            "bench.min_duration_s", "bench.max_duration_s", "bench.min_window_s", "bench.warmup_runs", *unpruned)
+
+
+def pruning_on(pruning: PruningConfig) -> bool:
+    return pruning.method != "none" or pruning.drop_layers not in (0, [])
 
 
 def _digest(config: RunConfig, leave_out: tuple[str, ...]) -> str:
@@ -290,9 +309,11 @@ def _require_choice(key: str, value: object, choices: tuple[str, ...]) -> None:
 
 
 def _validate_choices(config: RunConfig) -> None:
+    from mlflow_energy.inference.pruning import METHODS
     from mlflow_energy.inference.quantization import QUANTIZATIONS
 
     m = config.model
+    _require_choice("model.pruning.method", m.pruning.method, METHODS)
     _require_choice("model.weights", m.weights, WEIGHTS)
     _require_choice("model.dtype", m.dtype, DTYPES)
     _require_choice("model.attn_implementation", m.attn_implementation, ATTN_IMPLEMENTATIONS)
@@ -348,6 +369,8 @@ def _validate_serving(config: RunConfig) -> None:
                  "transformers serve loads one device, so drop model.device_map for scenario=serving.")  # fmt: skip
         _require(config.model.quantization == "none", f"model.quantization={config.model.quantization} applies to "
                  "scenario=batch; transformers serve loads the model itself, so use model.quantization=none.")
+        _require(not pruning_on(config.model.pruning), "model.pruning applies to scenario=batch; transformers serve "
+                 "loads the model itself, so drop the model.pruning keys.")  # fmt: skip
         _require(v.output_length == "natural", "serving.output_length=fixed needs a server that honours min_tokens "
                  "and ignore_eos (vLLM, SGLang); transformers serve refuses them, so use serving.output_length=natural "
                  "or attach to such a server with serving.url.")  # fmt: skip
@@ -467,6 +490,7 @@ def _validate_hardware_support(config: RunConfig) -> None:
     )
     reason = refusal(config.model.quantization, config.model.dtype, device)
     _require(reason is None, reason or "")
+    _validate_pruning(config, device)
     _require(
         not (config.backend.name == "static_compile" and config.model.quantization == "dynamic_int8"),
         "backend.name=static_compile cannot compile PyTorch's dynamic int8 modules; use backend.name=eager.",
@@ -482,6 +506,31 @@ def _validate_hardware_support(config: RunConfig) -> None:
                 f"model.dtype={config.model.dtype} matrix multiplication is not supported by this CPU; "
                 "use model.dtype=float32."
             ) from None
+
+
+def _validate_pruning(config: RunConfig, device: str) -> None:
+    """The pruning keys' types, and what this machine can run (the layer count is checked
+    against the model's config in inference/models.py)."""
+    from mlflow_energy.inference import pruning
+
+    p = config.model.pruning
+    drop = p.drop_layers
+    well_formed = (isinstance(drop, int) and not isinstance(drop, bool) and drop >= 0) or (
+        isinstance(drop, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in drop))  # fmt: skip
+    _require(well_formed, f"model.pruning.drop_layers={drop!r} must be a count (0 or more) or a list of decoder layer "
+             "indices, such as 2 or [1,2].")  # fmt: skip
+    capability = None
+    if device.startswith("cuda"):
+        import torch
+
+        capability = torch.cuda.get_device_capability(device)
+    reason = pruning.refusal(p.method, p.sparsity, config.model.dtype, device, capability)
+    _require(reason is None, reason or "")
+    if p.method == pruning.SEMI_STRUCTURED:
+        _require(config.model.quantization == "none", f"model.pruning.method={p.method} and model.quantization="
+                 f"{config.model.quantization} are two ways to store the weights; pick one.")  # fmt: skip
+        _require(config.backend.name == "eager", f"model.pruning.method={p.method} runs with backend.name=eager; "
+                 "this tool does not compile PyTorch's semi-structured sparse weights.")  # fmt: skip
 
 
 def resolve_device(device: str) -> str:

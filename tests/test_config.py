@@ -101,5 +101,6 @@ def test_flatten_gives_dotted_param_names() -> None:
 
 def test_config_folder_found_from_the_checkout() -> None:
     assert (config_dir() / "config.yaml").is_file()
-    for group in ("model", "workload", "backend", "bench", "quality", "carbon", "tracking", "precision", "experiment"):
+    for group in ("model", "workload", "backend", "bench", "quality", "carbon", "tracking", "precision", "compression",
+                  "experiment"):
         assert any((config_dir() / group).glob("*.yaml")), group

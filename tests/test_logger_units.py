@@ -13,7 +13,8 @@ from mlflow.tracking import MlflowClient
 
 from mlflow_energy.bench.result import BenchResult, Status
 from mlflow_energy.bench.summary import conclude
-from mlflow_energy.config import SweepConfig, TrackingConfig, as_dict, config_hash, flatten, point_hash
+from mlflow_energy.config import PruningConfig, SweepConfig, TrackingConfig, as_dict, config_hash, flatten, point_hash
+from mlflow_energy.inference.pruning import PruningOutcome
 from mlflow_energy.tracking import names
 from mlflow_energy.tracking.logger import LOG_REQUEST_FILE, LogRequest, log_result
 from mlflow_energy.tracking.run_record import run_params, run_tags
@@ -144,15 +145,29 @@ def test_params_are_the_flattened_config_without_tracking_and_what_the_run_learn
     assert tracking_keys >= {"tracking.uri", "tracking.experiment"}
     serving_keys = {k for k in config_keys if k.startswith("serving.")}  # a batch run does not use them
     assert serving_keys >= {"serving.concurrency", "serving.url"}
+    pruning_keys = {k for k in config_keys if k.startswith("model.pruning.")}  # an unpruned run does not use them
+    assert pruning_keys == {"model.pruning.method", "model.pruning.sparsity", "model.pruning.drop_layers"}
     learnt = {names.PARAM_RESOLVED_DEVICE: "cuda:0", names.PARAM_MODEL_PARAMETERS: "123456",
               names.PARAM_INT8_LAYERS: "7", names.PARAM_SCENARIO: "batch"}  # fmt: skip
-    assert params.keys() == (config_keys - tracking_keys - serving_keys) | learnt.keys()
+    assert params.keys() == (config_keys - tracking_keys - serving_keys - pruning_keys) | learnt.keys()
     assert {k: params[k] for k in learnt} == learnt
     assert all(isinstance(v, str) for v in params.values())
     assert not any("s3cret" in v for v in params.values())  # the tracking URI's credentials stay out
     assert (params[names.PARAM_MODEL_NAME], params[names.PARAM_MODEL_WEIGHTS], params[names.PARAM_BATCH_SIZE],
             params[names.PARAM_NEW_TOKENS], params["sweep.replicate"], params[names.PARAM_MODEL_REVISION],
             params["register.max"]) == ("tiny-stories", "pretrained", "2", "10", "2", "None", "[]")  # fmt: skip
+
+
+def test_a_pruned_run_logs_its_pruning_keys_and_what_pruning_left(finished: BenchResult) -> None:
+    finished.config.model.pruning = PruningConfig(method="magnitude", sparsity=0.5, drop_layers=[1, 2])
+    finished.pruning = PruningOutcome(sparsity_reached=0.49999, pruned_weights=1000, nonzero_parameters=9000,
+                                      decoder_layers=2, layers_removed=[1, 2])  # fmt: skip
+    params = run_params(finished)
+    assert {k: params[k] for k in params if k.startswith("model.pruning.")} == {
+        "model.pruning.method": "magnitude", "model.pruning.sparsity": "0.5", "model.pruning.drop_layers": "[1, 2]"}
+    assert (params[names.PARAM_SPARSITY_REACHED], params[names.PARAM_NONZERO_PARAMETERS],
+            params[names.PARAM_DECODER_LAYERS], params[names.PARAM_LAYERS_REMOVED]) == ("0.5000", "9000", "2", "[1, 2]")
+    assert BenchResult.from_dict(finished.to_dict()).pruning == finished.pruning  # result.json keeps it
 
 
 def test_params_leave_out_what_the_run_did_not_learn(finished: BenchResult) -> None:

@@ -20,7 +20,7 @@ QUALITY = QualityConfig(max_tokens=2048)
 def load(**fields) -> tuple:
     config = ModelConfig(**fields)
     source = resolve_model(config)
-    return load_model(source, config, "cpu"), load_tokenizer(source, config)
+    return load_model(source, config, "cpu").model, load_tokenizer(source, config)
 
 
 def score(model, tokenizer) -> float:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from processes import QUICK, run_cli, sweep_runs
@@ -94,12 +95,22 @@ def test_random_weights_are_not_registered(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "random weights: nothing to deploy" in proc.stderr
 
 
-def test_a_sweep_can_register_when_it_ends(tmp_path: Path) -> None:
-    proc = run_cli(tmp_path, "run", "-m", *QUICK, "workload.batch_size=1,2", "register.enabled=true",
-                   "register.name=tiny-sweep", "register.max=['quality/perplexity=12']")  # fmt: skip
+def test_a_pruned_sweep_registers_when_it_ends_and_the_model_loads_pruned(tmp_path: Path) -> None:
+    proc = run_cli(tmp_path, "run", "-m", *QUICK, "workload.batch_size=1,2", "model.pruning.method=magnitude",
+                   "model.pruning.drop_layers=2", "register.enabled=true", "register.name=tiny-sweep",
+                   "register.max=['quality/perplexity=12']")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     version = client.get_model_version_by_alias("tiny-sweep", "efficient")
     _, _, children = sweep_runs(tmp_path)
     cheapest = min(children, key=lambda c: c.data.metrics["energy/j_per_token"])
     assert version.tags["source_run_id"] == cheapest.info.run_id
+    assert (version.tags["model.pruning.method"], version.tags["model.pruning.drop_layers"]) == ("magnitude", "2")
+    # The saved weights are the unpruned model's: loading prunes them again, as the run did.
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    generator = mlflow.pyfunc.load_model("models:/tiny-sweep@efficient").unwrap_python_model().model
+    layers = generator.model.layers
+    assert len(layers) == generator.config.num_hidden_layers == 2
+    zeros = sum(int((m.weight == 0).sum()) for m in layers.modules() if isinstance(m, torch.nn.Linear))
+    total = sum(m.weight.numel() for m in layers.modules() if isinstance(m, torch.nn.Linear))
+    assert zeros / total == pytest.approx(float(cheapest.data.params["model.sparsity_reached"]), abs=1e-4)

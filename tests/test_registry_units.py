@@ -32,10 +32,10 @@ from mlflow_energy.tracking.registry import (
     decide_alias,
     default_direction,
     energy_card,
-    hardware_class,
     select,
     version_tags,
 )
+from mlflow_energy.tracking.store import hardware_class
 
 ENERGY, SPEED, PERPLEXITY = names.ENERGY_PER_TOKEN, names.THROUGHPUT, names.PERPLEXITY
 ENERGY_LOW, ENERGY_HIGH = names.interval_keys(ENERGY)

@@ -139,9 +139,11 @@ def _load(run: Run, device: str) -> _Work:
     source = resolve_model(config.model)
     with run.meter.window("load") as window:
         tokenizer = load_tokenizer(source, config.model)
-        model = load_model(source, config.model, device)
+        loaded = load_model(source, config.model, device)
+    model = loaded.model
     result.load = load = window.measured()
     result.model_parameters = parameter_count(model)
+    result.pruning = loaded.pruning
     if config.model.quantization != "none":
         result.int8_layers = int8_linear_count(model)
     log.info("loaded %s (%.1f M parameters) on %s in %.1f s", config.model.name,

@@ -13,6 +13,7 @@ from typing import Any
 
 from mlflow_energy.config import RunConfig, to_run_config
 from mlflow_energy.inference.load import RequestRecord
+from mlflow_energy.inference.pruning import PruningOutcome
 from mlflow_energy.meter.measurement import Measurement
 
 RESULT_FILE = "result.json"
@@ -232,6 +233,7 @@ class BenchResult:
     quality: QualityWindow | None = None
     serving: ServingRun | None = None  # scenario=serving
     int8_layers: int | None = None  # modules whose weights are stored as int8 (quantized runs)
+    pruning: PruningOutcome | None = None  # what pruning left (pruned runs)
     gpu_peak_mb: float | None = None
     ram_peak_mb: float | None = None
     carbon_intensity_g_per_kwh: float | None = None
@@ -283,6 +285,8 @@ class BenchResult:
         ]
         if data.get("serving") is not None:
             data["serving"] = ServingRun.from_dict(data["serving"])
+        if data.get("pruning") is not None:
+            data["pruning"] = PruningOutcome(**data["pruning"])
         if data.get("summary") is not None:
             data["summary"] = Summary(**data["summary"])
         if data.get("assessment") is not None:

@@ -20,12 +20,14 @@ def check_run(config: RunConfig) -> None:
     """The configuration, its input files and its model, checked (ConfigError)."""
     from mlflow_energy.config import validate
     from mlflow_energy.inference.inputs import validate_inputs
-    from mlflow_energy.inference.models import resolve_model, validate_workload_fits
+    from mlflow_energy.inference.models import resolve_model, validate_pruning_fits, validate_workload_fits
     from mlflow_energy.inference.server import check_serving
 
     validate(config)
     validate_inputs(config)
-    validate_workload_fits(resolve_model(config.model), config)
+    source = resolve_model(config.model)
+    validate_workload_fits(source, config)
+    validate_pruning_fits(source, config.model)
     if config.scenario == "serving":
         check_serving(config)
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlflow_energy.config import ConfigError, ModelConfig, RunConfig, read_text_file
+from mlflow_energy.config import ConfigError, ModelConfig, RunConfig, pruning_on, read_text_file
+from mlflow_energy.inference.pruning import PruningOutcome, layers_to_drop, prune
 from mlflow_energy.inference.quantization import quantize
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class ModelSource:
     tokenizer_location: str
     has_weights: bool
     max_positions: int | None = None  # the config's max_position_embeddings, where it has one
+    decoder_layers: int | None = None  # the config's num_hidden_layers, where it has one
 
 
 def _has_tokenizer(folder: Path) -> bool:
@@ -60,7 +62,8 @@ def resolve_model(model: ModelConfig) -> ModelSource:
         location=str(folder),
         tokenizer_location=str(tokenizer),
         has_weights=_has_files(folder, _SAFETENSORS + _PICKLED_WEIGHTS),
-        max_positions=_max_positions(config),
+        max_positions=_config_int(config, "max_position_embeddings"),
+        decoder_layers=_config_int(config, "num_hidden_layers"),
     )
     if model.weights == "pretrained":
         _check_weights(source, model)
@@ -109,9 +112,9 @@ def _check_custom_code(config: dict[str, Any], model: ModelConfig) -> None:
         )
 
 
-def _max_positions(config: dict[str, Any]) -> int | None:
-    """max_position_embeddings under the name the config's class stores it (GPT-2: n_positions)."""
-    key = "max_position_embeddings"
+def _config_int(config: dict[str, Any], key: str) -> int | None:
+    """A number of the model's config under the name its class stores it (GPT-2: n_positions
+    for max_position_embeddings, n_layer for num_hidden_layers)."""
     known = _known_model_types()
     if config.get("model_type") in known:
         key = known[config["model_type"]].attribute_map.get(key, key)
@@ -148,6 +151,16 @@ def validate_workload_fits(source: ModelSource, config: RunConfig) -> None:
         )
 
 
+def validate_pruning_fits(source: ModelSource, model: ModelConfig) -> None:
+    """The decoder layers model.pruning.drop_layers names exist, and one at least stays."""
+    if source.decoder_layers is None or not pruning_on(model.pruning):
+        return
+    try:
+        layers_to_drop(model.pruning.drop_layers, source.decoder_layers)
+    except ValueError as exc:
+        raise ConfigError(f"model.name={model.name!r}: {exc}") from None
+
+
 def _resolve_hub(model: ModelConfig) -> ModelSource:
     """A hub id is accepted when its config is cached locally or the hub answers for it.
 
@@ -172,7 +185,8 @@ def _resolve_hub(model: ModelConfig) -> ModelSource:
                 "or download the model first."
             ) from None
     return ModelSource(kind="hub", location=model.name, tokenizer_location=model.name, has_weights=True,
-                       max_positions=_max_positions(cached))  # fmt: skip
+                       max_positions=_config_int(cached, "max_position_embeddings"),
+                       decoder_layers=_config_int(cached, "num_hidden_layers"))  # fmt: skip
 
 
 def torch_dtype(name: str) -> Any:
@@ -195,9 +209,17 @@ def load_tokenizer(source: ModelSource, model: ModelConfig) -> Any:
     return tokenizer
 
 
-def load_model(source: ModelSource, model: ModelConfig, device: str) -> Any:
+@dataclass
+class LoadedModel:
+    """A model ready to measure, and what pruning left of it (None: not pruned)."""
+
+    model: Any
+    pruning: PruningOutcome | None
+
+
+def load_model(source: ModelSource, model: ModelConfig, device: str) -> LoadedModel:
     """The model in eval mode on ``device``: random weights from the config, or the saved ones,
-    then quantized as ``model.quantization`` says."""
+    then pruned as ``model.pruning`` says and quantized as ``model.quantization`` says."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
@@ -222,7 +244,14 @@ def load_model(source: ModelSource, model: ModelConfig, device: str) -> Any:
             **common,
         )
     lm.eval()
-    return quantize(lm, model.quantization)
+    outcome = None
+    if pruning_on(model.pruning):
+        p = model.pruning
+        try:
+            outcome = prune(lm, p.method, p.sparsity, p.drop_layers)
+        except ValueError as exc:  # a layer shape the sparse kernels refuse: known only once loaded
+            raise ConfigError(str(exc)) from None
+    return LoadedModel(quantize(lm, model.quantization), outcome)
 
 
 def _shard(lm: Any) -> Any:

@@ -101,7 +101,7 @@ def served_model_folder(model: ModelConfig) -> str:
         return str(target)
     log.info("saving %s (%s weights, %s) to %s for the server", model.name, model.weights, model.dtype, target)
     partial = target.with_name(target.name + f".partial-{os.getpid()}")
-    load_model(source, model, "cpu").save_pretrained(partial)
+    load_model(source, model, "cpu").model.save_pretrained(partial)
     load_tokenizer(source, model).save_pretrained(partial)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -115,7 +115,7 @@ def configuration(result: BenchResult) -> str:
     c = result.config
     m, w = c.model, c.workload
     quantization = f", {m.quantization}" if m.quantization != "none" else ""
-    what = f"`{m.name}` ({m.weights} weights, {m.dtype}{quantization}) on {result.device or c.device}"
+    what = f"`{m.name}` ({m.weights} weights, {m.dtype}{quantization}{_pruned(result)}) on {result.device or c.device}"
     if result.serving is not None:
         load = f"{load_label(c.serving)}, up to {c.serving.max_tokens} tokens"
         return f"{what}, served by {result.serving.server}: {load}"
@@ -144,3 +144,13 @@ def _number(value: float) -> str:
 def _interval(f: Figure) -> str:
     return f"{_number(f.low)}–{_number(f.high)}" if f.low is not None and f.high is not None else ""
 
+
+def _pruned(result: BenchResult) -> str:
+    """``, pruned magnitude (sparsity reached 50.0%), decoder layers [1, 2] removed``; empty when not pruned."""
+    p, method = result.pruning, result.config.model.pruning.method
+    if p is None:
+        return ""
+    parts = [f"pruned {method} (sparsity reached {p.sparsity_reached:.1%})"] if method != "none" else []
+    if p.layers_removed:
+        parts.append(f"decoder layers {p.layers_removed} removed ({p.decoder_layers} left)")
+    return ", " + ", ".join(parts)

@@ -404,7 +404,7 @@ def _sources(meter: EnergyMeter | None) -> dict[str, str]:
 
 def _hardware(meter: EnergyMeter | None) -> dict[str, str]:
     """The hardware tags a measurement run has, so an evaluation compares with a version's
-    ``hardware`` tag (registry.hardware_class)."""
+    ``hardware`` tag (store.hardware_class)."""
     import platform
 
     tags = {names.TAG_GPU_COUNT: "0"}

@@ -178,13 +178,28 @@ PARAM_MODEL_REVISION = param_key("model", "revision")
 PARAM_MODEL_DTYPE = param_key("model", "dtype")
 PARAM_MODEL_QUANTIZATION = param_key("model", "quantization")
 PARAM_MODEL_ATTN = param_key("model", "attn_implementation")
+PARAM_PRUNING = param_key("model", "pruning")  # + .method, .sparsity, .drop_layers (pruned runs only)
+PARAM_PRUNING_METHOD = f"{PARAM_PRUNING}.method"
+PARAM_PRUNING_SPARSITY = f"{PARAM_PRUNING}.sparsity"
+PARAM_PRUNING_DROP_LAYERS = f"{PARAM_PRUNING}.drop_layers"
 PARAM_BATCH_SIZE = param_key("workload", "batch_size")
 PARAM_PROMPT_TOKENS = param_key("workload", "prompt_tokens")
 PARAM_NEW_TOKENS = param_key("workload", "new_tokens")
 PARAM_SCENARIO = "scenario"  # batch | serving (a top-level config key)
+PARAM_DEVICE = "device"  # the configured device: auto | cpu | cuda | cuda:N (a top-level config key)
 PARAM_RESOLVED_DEVICE = "resolved_device"  # the device the run used (device=auto resolved)
 PARAM_MODEL_PARAMETERS = "model.parameters"
 PARAM_INT8_LAYERS = "model.int8_layers"  # modules stored as int8 (quantized runs)
+# What pruning left, counted on the model (pruned runs; inference/pruning.PruningOutcome).
+PARAM_SPARSITY_REACHED = "model.sparsity_reached"  # zero weights among the pruned layers' weights, a fraction
+PARAM_NONZERO_PARAMETERS = "model.nonzero_parameters"  # parameters less the weights pruning zeroed
+PARAM_DECODER_LAYERS = "model.decoder_layers"  # decoder layers left
+PARAM_LAYERS_REMOVED = "model.layers_removed"  # indices of the decoder layers removed, as numbered before
+# Params a run learnt while it ran rather than was configured with: not part of what a
+# configuration is (report/hardware.py matches configurations on the others). A new learnt
+# param belongs here.
+LEARNT_PARAMS = (PARAM_MODEL_PARAMETERS, PARAM_INT8_LAYERS, PARAM_SPARSITY_REACHED, PARAM_NONZERO_PARAMETERS,
+                 PARAM_DECODER_LAYERS, PARAM_LAYERS_REMOVED)  # fmt: skip
 
 # Model Registry version tags: the energy evidence a deployment pipeline reads without opening
 # the run (tag -> metric), and the selection the next challenger must beat.
@@ -203,5 +218,5 @@ VERSION_SELECTED_BY = "selected_by"
 VERSION_SELECTED_VALUE = "selected_value"
 VERSION_SELECTED_LOW, VERSION_SELECTED_HIGH = interval_keys("selected")
 VERSION_SELECTED_COVERS = "selected_interval"  # what the interval covers: N replicates or one run's windows
-VERSION_PARAMS = (PARAM_MODEL_NAME, PARAM_MODEL_DTYPE, PARAM_MODEL_QUANTIZATION, PARAM_BATCH_SIZE,
-                  PARAM_RESOLVED_DEVICE)  # fmt: skip
+VERSION_PARAMS = (PARAM_MODEL_NAME, PARAM_MODEL_DTYPE, PARAM_MODEL_QUANTIZATION, PARAM_PRUNING_METHOD,
+                  PARAM_PRUNING_DROP_LAYERS, PARAM_BATCH_SIZE, PARAM_RESOLVED_DEVICE)  # fmt: skip

@@ -13,6 +13,7 @@ same hardware class, chosen by the same metric, and better beyond both 95% inter
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +26,13 @@ from mlflow_energy.report.replicates import Figures, combine, show
 from mlflow_energy.tracking import filters, names
 from mlflow_energy.tracking.logger import set_alias
 from mlflow_energy.tracking.run_names import point_of_run_name
+from mlflow_energy.tracking.store import hardware_class
 
 ENERGY, SPEED = names.ENERGY_PER_TOKEN, names.THROUGHPUT
 HIGHER_IS_BETTER_SECTIONS = ("throughput/", "efficiency/")
 TEXT_GENERATOR = Path(__file__).resolve().parent / "text_generator.py"
-QUANTIZATION_CODE = Path(__file__).resolve().parents[1] / "inference" / "quantization.py"
+# Shipped beside the registered model, which applies them to the saved weights as the run did.
+MODEL_CODE = [Path(__file__).resolve().parents[1] / "inference" / name for name in ("quantization.py", "pruning.py")]
 
 
 
@@ -106,14 +109,6 @@ class Selection:
     chosen: Candidate
     metric: str
     direction: str
-
-
-def hardware_class(run: Any) -> str:
-    """What the figures are comparable across: the GPU model, else the CPU model."""
-    tags = run.data.tags
-    if tags.get(names.TAG_GPU_MODEL):
-        return f"gpu:{tags[names.TAG_GPU_MODEL]}"
-    return f"cpu:{tags.get(names.TAG_CPU_MODEL, 'unknown')}"
 
 
 def select(
@@ -198,7 +193,7 @@ def register(
     run = selection.chosen.run
     model_config, artifacts = _model_payload(run, reference)
     version = log_model_version(
-        tracking_uri, run, name, TEXT_GENERATOR, [QUANTIZATION_CODE], model_config, artifacts,
+        tracking_uri, run, name, TEXT_GENERATOR, MODEL_CODE, model_config, artifacts,
         version_tags(selection), energy_card(selection, reference),
     )  # fmt: skip
     client = MlflowClient(tracking_uri=tracking_uri)
@@ -216,6 +211,11 @@ def _model_payload(run: Any, reference: bool) -> tuple[dict[str, Any], dict[str,
     config = {
         "dtype": params.get(names.PARAM_MODEL_DTYPE, "float32"),
         "quantization": params.get(names.PARAM_MODEL_QUANTIZATION, "none"),
+        "pruning": {
+            "method": params.get(names.PARAM_PRUNING_METHOD, "none"),
+            "sparsity": float(params.get(names.PARAM_PRUNING_SPARSITY, 0.5)),
+            "drop_layers": json.loads(params.get(names.PARAM_PRUNING_DROP_LAYERS, "0")),
+        },
         "attn_implementation": params.get(names.PARAM_MODEL_ATTN, "sdpa"),
         "max_new_tokens": int(params.get(names.PARAM_NEW_TOKENS, 32)),
     }
@@ -359,7 +359,8 @@ configurations (of {len(selection.candidates)}); source run `{run.info.run_id}`.
 | perplexity (held-out text) | {fig(names.PERPLEXITY, '')} |
 
 **Measured on** {hardware_class(run)} ({p.get(names.PARAM_RESOLVED_DEVICE)}), dtype {p.get(names.PARAM_MODEL_DTYPE)},
-quantization {p.get(names.PARAM_MODEL_QUANTIZATION, 'none')}, batch {p.get(names.PARAM_BATCH_SIZE)},
+quantization {p.get(names.PARAM_MODEL_QUANTIZATION, 'none')}, pruning {p.get(names.PARAM_PRUNING_METHOD, 'none')}
+(decoder layers removed: {p.get(names.PARAM_LAYERS_REMOVED, 'none')}), batch {p.get(names.PARAM_BATCH_SIZE)},
 {p.get(names.PARAM_PROMPT_TOKENS)} prompt + {p.get(names.PARAM_NEW_TOKENS)} generated tokens per request.
 
 **How**: mlflow-energy {t.get(names.TAG_VERSION_PREFIX + 'mlflow-energy', '?')}; GPU energy from

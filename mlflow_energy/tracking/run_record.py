@@ -76,6 +76,12 @@ def run_params(result: BenchResult) -> dict[str, str]:
         params[names.PARAM_MODEL_PARAMETERS] = str(result.model_parameters)
     if result.int8_layers is not None:
         params[names.PARAM_INT8_LAYERS] = str(result.int8_layers)
+    if result.pruning is not None:
+        p = result.pruning
+        params |= {names.PARAM_SPARSITY_REACHED: f"{p.sparsity_reached:.4f}",
+                   names.PARAM_NONZERO_PARAMETERS: str(p.nonzero_parameters),
+                   names.PARAM_DECODER_LAYERS: str(p.decoder_layers),
+                   names.PARAM_LAYERS_REMOVED: str(p.layers_removed)}  # fmt: skip
     return params
 
 

@@ -1,11 +1,11 @@
-"""The tracking store as the tool reads it: whether it answers, and the runs it holds. Every
-write is in tracking/logger.py."""
+"""The tracking store as the tool reads it: whether it answers, the runs it holds, and the
+hardware class a run was measured on. Every write is in tracking/logger.py."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from mlflow_energy.tracking import filters
+from mlflow_energy.tracking import filters, names
 from mlflow_energy.tracking.uris import is_server, redact_in
 
 
@@ -56,6 +56,35 @@ def search_experiment_runs(
         raise LookupError(f"there is no experiment named {experiment!r}; check --experiment.")
     runs = client.search_runs([found.experiment_id], filter_string=filters.in_sweep(query, sweep_id), order_by=order_by)
     return found.experiment_id, runs
+
+
+def runs_of_experiments(client: Any, experiments: list[str], query: str) -> list[Any]:
+    """Every run of the named experiments that matches ``query``, page after page (a search
+    returns at most 1,000 runs a page); LookupError naming the first experiment that does not
+    exist."""
+    ids = []
+    for experiment in experiments:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            raise LookupError(f"there is no experiment named {experiment!r}; check --experiment.")
+        ids.append(found.experiment_id)
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = client.search_runs(ids, filter_string=query, page_token=token)
+        runs += page
+        token = page.token
+        if not token:
+            return runs
+
+
+def hardware_class(run: Any) -> str:
+    """What the figures are comparable across: the GPU model where the run computed on a GPU,
+    else the CPU model (a run that chose ``device=cpu`` on a GPU host is a CPU run)."""
+    tags = run.data.tags
+    if tags.get(names.TAG_GPU_MODEL) and tags.get(names.TAG_DEVICE) != "cpu":
+        return f"gpu:{tags[names.TAG_GPU_MODEL]}"
+    return f"cpu:{tags.get(names.TAG_CPU_MODEL, 'unknown')}"
 
 
 def find_finished_run(tracking_uri: str, experiment_id: str, config_hash: str) -> Any:

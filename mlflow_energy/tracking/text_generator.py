@@ -1,10 +1,11 @@
 """The registered model: an MLflow pyfunc that generates text (MLflow "models from code").
 
 This file is copied into every registered model and loaded on its own: it imports torch,
-transformers and mlflow, plus ``quantization.py`` (shipped beside it as a code path), never
-the rest of mlflow-energy, so a deployment needs no mlflow-energy install. The model config
-says where the weights are (the ``model`` artifact, or a hub id and revision in reference
-mode) and how the measured run ran them (dtype, quantization, attention).
+transformers and mlflow, plus ``quantization.py`` and ``pruning.py`` (shipped beside it as code
+paths), never the rest of mlflow-energy, so a deployment needs no mlflow-energy install. The
+model config says where the weights are (the ``model`` artifact, or a hub id and revision in
+reference mode) and how the measured run ran them (dtype, pruning, quantization, attention):
+the saved weights are pruned and quantized again when the model loads, as the run did.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class TextGenerator(PythonModel):
 
     def load_context(self, context: Any) -> None:
         import torch
+        from pruning import prune
         from quantization import quantize
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -40,6 +42,9 @@ class TextGenerator(PythonModel):
             location, revision=revision, dtype=getattr(torch, config["dtype"]),
             attn_implementation=config["attn_implementation"], use_safetensors=True,
         ).to(self.device)  # type: ignore[arg-type]  # fmt: skip
+        pruning = config.get("pruning") or {"method": "none", "drop_layers": 0}
+        if pruning["method"] != "none" or pruning["drop_layers"]:
+            prune(model, pruning["method"], pruning["sparsity"], pruning["drop_layers"])
         self.model = quantize(model.eval(), config["quantization"])
         self.max_new_tokens = int(config.get("max_new_tokens", 32))
 
