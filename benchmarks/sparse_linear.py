@@ -29,14 +29,15 @@ def main() -> None:
     import torch
     from torch.sparse import SparseSemiStructuredTensor, to_sparse_semi_structured
 
-    from mlflow_energy.inference.pruning import _two_of_four
+    from mlflow_energy.inference.pruning import keep_two_of_four
 
     if not torch.cuda.is_available():
-        raise SystemExit("sparse_linear.py needs a CUDA GPU with sparse tensor cores.")
+        print("sparse_linear: no GPU on this machine; PyTorch's semi-structured sparse kernels run on CUDA GPUs only.")
+        return
     dtype = getattr(torch, args.dtype)
     linear = torch.nn.Linear(args.in_features, args.out_features, bias=False, device="cuda", dtype=dtype)
     with torch.no_grad():
-        _two_of_four(linear)
+        keep_two_of_four(linear)
     kinds = {"dense": linear.weight.detach()}
     for backend, force_cutlass in (("cusparselt", False), ("cutlass", True)):
         SparseSemiStructuredTensor._FORCE_CUTLASS = force_cutlass

@@ -23,7 +23,8 @@ commands:
            [--allow-overlap]  register the most efficient qualifying run in the Model Registry; the
                              champion alias moves only when the new one is better beyond both 95%
                              intervals (--allow-overlap: on a better value)
-  compare-hardware --experiment NAME [--experiment NAME ...] [--baseline TEXT] [--out DIR]
+  compare-hardware --experiment NAME [--experiment NAME ...] [--tracking-uri URI ...] [--baseline TEXT]
+                   [--out DIR]
                              the same configurations measured on different hardware, side by side:
                              J/token, tokens/s and their ratios to a baseline class (hardware.csv/md/png)
 

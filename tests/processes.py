@@ -132,6 +132,10 @@ class Launch:
     def interrupt(self) -> None:
         os.killpg(self.proc.pid, signal.SIGINT)
 
+    def terminate(self) -> None:
+        """SIGTERM to the command alone, as `timeout` and `kill` send it."""
+        self.proc.send_signal(signal.SIGTERM)
+
     def pause(self) -> None:
         self.proc.send_signal(signal.SIGSTOP)
 

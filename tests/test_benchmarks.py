@@ -73,6 +73,9 @@ def test_bare_and_accuracy(tmp_path: Path) -> None:
     assert numbers(rf"bare tokens/s ({NUMBER})", speed)[0] > 0
     assert bench(tmp_path, "accuracy.py", *TINY) == [
         "accuracy: no GPU on this machine, nothing to compare (the CPU figures come from CodeCarbon)."]  # fmt: skip
+    (no_gpu,) = bench(tmp_path, "sparse_linear.py")
+    assert no_gpu == ("sparse_linear: no GPU on this machine; PyTorch's semi-structured sparse kernels run on CUDA "
+                      "GPUs only.")  # fmt: skip
 
 
 def measured(line: str, label: str) -> dict[str, float | str]:

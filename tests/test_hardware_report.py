@@ -95,7 +95,7 @@ def store(_empty_store: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
 
 @pytest.fixture(scope="module")
 def report(store: tuple[str, dict[str, BenchResult]]) -> hardware.HardwareReport:
-    return hardware.load(store[0], [EXPERIMENT])
+    return hardware.load([store[0]], [EXPERIMENT])
 
 
 def by_batch(report: hardware.HardwareReport, batch: int) -> hardware.Configuration:
@@ -126,7 +126,7 @@ def test_configurations_match_across_hardware_whatever_the_device_params(store, 
     assert b2.cells[H100_CLASS].headline == "measured (gpu:nvml_counter)"
     assert b2.cells[H100_CLASS].other_domains and b2.cells[H100_CLASS].gpu_counts == ["1"]
     # A result logged into two of the experiments read counts once.
-    both = hardware.load(uri, [EXPERIMENT, "copy", EXPERIMENT])
+    both = hardware.load([uri], [EXPERIMENT, "copy", EXPERIMENT])
     assert both.runs == len(RESULTS) and both.experiments == [EXPERIMENT, "copy"]
     assert by_batch(both, 8).cells[H200_CLASS].runs == 1
 
@@ -171,7 +171,7 @@ def test_overlapping_intervals_cannot_be_told_apart_and_a_lonely_point_says_wher
 def test_the_baseline_is_the_class_with_most_configurations_or_the_one_named(store) -> None:
     uri, _ = store
     assert hardware.choose_baseline({"gpu:B": 2, "gpu:A": 2, "cpu:C": 1}, None) == "gpu:A"  # ties by name
-    named = hardware.load(uri, [EXPERIMENT], baseline="h100")
+    named = hardware.load([uri], [EXPERIMENT], baseline="h100")
     assert named.baseline == H100_CLASS and named.classes == [H100_CLASS, CPU_CLASS, H200_CLASS]
     b2, b8 = by_batch(named, 2), by_batch(named, 8)
     cpu, h100 = b2.cells[CPU_CLASS], b2.cells[H100_CLASS]
@@ -180,9 +180,9 @@ def test_the_baseline_is_the_class_with_most_configurations_or_the_one_named(sto
     assert b8.cells[CPU_CLASS].verdict == hardware.NO_BASELINE and b8.cells[CPU_CLASS].energy_ratio is None
     assert hardware.choose_baseline({"gpu:H100": 1, "gpu:H100 NVL": 1}, "GPU:h100") == "gpu:H100"  # the whole name
     with pytest.raises(LookupError, match=r"^--baseline 'nvidia' matches 2 hardware classes \(gpu:NVIDIA H100"):
-        hardware.load(uri, [EXPERIMENT], baseline="nvidia")
+        hardware.load([uri], [EXPERIMENT], baseline="nvidia")
     with pytest.raises(LookupError, match=rf"^--baseline 'A100' matches no hardware class; pick one of: {CPU_CLASS}"):
-        hardware.load(uri, [EXPERIMENT], baseline="A100")
+        hardware.load([uri], [EXPERIMENT], baseline="A100")
 
 
 def test_what_a_configuration_is() -> None:
@@ -250,9 +250,9 @@ def test_a_result_folder_logged_by_the_log_command_finds_its_counterpart(_empty_
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     (tmp_path / "cpu").mkdir()
     log_result(measured(2, None, [400.0, 410.0, 405.0]), tmp_path / "cpu", uri, "two", "cpu")
-    alone = hardware.load(uri, ["two"])
+    alone = hardware.load([uri], ["two"])
     assert alone.matched == [] and len(alone.unmatched) == 1
-    hardware.write(alone, tmp_path / "alone", uri)
+    hardware.write(alone, tmp_path / "alone", [uri])
     assert "No configuration was measured on two hardware classes." in (tmp_path / "alone" / "hardware.md").read_text()
 
     result = measured(2, H100, [40.0, 41.0, 40.5])
@@ -261,8 +261,31 @@ def test_a_result_folder_logged_by_the_log_command_finds_its_counterpart(_empty_
     result.write(tmp_path / "h100")
     logged = run_cli(tmp_path, "log", "h100", timeout=120)
     assert logged.returncode == 0, logged.stderr[-3000:]
-    (matched,) = hardware.load(uri, ["two"]).matched
+    (matched,) = hardware.load([uri], ["two"]).matched
     assert list(matched.cells) == [CPU_CLASS, H100_CLASS] and matched.label == "model.name=tiny-stories"
+
+
+def test_each_machines_own_store_compares_in_one_report(_empty_store: Path, tmp_path: Path) -> None:
+    """A CPU's store and an H100's store, read together; a result logged into both counts once."""
+    uris = []
+    for machine, gpu, energies in (("cpu", None, [400.0, 410.0, 405.0]), ("h100", H100, [40.0, 41.0, 40.5])):
+        shutil.copyfile(_empty_store, tmp_path / f"{machine}.db")
+        uris.append(f"sqlite:///{tmp_path / f'{machine}.db'}")
+        (tmp_path / machine).mkdir()
+        log_result(measured(2, gpu, energies), tmp_path / machine, uris[-1], "fleet", machine)
+    copied = measured(4, H100, [70.0, 71.0, 70.5])
+    for uri in uris:
+        log_result(copied, tmp_path / "h100", uri, "fleet", "copied")
+    assert hardware.load([uris[0]], ["fleet"]).matched == []  # one store alone holds one machine's runs
+    main(["compare-hardware", "--experiment", "fleet", "--tracking-uri", uris[0], "--tracking-uri", uris[1],
+          "--baseline", "cpu", "--out", str(tmp_path / "out")])  # fmt: skip
+    rows = list(csv.DictReader((tmp_path / "out" / "hardware.csv").open()))
+    assert [(r["configuration"], r["hardware"], r["runs"], r["vs_baseline"]) for r in rows] == [
+        ("workload.batch_size=2", CPU_CLASS, "1", "baseline"),
+        ("workload.batch_size=2", H100_CLASS, "1", "lower J/token"),
+        ("workload.batch_size=4", H100_CLASS, "1", "baseline did not measure it"),
+    ]  # fmt: skip
+    assert all(uri.removeprefix("sqlite:///") in (tmp_path / "out" / "hardware.md").read_text() for uri in uris)
 
 
 @pytest.mark.parametrize(

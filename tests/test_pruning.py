@@ -11,7 +11,7 @@ import torch
 from mlflow_energy.commands.checks import check_run
 from mlflow_energy.config import ConfigError, ModelConfig, PruningConfig, RunConfig, config_hash, point_hash
 from mlflow_energy.inference.models import LoadedModel, load_model, load_tokenizer, parameter_count, resolve_model
-from mlflow_energy.inference.pruning import _two_of_four, decoder_layers, layers_to_drop, refusal
+from mlflow_energy.inference.pruning import decoder_layers, keep_two_of_four, layers_to_drop, refusal
 
 # The hashes of the default configuration before pruning keys existed: an unpruned run keeps
 # its hash, so sweeps measured earlier still resume.
@@ -76,17 +76,17 @@ def test_dropping_layers_leaves_a_smaller_model_that_still_generates(drop_layers
     assert greedy_text(pruned.model, tokenizer).strip()
 
 
-def test_two_of_four_keeps_the_two_largest_of_every_four_weights() -> None:
+def testkeep_two_of_four_keeps_the_two_largest_of_every_four_weights() -> None:
     linear = torch.nn.Linear(8, 3, bias=False)
     with torch.no_grad():
-        _two_of_four(linear)
+        keep_two_of_four(linear)
         groups = linear.weight.reshape(-1, 4)
     assert ((groups != 0).sum(dim=1) == 2).all()
     original = torch.nn.Linear(8, 3, bias=False)
     original.load_state_dict({"weight": torch.randn(3, 8, generator=torch.Generator().manual_seed(1))})
     reference = original.weight.detach().clone().reshape(-1, 4)
     with torch.no_grad():
-        _two_of_four(original)
+        keep_two_of_four(original)
     kept = original.weight.reshape(-1, 4) != 0
     for row, mask in zip(reference.abs(), kept, strict=True):
         assert set(row.argsort(descending=True)[:2].tolist()) == set(mask.nonzero().flatten().tolist())
@@ -115,7 +115,7 @@ def test_what_the_machine_cannot_run_is_refused_in_one_sentence(arguments: tuple
     assert reason is not None and fragment in reason and reason.endswith(".")
 
 
-def test_an_h100_in_bfloat16_can_run_two_of_four() -> None:
+def test_an_h100_in_bfloat16_can_runkeep_two_of_four() -> None:
     assert refusal("semi_structured", 0.5, "bfloat16", "cuda:0", (9, 0)) is None
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from processes import QUICK, run_cli, sweep_runs
+from processes import QUICK, QUICK_NO_QUALITY, run_cli, sweep_runs
 
 pytestmark = pytest.mark.e2e
 
@@ -89,16 +89,16 @@ def test_refusals_leave_the_registry_untouched(tmp_path: Path, two_point_sweep, 
 
 
 def test_random_weights_are_not_registered(tmp_path: Path) -> None:
-    proc = run_cli(tmp_path, "run", *QUICK, "model=tiny")
+    proc = run_cli(tmp_path, "run", *QUICK_NO_QUALITY, "model=tiny")
     assert proc.returncode == 0, proc.stderr[-2000:]
     proc = register(tmp_path)
     assert proc.returncode == 2 and "random weights: nothing to deploy" in proc.stderr
 
 
 def test_a_pruned_sweep_registers_when_it_ends_and_the_model_loads_pruned(tmp_path: Path) -> None:
-    proc = run_cli(tmp_path, "run", "-m", *QUICK, "workload.batch_size=1,2", "model.pruning.method=magnitude",
-                   "model.pruning.drop_layers=2", "register.enabled=true", "register.name=tiny-sweep",
-                   "register.max=['quality/perplexity=12']")  # fmt: skip
+    proc = run_cli(tmp_path, "run", "-m", *QUICK, "bench.max_duration_s=1", "workload.batch_size=1,2",
+                   "model.pruning.method=magnitude", "model.pruning.drop_layers=2", "register.enabled=true",
+                   "register.name=tiny-sweep", "register.max=['quality/perplexity=12']")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     version = client.get_model_version_by_alias("tiny-sweep", "efficient")

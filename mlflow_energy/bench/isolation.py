@@ -34,11 +34,11 @@ def _describe_exit(code: int | None) -> str:
     return f"the benchmark process exited with code {code}"
 
 
-def _stop_cause(why: str, config: RunConfig, phase: str) -> str:
+def _stop_cause(why: str, config: RunConfig, phase: str, stop: StopRequest) -> str:
     """The error of a child the parent stopped (it replaces the SystemExit the child recorded)."""
     return {
         TIMED_OUT: f"timed out after bench.timeout_s={config.bench.timeout_s:g} s during {phase}",
-        INTERRUPTED: f"interrupted (Ctrl-C) during {phase}",
+        INTERRUPTED: f"interrupted ({stop.cause}) during {phase}",
         ORPHANED: f"the benchmark's zygote process died during {phase}, so the benchmark was stopped",
     }[why]
 
@@ -61,7 +61,7 @@ def run_isolated(config: RunConfig, out_dir: Path, stop: StopRequest = STOP) -> 
         result = BenchResult.read(out_dir)
     except ResultFileError:  # died before its first save
         result = BenchResult(config, config_hash(config), point_hash(config), status=Status.FAILED)
-    error = (_stop_cause(ended.stopped, config, result.phase) if ended.stopped
+    error = (_stop_cause(ended.stopped, config, result.phase, stop) if ended.stopped
              else result.error or zygote_error or f"{_describe_exit(ended.code)} during {result.phase}")  # fmt: skip
     return close_unfinished(result, error, out_dir)
 

@@ -21,7 +21,8 @@ def compare_hardware_command(argv: list[str]) -> None:
     )
     parser.add_argument("--experiment", required=True, action="append",
                         help="MLflow experiment name; repeat to read several")  # fmt: skip
-    parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="default: %(default)s")
+    parser.add_argument("--tracking-uri", action="append", help="a tracking store to read; repeat to read several "
+                        "(each machine's own SQLite file); default: sqlite:///mlflow.db")  # fmt: skip
     parser.add_argument("--baseline", help="the hardware class ratios are taken against: its name or a part of it "
                         "(case-insensitive); default: the class that measured the most configurations")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("hardware-report"),
@@ -30,16 +31,18 @@ def compare_hardware_command(argv: list[str]) -> None:
     from mlflow_energy.report.hardware import load, write
     from mlflow_energy.tracking.store import TrackingError, check_reachable
 
+    uris = args.tracking_uri or ["sqlite:///mlflow.db"]
+    for uri in uris:
+        try:
+            check_reachable(uri)  # a dead server fails in seconds, not after MLflow's minutes of retries
+        except TrackingError as exc:
+            fail(str(exc), EXIT_TRACKING_ERROR)
+        database = uri.removeprefix("sqlite:///")
+        if uri.startswith("sqlite:///") and not Path(database).is_file():  # MLflow would create it
+            fail(f"there is no tracking store at {database}; check --tracking-uri.", EXIT_CONFIG_ERROR)
     try:
-        check_reachable(args.tracking_uri)  # a dead server fails in seconds, not after MLflow's minutes of retries
-    except TrackingError as exc:
-        fail(str(exc), EXIT_TRACKING_ERROR)
-    database = args.tracking_uri.removeprefix("sqlite:///")
-    if args.tracking_uri.startswith("sqlite:///") and not Path(database).is_file():  # MLflow would create it
-        fail(f"there is no tracking store at {database}; check --tracking-uri.", EXIT_CONFIG_ERROR)
-    try:
-        report = load(args.tracking_uri, args.experiment, args.baseline)
+        report = load(uris, args.experiment, args.baseline)
     except LookupError as exc:
         fail(str(exc), EXIT_CONFIG_ERROR)
     writable_or_fail(args.out, "--out")
-    write(report, args.out, args.tracking_uri)
+    write(report, args.out, uris)

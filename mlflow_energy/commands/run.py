@@ -39,7 +39,7 @@ def run_command(argv: list[str]) -> None:
 
     register_schema()
     register_sweeper()  # conf/config.yaml's last default
-    STOP.install(EXIT_INTERRUPTED)
+    STOP.install(EXIT_INTERRUPTED, sigterm_too=True)  # `timeout` and `kill` stop a sweep as Ctrl-C does
     overrides = expand_overrides(argv)
     sys.argv = ["mlflow-energy", *overrides]  # Hydra parses sys.argv itself
     hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")(execute)()
@@ -63,7 +63,7 @@ def execute(cfg: DictConfig) -> None:
 
     from mlflow_energy.tracking.sweep_state import SweepState
 
-    STOP.install(EXIT_INTERRUPTED)  # again here: a joblib worker is a process of its own
+    STOP.install(EXIT_INTERRUPTED)  # again here (SIGINT only): a joblib worker is a process of its own
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode == RunMode.MULTIRUN:

@@ -107,7 +107,7 @@ def prune(model: Any, method: str, sparsity: float, drop_layers: int | list[int]
                 _zero_smallest(linear, sparsity)
         elif method == SEMI_STRUCTURED:
             for linear in targets:
-                _two_of_four(linear)
+                keep_two_of_four(linear)
         zeros = sum(_zero_count(m.weight) for m in targets)
         pruned = sum(m.weight.numel() for m in targets)
         if method == SEMI_STRUCTURED:  # counted above on the dense masked weights; now stored compressed
@@ -152,7 +152,7 @@ def _zero_smallest(linear: Any, sparsity: float) -> None:
     torch_prune.remove(linear, "weight")
 
 
-def _two_of_four(linear: Any) -> None:
+def keep_two_of_four(linear: Any) -> None:
     """Zeroes the two smallest of every four consecutive weights along each row (the input axis:
     the layout sparse tensor cores read)."""
     weight = linear.weight

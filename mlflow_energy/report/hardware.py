@@ -1,7 +1,8 @@
 """One configuration measured on different machines, side by side: ``mlflow-energy compare-hardware``.
 
-Runs: the FINISHED measurement runs (sweep parents left out) of one or more experiments, each
-measurement once (a result logged into two of the experiments counts once).
+Runs: the FINISHED measurement runs (sweep parents left out) of one or more experiments, in one
+or more tracking stores (each machine's own SQLite file, or a shared server), each measurement
+once (a result logged into two of the experiments or stores counts once).
 
 Hardware class: ``tracking.store.hardware_class`` (``gpu:<model>``, or ``cpu:<model>``), the
 class the registry compares champions within.
@@ -39,7 +40,7 @@ from mlflow_energy.bench.stats import Interval
 from mlflow_energy.report.console import wide_console
 from mlflow_energy.report.replicates import Figures, combine, show
 from mlflow_energy.tracking import filters, names
-from mlflow_energy.tracking.store import hardware_class, runs_of_experiments
+from mlflow_energy.tracking.store import all_runs, hardware_class
 from mlflow_energy.tracking.uris import redact_uri
 
 ENERGY, SPEED = names.ENERGY_PER_TOKEN, names.THROUGHPUT
@@ -179,10 +180,20 @@ class HardwareReport:
         return [c for c in self.configurations if not c.matched]
 
 
-def read_runs(client: Any, experiments: list[str]) -> list[Any]:
-    """The FINISHED measurement runs of ``experiments``, sweep parents left out, each result
-    once (the newest first, as the store lists them); LookupError when there is none."""
-    found = runs_of_experiments(client, experiments, filters.FINISHED_MEASUREMENTS)
+def read_runs(clients: list[Any], experiments: list[str]) -> list[Any]:
+    """The FINISHED measurement runs of ``experiments`` in the stores of ``clients``, sweep
+    parents left out, each result once (the newest first, as each store lists them); LookupError
+    for an experiment no store holds, or when there is no run."""
+    found: list[Any] = []
+    known: set[str] = set()
+    for client in clients:
+        present = {e: x for e in experiments if (x := client.get_experiment_by_name(e)) is not None}
+        known.update(present)
+        if present:
+            found += all_runs(client, [x.experiment_id for x in present.values()], filters.FINISHED_MEASUREMENTS)
+    missing = [e for e in experiments if e not in known]
+    if missing:
+        raise LookupError(f"there is no experiment named {missing[0]!r}; check --experiment.")
     runs, seen = [], set()
     for run in found:
         result = run.data.tags.get(names.TAG_RESULT_ID) or run.info.run_id
@@ -422,14 +433,15 @@ def _md(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def write_markdown(report: HardwareReport, path: Path, tracking_uri: str) -> None:
+def write_markdown(report: HardwareReport, path: Path, tracking_uris: list[str]) -> None:
     """A table to paste into docs: each configuration measured on two classes or more, one row
     per class; what the intervals cover; the configurations without counterpart."""
     lines = [
         f"# The same configurations on {len(report.classes)} hardware classes",
         "",
         f"Runs: {report.runs} FINISHED measurement runs of experiment(s) {', '.join(report.experiments)} in "
-        f"{redact_uri(tracking_uri)}. Baseline: {report.baseline}. Configurations match on every param but the "
+        f"{', '.join(redact_uri(uri) for uri in tracking_uris)}. Baseline: {report.baseline}. "
+        "Configurations match on every param but the "
         f"device, where results go and how they are measured; labelled by {', '.join(report.keys)}.",
         "",
     ]
@@ -560,22 +572,24 @@ def print_table(report: HardwareReport, console: Console | None = None) -> None:
             console.print(f"  {lonely_line(c)}", soft_wrap=True, markup=False, highlight=False)
 
 
-def load(tracking_uri: str, experiments: list[str], baseline: str | None = None) -> HardwareReport:
-    """The report of ``experiments``' runs; LookupError (one sentence) for an unknown experiment,
-    an experiment without measurement runs, or a ``baseline`` that names no class or several."""
+def load(tracking_uris: list[str], experiments: list[str], baseline: str | None = None) -> HardwareReport:
+    """The report of ``experiments``' runs in the stores at ``tracking_uris``; LookupError (one
+    sentence) for an unknown experiment, an experiment without measurement runs, or a
+    ``baseline`` that names no class or several."""
     from mlflow.tracking import MlflowClient
 
     experiments = list(dict.fromkeys(experiments))
-    return build(read_runs(MlflowClient(tracking_uri=tracking_uri), experiments), baseline, experiments)
+    clients = [MlflowClient(tracking_uri=uri) for uri in dict.fromkeys(tracking_uris)]
+    return build(read_runs(clients, experiments), baseline, experiments)
 
 
-def write(report: HardwareReport, folder: Path, tracking_uri: str, console: Console | None = None) -> list[Path]:
+def write(report: HardwareReport, folder: Path, tracking_uris: list[str], console: Console | None = None) -> list[Path]:
     """hardware.csv, hardware.md and hardware.png in ``folder``; the table and the files' paths
     on the console."""
     folder.mkdir(parents=True, exist_ok=True)
     report.files = [folder / CSV_FILE, folder / MARKDOWN_FILE, folder / PLOT_FILE]
     write_csv(report, report.files[0])
-    write_markdown(report, report.files[1], tracking_uri)
+    write_markdown(report, report.files[1], tracking_uris)
     plot(report, report.files[2])
     console = console or wide_console()
     print_table(report, console)

@@ -58,20 +58,13 @@ def search_experiment_runs(
     return found.experiment_id, runs
 
 
-def runs_of_experiments(client: Any, experiments: list[str], query: str) -> list[Any]:
-    """Every run of the named experiments that matches ``query``, page after page (a search
-    returns at most 1,000 runs a page); LookupError naming the first experiment that does not
-    exist."""
-    ids = []
-    for experiment in experiments:
-        found = client.get_experiment_by_name(experiment)
-        if found is None:
-            raise LookupError(f"there is no experiment named {experiment!r}; check --experiment.")
-        ids.append(found.experiment_id)
+def all_runs(client: Any, experiment_ids: list[str], query: str) -> list[Any]:
+    """Every run of the experiments that matches ``query``, page after page (a search returns
+    at most 1,000 runs a page)."""
     runs: list[Any] = []
     token = None
     while True:
-        page = client.search_runs(ids, filter_string=query, page_token=token)
+        page = client.search_runs(experiment_ids, filter_string=query, page_token=token)
         runs += page
         token = page.token
         if not token:
