@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import math
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -505,12 +506,13 @@ def plot(report: HardwareReport, path: Path) -> None:
         ax.tick_params(axis="y", which="minor", labelsize=7)
         ax.set_ylabel(label_text)
         ax.grid(axis="y", alpha=0.3, which="both")
-    top.legend(fontsize=8)
+    top.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # clear of the bars and their ratios
+    keys = differing_keys([c.params for c in shown])  # what tells the plotted configurations apart
+    ticks = [_short(label(c.params, keys)) for c in shown]
     bottom.set_xticks(range(len(shown)))
-    slanted = len(shown) > 4
-    bottom.set_xticklabels([_short(c.label) for c in shown], rotation=30 if slanted else 0,
-                           ha="right" if slanted else "center", fontsize=8)  # fmt: skip
-    bottom.set_xlabel(", ".join(report.keys))
+    slanted = len(shown) > 4 or max(map(len, ticks)) > 20
+    bottom.set_xticklabels(ticks, rotation=30 if slanted else 0, ha="right" if slanted else "center", fontsize=8)
+    bottom.set_xlabel(textwrap.fill(", ".join(keys), width=int(width * 12)))
     missing = "" if report.matched else f"; {NO_COUNTERPART_SENTENCE}"
     fig.suptitle(f"The same configurations by hardware class (baseline {report.baseline}){missing}\n"
                  "error bars: 95% intervals where known (N replicates, or one run's windows)\n"
