@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 import shutil
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from train_tiny import encode, perplexity  # scripts/ is on the path of a script run from it
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,26 +38,6 @@ OUT = SHIPPED / "tiny-stories-distilled"
 HELDOUT = ROOT / "mlflow_energy" / "inference" / "data" / "heldout.txt"
 KEEP = (0, 3)  # the teacher's first and last decoder layers
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
-
-
-def encode(tokenizer: PreTrainedTokenizerFast, text: str) -> torch.Tensor:
-    """Each line's tokens, then EOS: as scripts/train_tiny.py encodes the teacher's corpus."""
-    eos = tokenizer.eos_token_id
-    ids: list[int] = []
-    for line in text.splitlines():
-        ids += tokenizer(line)["input_ids"] + [eos]
-    return torch.tensor(ids)
-
-
-@torch.no_grad()
-def perplexity(model: LlamaForCausalLM, ids: torch.Tensor) -> float:
-    """Non-overlapping windows of the model's context over ``ids``; leaves the model's mode as it was."""
-    was_training, context = model.training, model.config.max_position_embeddings
-    model.eval()
-    chunks = [ids[i : i + context] for i in range(0, len(ids) - 1, context) if len(ids[i : i + context]) > 1]
-    nll = sum(model(c[None], labels=c[None], use_cache=False).loss.item() * (len(c) - 1) for c in chunks)
-    model.train(was_training)
-    return math.exp(nll / sum(len(c) - 1 for c in chunks))
 
 
 def build_student(teacher: LlamaForCausalLM, keep: tuple[int, ...]) -> LlamaForCausalLM:

@@ -53,10 +53,12 @@ def encode(tokenizer: PreTrainedTokenizerFast, text: str) -> torch.Tensor:
 
 @torch.no_grad()
 def perplexity(model: LlamaForCausalLM, ids: torch.Tensor) -> float:
+    """Non-overlapping windows of CONTEXT tokens over ``ids``; leaves the model's mode as it was."""
+    was_training = model.training
     model.eval()
     chunks = [ids[i : i + CONTEXT] for i in range(0, len(ids) - 1, CONTEXT) if len(ids[i : i + CONTEXT]) > 1]
-    nll = sum(model(c[None], labels=c[None]).loss.item() * (len(c) - 1) for c in chunks)
-    model.train()
+    nll = sum(model(c[None], labels=c[None], use_cache=False).loss.item() * (len(c) - 1) for c in chunks)
+    model.train(was_training)
     return math.exp(nll / sum(len(c) - 1 for c in chunks))
 
 
