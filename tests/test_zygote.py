@@ -337,3 +337,35 @@ print("never stopped")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout) == (0, f"exited {128 + signal.SIGTERM}\n"), done.stderr
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+
+
+@pytest.mark.parametrize(("signum", "cause", "said"), [
+    (signal.SIGINT, "Ctrl-C", b"(Ctrl-C again to exit at once).\n"),
+    (signal.SIGTERM, "SIGTERM", b"(a second SIGTERM exits at once).\n"),
+])  # fmt: skip
+def test_ctrl_c_and_sigterm_are_the_same_stop_request(signum: int, cause: str, said: bytes, capfd) -> None:
+    """The command takes SIGTERM (`timeout`, `kill`) as it takes Ctrl-C: a stop request, its
+    cause named in the stopped run's error."""
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    stop = StopRequest()
+    try:
+        stop.install(exit_code=130, sigterm_too=True)
+        os.kill(os.getpid(), signum)
+        fileno = stop.fileno()
+        assert fileno is not None and os.read(fileno, 1) == b"!"
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    assert stop.requested and stop.cause == cause
+    assert capfd.readouterr().err.encode().endswith(said)
+    error = isolation._stop_cause(INTERRUPTED, RunConfig(), "repetition 3", stop)
+    assert error == f"interrupted ({cause}) during repetition 3"
+
+
+def test_a_sweep_job_leaves_sigterm_to_its_engine() -> None:
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        StopRequest().install(exit_code=130)
+        assert signal.getsignal(signal.SIGTERM) == previous[0]
+    finally:
+        signal.signal(signal.SIGINT, previous[1])
