@@ -265,7 +265,9 @@ def not_applicable(config: RunConfig) -> tuple[str, ...]:
 
 
 def pruning_on(pruning: PruningConfig) -> bool:
-    return pruning.method != "none" or pruning.drop_layers not in (0, [])
+    from mlflow_energy.inference.pruning import applies
+
+    return applies(pruning.method, pruning.drop_layers)
 
 
 def _digest(config: RunConfig, leave_out: tuple[str, ...]) -> str:

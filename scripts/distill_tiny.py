@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from train_tiny import encode, perplexity  # scripts/ is on the path of a script run from it
+from train_tiny import encode, optimizer_step, perplexity  # scripts/ is on the path of a script run from it
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,11 +147,7 @@ def main() -> None:
             loss = (1 - args.hard_weight) * soft + args.hard_weight * out.loss
         else:
             loss = soft = distillation_loss(student(batch, use_cache=False).logits, teacher_logits, args.temperature)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
+        optimizer_step(student, loss, optimizer, schedule)
         if step % 100 == 0 or step == args.steps:
             print(f"step {step}/{args.steps}: loss {loss.item():.4f} (KL*T^2 {soft.item():.4f}), "
                   f"{time.time() - trained:.0f} s")  # fmt: skip

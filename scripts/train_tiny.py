@@ -62,6 +62,16 @@ def perplexity(model: LlamaForCausalLM, ids: torch.Tensor) -> float:
     return math.exp(nll / sum(len(c) - 1 for c in chunks))
 
 
+def optimizer_step(model: torch.nn.Module, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                   schedule: torch.optim.lr_scheduler.LRScheduler) -> None:  # fmt: skip
+    """One step on ``loss``: gradients clipped to norm 1, then the learning-rate schedule."""
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    schedule.step()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=1500)
@@ -94,11 +104,7 @@ def main() -> None:
         starts = torch.randint(0, len(train_ids) - args.seq - 1, (args.batch,), generator=generator)
         batch = torch.stack([train_ids[s : s + args.seq] for s in starts.tolist()])
         loss = model(batch, labels=batch).loss
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
+        optimizer_step(model, loss, optimizer, schedule)
         if step % 250 == 0 or step == args.steps:
             print(f"step {step}/{args.steps}: loss {loss.item():.3f}, {time.time() - started:.0f} s")
     print(f"held-out perplexity after training {perplexity(model, heldout_ids):.2f}")

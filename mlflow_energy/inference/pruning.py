@@ -45,6 +45,11 @@ class PruningOutcome:
     layers_removed: list[int]
 
 
+def applies(method: str, drop_layers: Any) -> bool:
+    """Whether this pruning changes the model: a method, or decoder layers to remove."""
+    return method != NONE or drop_layers not in (0, [])
+
+
 def refusal(method: str, sparsity: float, dtype: str, device: str, capability: tuple[int, int] | None) -> str | None:
     """Why this pruning cannot run here, in one sentence; None when it can. ``capability``:
     the GPU's compute capability (None on the CPU)."""
@@ -97,7 +102,7 @@ def prune(model: Any, method: str, sparsity: float, drop_layers: int | list[int]
     removed = layers_to_drop(drop_layers, len(layers))
     if removed:
         _remove_layers(model, layers, removed)
-    targets = [m for layer in layers for m in layer.modules() if isinstance(m, torch.nn.Linear) and method != NONE]
+    targets = [] if method == NONE else [m for m in layers.modules() if isinstance(m, torch.nn.Linear)]
     if method != NONE and not targets:
         raise ValueError(f"model.pruning.method={method} prunes nn.Linear layers, and this model's decoder layers "
                          "have none; use model.pruning.drop_layers.")  # fmt: skip

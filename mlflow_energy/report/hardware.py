@@ -39,7 +39,7 @@ from rich.table import Table
 
 from mlflow_energy.bench.stats import Interval
 from mlflow_energy.report.console import wide_console
-from mlflow_energy.report.replicates import Figures, combine, show
+from mlflow_energy.report.replicates import Figures, combine, error_bars, show
 from mlflow_energy.tracking import filters, names
 from mlflow_energy.tracking.store import all_runs, hardware_class
 from mlflow_energy.tracking.uris import redact_uri
@@ -490,7 +490,7 @@ def plot(report: HardwareReport, path: Path) -> None:
         name = f"{hardware} (baseline)" if hardware == report.baseline else hardware
         for ax, metric in ((top, ENERGY), (bottom, SPEED)):
             values = [_figure(cell, metric) for cell in cells]
-            ax.bar(xs, [math.nan if v is None else v for v in values], bar, yerr=_error_bars(cells, metric),
+            ax.bar(xs, [math.nan if v is None else v for v in values], bar, yerr=_bars(cells, metric),
                    capsize=3, label=name, color=f"C{i}", error_kw={"elinewidth": 0.8, "ecolor": "black"})  # fmt: skip
         for x, cell in zip(xs, cells, strict=True):
             if cell is not None and cell.energy_ratio is not None:
@@ -508,7 +508,7 @@ def plot(report: HardwareReport, path: Path) -> None:
         ax.grid(axis="y", alpha=0.3, which="both")
     top.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # clear of the bars and their ratios
     keys = differing_keys([c.params for c in shown])  # what tells the plotted configurations apart
-    ticks = [_short(label(c.params, keys)) for c in shown]
+    ticks = [", ".join(c.params.get(k, UNSET) for k in keys) for c in shown]
     bottom.set_xticks(range(len(shown)))
     slanted = len(shown) > 4 or max(map(len, ticks)) > 20
     bottom.set_xticklabels(ticks, rotation=30 if slanted else 0, ha="right" if slanted else "center", fontsize=8)
@@ -522,28 +522,12 @@ def plot(report: HardwareReport, path: Path) -> None:
     plt.close(fig)
 
 
+def _bars(cells: list[Cell | None], metric: str) -> list[list[float]]:
+    return error_bars([(_figure(c, metric), c.figures.intervals.get(metric) if c else None) for c in cells])
+
+
 def _figure(cell: Cell | None, metric: str) -> float | None:
     return None if cell is None else cell.value(metric)
-
-
-def _error_bars(cells: list[Cell | None], metric: str) -> list[list[float]]:
-    """Distances from each value down to its interval's low end and up to its high end (0: unknown)."""
-    below, above = [], []
-    for cell in cells:
-        value = _figure(cell, metric)
-        interval = cell.figures.intervals.get(metric) if cell is not None else None
-        if value is None or interval is None:
-            below.append(0.0)
-            above.append(0.0)
-        else:
-            below.append(max(0.0, value - interval.low))
-            above.append(max(0.0, interval.high - value))
-    return [below, above]
-
-
-def _short(name: str) -> str:
-    """``model.dtype=float32, workload.batch_size=4`` -> ``float32, 4`` (the keys are in the title)."""
-    return ", ".join(part.rpartition("=")[2] for part in name.split(", "))
 
 
 def print_table(report: HardwareReport, console: Console | None = None) -> None:

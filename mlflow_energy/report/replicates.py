@@ -58,6 +58,14 @@ def combine(runs: list[dict[str, float]], interval_metrics: Iterable[str] = name
     return Figures(means, {m: i for m, i in intervals.items() if i}, len(runs))
 
 
+def error_bars(figures: list[tuple[float | None, Interval | None]]) -> list[list[float]]:
+    """Matplotlib's asymmetric error bars for (value, interval) pairs: each value's distance down
+    to its interval's low end and up to its high end (0 where either is unknown)."""
+    spans = [(value - interval.low, interval.high - value) if value is not None and interval is not None
+             else (0.0, 0.0) for value, interval in figures]  # fmt: skip
+    return [[max(0.0, below) for below, _ in spans], [max(0.0, above) for _, above in spans]]
+
+
 def show(value: float, interval: Interval | None, separator: str = " ") -> str:
     """``0.1234 [0.1201-0.1262]``, or the value alone."""
     return f"{value:.4g}" + (f"{separator}[{interval.low:.4g}-{interval.high:.4g}]" if interval else "")

@@ -27,7 +27,7 @@ from mlflow_energy.bench.stats import Interval
 from mlflow_energy.report.console import wide_console
 from mlflow_energy.report.headline import trust_verdict
 from mlflow_energy.report.pareto import pareto_front, place_labels
-from mlflow_energy.report.replicates import combine, show
+from mlflow_energy.report.replicates import combine, error_bars, show
 from mlflow_energy.tracking import names
 from mlflow_energy.tracking.run_record import run_params
 from mlflow_energy.tracking.sweep_state import (
@@ -387,11 +387,8 @@ def _short(name: str) -> str:
     return ", ".join(part.rpartition("=")[2] for part in name.split(","))
 
 
-def _error_bars(rows: list[PointRow], metric: str) -> list[list[float]]:
-    """Distances from each value down to its interval's low end and up to its high end (0: unknown)."""
-    spans = [(r.metrics[metric] - r.intervals[metric].low, r.intervals[metric].high - r.metrics[metric])
-             if metric in r.intervals else (0.0, 0.0) for r in rows]  # fmt: skip
-    return [[max(0.0, below) for below, _ in spans], [max(0.0, above) for _, above in spans]]
+def _bars(rows: list[PointRow], metric: str) -> list[list[float]]:
+    return error_bars([(r.metrics[metric], r.intervals.get(metric)) for r in rows])
 
 
 def _scatter(ax: Any, rows: list[PointRow], x_axis: tuple[str, str], y_axis: tuple[str, str],
@@ -399,7 +396,7 @@ def _scatter(ax: Any, rows: list[PointRow], x_axis: tuple[str, str], y_axis: tup
     """``x_axis`` and ``y_axis``: (metric, label)."""
     (x_metric, x_label), (y_metric, y_label) = x_axis, y_axis
     xs, ys = [r.metrics[x_metric] for r in rows], [r.metrics[y_metric] for r in rows]
-    ax.errorbar(xs, ys, xerr=_error_bars(rows, x_metric), yerr=_error_bars(rows, y_metric), fmt="none",
+    ax.errorbar(xs, ys, xerr=_bars(rows, x_metric), yerr=_bars(rows, y_metric), fmt="none",
                 ecolor="tab:gray", elinewidth=0.8, capsize=2, zorder=2)  # fmt: skip
     ax.scatter(xs, ys, c=["tab:red" if f else "tab:gray" for f in on_front], zorder=3)
     front = sorted((x, y) for x, y, f in zip(xs, ys, on_front, strict=True) if f)

@@ -21,7 +21,7 @@ class TextGenerator(PythonModel):
 
     def load_context(self, context: Any) -> None:
         import torch
-        from pruning import prune
+        from pruning import applies, prune
         from quantization import quantize
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -43,7 +43,7 @@ class TextGenerator(PythonModel):
             attn_implementation=config["attn_implementation"], use_safetensors=True,
         ).to(self.device)  # type: ignore[arg-type]  # fmt: skip
         pruning = config.get("pruning") or {"method": "none", "drop_layers": 0}
-        if pruning["method"] != "none" or pruning["drop_layers"]:
+        if applies(pruning["method"], pruning["drop_layers"]):
             prune(model, pruning["method"], pruning["sparsity"], pruning["drop_layers"])
         self.model = quantize(model.eval(), config["quantization"])
         self.max_new_tokens = int(config.get("max_new_tokens", 32))
