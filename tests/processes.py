@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -40,8 +41,10 @@ QUICK_SERVING = ["scenario=serving", "bench.idle_s=0.2", "serving.duration_s=3",
 SMALL_CACHE = 'serving.server_args=["--cb-num-blocks","64","--cb-max-batch-tokens","256"]'
 # A Ray cluster on loopback only: Ray turns 127.0.0.1 into the host's outward address unless
 # told the cluster is one machine; `ray start` turns token authentication on, which a driver
-# uses only when asked (the token is in ~/.ray/auth_token).
-RAY_LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+# uses only when asked. The token is this test session's own (RAY_AUTH_TOKEN), never one left
+# in ~/.ray/auth_token by an earlier run on this machine.
+RAY_LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0",
+                "RAY_AUTH_TOKEN": secrets.token_hex(32)}  # fmt: skip
 
 
 # The exit codes the CLI documents (mlflow_energy/commands/exits.py), as a user's script sees them.

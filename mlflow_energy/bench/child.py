@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow_energy.bench.lifetime import die_with_parent
+from mlflow_energy.bench.progress import ProgressHandler
 from mlflow_energy.config import to_run_config
 from mlflow_energy.inference.server import ServerError
 
@@ -42,8 +43,16 @@ def exit_on_sigterm() -> None:
 
 def run_child(out_dir: Path) -> int:
     """The child's body: run the protocol on the saved config; its exit code."""
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr), logging.FileHandler(out_dir / BENCH_LOG)]
+    console = ProgressHandler(sys.stderr)
+    handlers: list[logging.Handler] = [console, logging.FileHandler(out_dir / BENCH_LOG)]
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%H:%M:%S", handlers=handlers, force=True)
+    try:
+        return _run_protocol(out_dir)
+    finally:  # the parent prints next: its lines must not land on the progress line
+        console.end_line()
+
+
+def _run_protocol(out_dir: Path) -> int:
     from mlflow_energy.bench.protocol import run_protocol
 
     config = to_run_config(json.loads((out_dir / REQUEST_FILE).read_text()))

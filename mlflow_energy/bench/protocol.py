@@ -182,7 +182,7 @@ def _generate(run: Run, work: _Work) -> None:
     calls = _calls_for(run.config.bench.min_window_s, run.result.warmup[-1].duration_s)
 
     def measure(k: int, status: str) -> RepetitionWindow:
-        run.enter(f"repetition {k} ({calls} calls; {status})")
+        run.enter(f"repetition {k} ({calls} calls; {status})", repeats=True)
         request_s: list[float] = []
         with run.meter.window(f"generate_{k}") as window:
             for _ in range(calls):

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlflow_energy.bench.progress import REPEATS
 from mlflow_energy.bench.result import BenchResult
 from mlflow_energy.config import RunConfig
 from mlflow_energy.meter.energy_meter import EnergyMeter
@@ -27,11 +28,12 @@ class Run:
     save: Callable[[BenchResult], object]  # what it returns is ignored
     out_dir: Path
 
-    def enter(self, phase: str) -> None:
-        """Records the phase (a failure names it) and saves the partial result."""
+    def enter(self, phase: str, repeats: bool = False) -> None:
+        """Records the phase (a failure names it) and saves the partial result; ``repeats``: one
+        window of a series, shown once per series outside a terminal."""
         self.result.phase = phase
         self.save(self.result)
-        log.info("%s", phase)
+        log.info("%s", phase, extra={REPEATS: repeats})
 
 
 def cool_down(run: Run) -> None:

@@ -169,7 +169,8 @@ def _steady_state(run: Run, generator: LoadGenerator, health: _Health) -> None:
     measured_s, counted = 0.0, 0
     while measured_s < s.duration_s and (s.num_requests is None or counted < s.num_requests):
         k = len(serving.windows)
-        run.enter(f"steady-state window {k + 1} ({measured_s:.1f}/{s.duration_s:g} s, {counted} requests counted)")
+        run.enter(f"steady-state window {k + 1} ({measured_s:.1f}/{s.duration_s:g} s, {counted} requests counted)",
+                  repeats=True)
         length = min(s.window_s, s.duration_s - measured_s)
         with run.meter.window(f"steady_{k + 1}") as window:
             deadline = time.monotonic() + length

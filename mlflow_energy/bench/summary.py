@@ -374,6 +374,16 @@ def drop_below_noise_floor(s: Summary) -> list[str]:
     return dropped
 
 
+def estimate_warning(labels: list[str]) -> str:
+    """The sentence that opens the trust verdict of a figure with no measured source."""
+    warning = f"estimate: no measured energy source here ({', '.join(labels)} are CodeCarbon models); "
+    if any(label.endswith(":cpu_load") for label in labels):
+        # CodeCarbon scales the CPU's TDP by the whole machine's load, not this process's share.
+        return warning + ("the CPU estimate follows the whole machine's load, so anything else running changes it: "
+                          "use these figures only to compare runs made on an otherwise idle machine")
+    return warning + "compare these figures only with other estimates"
+
+
 def assess(result: BenchResult, s: Summary, below_noise_floor: list[str]) -> Assessment:
     """The trust verdict: what the headline counts, whether the interval met its target, and
     the sentences a user must read before quoting the figures."""
@@ -387,10 +397,7 @@ def assess(result: BenchResult, s: Summary, below_noise_floor: list[str]) -> Ass
     a.headline_sources = [f"{d}:{sources[d]}" for d in domains]
     a.estimated_sources = [f"{d}:{src}" for d, src in sources.items() if d not in domains]
     if a.headline == "estimate":
-        a.warnings.append(
-            f"estimate: no measured energy source here ({', '.join(a.headline_sources)} are CodeCarbon models); "
-            "compare these figures only with other estimates"
-        )
+        a.warnings.append(estimate_warning(a.headline_sources))
     # The target the windows aimed for (summarize records the same value as measurement_target_ci).
     rel, target = s.measurement_ci_relative, result.config.bench.target_ci
     if rel is None and result.serving is not None:

@@ -42,7 +42,7 @@ from mlflow.models.evaluation.base import EvaluationResult, ModelEvaluator
 
 from mlflow_energy.bench.result import Summary
 from mlflow_energy.bench.stats import percentile, positive_interval
-from mlflow_energy.bench.summary import energy_figures, headline_domains
+from mlflow_energy.bench.summary import energy_figures, estimate_warning, headline_domains
 from mlflow_energy.config import CarbonConfig
 from mlflow_energy.meter.energy_meter import EnergyMeter
 from mlflow_energy.meter.measurement import DOMAINS, EnergySource, Measurement
@@ -429,8 +429,7 @@ def _tags(sources: dict[str, str], calls: list[Call], notes: Notes) -> dict[str,
         labels = [f"{d}:{window.sources()[d]}" for d in domains]
         tags[names.TAG_HEADLINE] = f"{'measured' if kind == 'measured' else 'ESTIMATE'} ({', '.join(labels)})"
         if kind == "estimate":
-            warnings.insert(0, f"estimate: no measured energy source here ({', '.join(labels)} are CodeCarbon "
-                               "models); compare these figures only with other estimates")  # fmt: skip
+            warnings.insert(0, estimate_warning(labels))
         if len(counted) == 1:
             warnings.append("1 valid window: no interval; evaluate more rows or a smaller batch_size")
         uncounted = sum(c.rows for c in calls) - sum(c.rows for c in counted)
