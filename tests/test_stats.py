@@ -10,7 +10,7 @@ def test_describe_matches_hand_computation() -> None:
     std = math.sqrt(((1.5**2) * 2 + (0.5**2) * 2) / 3)
     assert s.n == 4 and s.mean == 2.5
     assert s.std == pytest.approx(std)
-    half = 3.182 * std / 2  # t(0.975, 3 dof) * std / sqrt(4)
+    half = 3.182446 * std / 2  # t(0.975, 3 dof) * std / sqrt(4)
     assert (s.ci95_low, s.ci95_high) == (pytest.approx(2.5 - half), pytest.approx(2.5 + half))
     assert s.cv == pytest.approx(std / 2.5)
 
@@ -20,8 +20,11 @@ def test_single_sample_has_no_spread() -> None:
     assert s.mean == 7.0 and s.std is None and s.ci95_low is None and s.cv is None
 
 
-def test_t_quantiles_fall_back_to_normal_for_many_samples() -> None:
-    assert t975(1) == 12.706 and t975(30) == 2.042 and t975(500) == 1.96
+def test_t_quantiles_are_exact_for_any_degrees_of_freedom() -> None:
+    # Published table values; beyond 30 the quantile is not yet the normal 1.96 (2.040 at 31).
+    table = {1: 12.706, 2: 4.303, 10: 2.228, 30: 2.042, 31: 2.040, 60: 2.000, 120: 1.980, 100000: 1.960}
+    for dof, quantile in table.items():
+        assert t975(dof) == pytest.approx(quantile, abs=5e-4)
     with pytest.raises(ValueError):
         t975(0)
 

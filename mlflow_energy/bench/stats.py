@@ -3,28 +3,27 @@ quantities (log scale, so an interval of a positive quantity never reaches zero)
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
-# Two-sided 95% Student-t quantiles (0.975) for 1..30 degrees of freedom.
-_T975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
-_Z975 = 1.960
+MIN_SAMPLES = 2  # the fewest samples an interval is computed from
 
 
+@functools.lru_cache(maxsize=256)
 def t975(degrees_of_freedom: int) -> float:
+    """The two-sided 95% Student-t quantile (0.975), exact for any degrees of freedom."""
     if degrees_of_freedom < 1:
         raise ValueError("a confidence interval needs at least two samples")
-    return _T975[degrees_of_freedom - 1] if degrees_of_freedom <= len(_T975) else _Z975
+    from scipy.stats import t  # imported when an interval is first computed: it costs a few hundred ms
+
+    return float(t.ppf(0.975, degrees_of_freedom))
 
 
 @dataclass(frozen=True)
 class Stats:
     """Summary of n samples. std is the sample (n-1) standard deviation; with one sample the
-    spread fields are None. cv = std / mean."""
+    spread fields are None, and the interval with fewer than ``MIN_SAMPLES``. cv = std / mean."""
 
     n: int
     mean: float
@@ -42,8 +41,11 @@ def describe(values: list[float]) -> Stats:
     if n == 1:
         return Stats(1, mean, None, None, None, None)
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    cv = std / mean if mean else None
+    if n < MIN_SAMPLES:
+        return Stats(n, mean, std, None, None, cv)
     half = t975(n - 1) * std / math.sqrt(n)
-    return Stats(n, mean, std, mean - half, mean + half, std / mean if mean else None)
+    return Stats(n, mean, std, mean - half, mean + half, cv)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -82,8 +84,8 @@ def positive_interval(samples: list[float], value: float | None = None) -> Inter
     (J/token, tokens/s): it is never below zero and is wider above than below, as their
     spread is. ``value`` defaults to the geometric mean of the samples; the bench passes the
     ratio of sums (total J / total tokens), which differs from it by O(CV^2), far inside the
-    interval. None with fewer than two samples or a sample that is not positive."""
-    if len(samples) < 2 or any(x <= 0 for x in samples):
+    interval. None with fewer than ``MIN_SAMPLES`` samples or a sample that is not positive."""
+    if len(samples) < MIN_SAMPLES or any(x <= 0 for x in samples):
         return None
     logs = [math.log(x) for x in samples]
     spread = describe(logs).std or 0.0

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlflow_energy.bench.result import Assessment, BenchResult, RepetitionWindow, Summary
-from mlflow_energy.bench.stats import Interval, describe, percentile, positive_interval
+from mlflow_energy.bench.stats import MIN_SAMPLES, Interval, describe, percentile, positive_interval
 from mlflow_energy.config import ServingConfig, WorkloadConfig
 from mlflow_energy.inference.load import ERROR, WARMUP, RequestRecord
 from mlflow_energy.meter.host import JOULES_PER_KWH
@@ -61,7 +61,7 @@ def per_window_j_per_token(valid: list[RepetitionWindow], domains: list[str], to
 def j_per_token_interval(reps: list[RepetitionWindow], tokens_per_call: int) -> Interval | None:
     """The 95% interval of the headline J/token over the valid windows so far."""
     valid = [r for r in reps if r.measurement.valid]
-    if len(valid) < 2:
+    if len(valid) < MIN_SAMPLES:
         return None
     domains = headline_domains(valid[0].measurement)[0]
     total_j = sum(r.measurement.energy_j(domains) for r in valid)
@@ -404,7 +404,8 @@ def assess(result: BenchResult, s: Summary, below_noise_floor: list[str]) -> Ass
         a.warnings.append("no interval: a steady-state window generated no token, or there was only one; raise "
                           "serving.window_s or serving.duration_s")  # fmt: skip
     elif rel is None:
-        a.warnings.append(f"{len(valid)} valid window: no interval; measure more windows")
+        a.warnings.append(f"{len(valid)} valid window(s): an interval needs at least {MIN_SAMPLES}; measure more "
+                          "windows (raise bench.max_duration_s)")
     else:
         a.target_reached = rel <= target
         if not a.target_reached:

@@ -41,7 +41,7 @@ from typing import Any
 from mlflow.models.evaluation.base import EvaluationResult, ModelEvaluator
 
 from mlflow_energy.bench.result import Summary
-from mlflow_energy.bench.stats import percentile, positive_interval
+from mlflow_energy.bench.stats import MIN_SAMPLES, percentile, positive_interval
 from mlflow_energy.bench.summary import energy_figures, estimate_warning, headline_domains
 from mlflow_energy.config import CarbonConfig
 from mlflow_energy.meter.energy_meter import EnergyMeter
@@ -430,8 +430,9 @@ def _tags(sources: dict[str, str], calls: list[Call], notes: Notes) -> dict[str,
         tags[names.TAG_HEADLINE] = f"{'measured' if kind == 'measured' else 'ESTIMATE'} ({', '.join(labels)})"
         if kind == "estimate":
             warnings.insert(0, estimate_warning(labels))
-        if len(counted) == 1:
-            warnings.append("1 valid window: no interval; evaluate more rows or a smaller batch_size")
+        if len(counted) < MIN_SAMPLES:
+            warnings.append(f"{len(counted)} valid window(s): an interval needs at least {MIN_SAMPLES}; evaluate "
+                            "more rows or a smaller batch_size")
         uncounted = sum(c.rows for c in calls) - sum(c.rows for c in counted)
         if uncounted:
             warnings.append(f"energy covers {sum(c.rows for c in counted)} of {sum(c.rows for c in calls)} rows")
