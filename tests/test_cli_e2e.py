@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
+from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
-from processes import cli_env, run_cli
+from processes import Launch, cli_env, result_of, run_cli, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -142,14 +145,35 @@ def test_wrong_type_is_refused_by_the_schema(tmp_path: Path) -> None:
     assert "workload.batch_size" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def benchmark_child(cli: psutil.Process) -> psutil.Process | None:
+    """The benchmark process under the CLI once it exists: the zygote's child that runs the tool's
+    code (forked, it shows the zygote's command line), not a helper program the zygote ran."""
+    for process in (p for zygote in cli.children() for p in zygote.children()):
+        with contextlib.suppress(psutil.Error):  # a helper program may end while it is read
+            if "mlflow_energy.bench." in " ".join(process.cmdline()):
+                return process
+    return None
+
+
 @pytest.mark.parametrize("start", ["fork", "spawn"])
 def test_timeout_ends_the_run_failed_and_keeps_measurements(tmp_path: Path, start: str) -> None:
     # spawn: the path taken where a library initialises CUDA on import (torchao), so forking is unsafe.
     env = {"MLFLOW_ENERGY_NO_FORK": "1"} if start == "spawn" else {}
-    proc = run_cli(tmp_path, "run", *QUICK, "bench.min_duration_s=100000", "bench.max_duration_s=100000",
-                   "bench.timeout_s=10", env_extra=env)  # fmt: skip
-    assert proc.returncode == 1
-    assert ("starts a fresh Python process" in proc.stderr) == (start == "spawn")
+    out_dir = tmp_path / "out"
+    launch = Launch.start(tmp_path, "run", *QUICK, "bench.min_duration_s=100000", "bench.max_duration_s=100000",
+                          "bench.timeout_s=10", f"hydra.run.dir={out_dir}", env_extra=env)  # fmt: skip
+    # The timeout fires at a point the test chooses, whatever the machine's speed: the CLI's clock
+    # is frozen from the child's start until the child has saved a window.
+    cli = psutil.Process(launch.proc.pid)
+    wait_until(lambda: benchmark_child(cli) or launch.proc.poll() is not None, "the benchmark process to start")
+    cli.suspend()
+    try:
+        wait_until(lambda: (out_dir / "result.json").exists() and result_of(out_dir)["repetitions"],
+                   "the first measured window")  # fmt: skip
+    finally:
+        cli.resume()
+    assert launch.wait() == 1
+    assert ("starts a fresh Python process" in launch.stderr) == (start == "spawn")
     client, run = only_run(tmp_path)
     assert run.info.status == "FAILED"
     assert "timed out after bench.timeout_s=10" in run.data.tags["mlflow_energy.error"]
@@ -171,20 +195,35 @@ def test_child_crash_ends_the_run_failed_with_its_error(tmp_path: Path) -> None:
     assert "Run failed" in proc.stdout
 
 
-def test_mlproject_entry_point_logs_into_the_mlflow_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("flags", "experiment"),
+    [(["--experiment-name", "mlproject"], "mlproject"),
+     ([], "Default")],  # where `mlflow run` puts a run unless told; a run cannot move to tracking.experiment
+)  # fmt: skip
+def test_mlproject_entry_point_logs_into_the_mlflow_run(tmp_path: Path, flags: list[str], experiment: str) -> None:
     repo = Path(__file__).resolve().parent.parent
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = cli_env({"MLFLOW_TRACKING_URI": uri, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
-    overrides = f"bench=quick workload.batch_size=2 hydra.run.dir={tmp_path / 'out'}"
+    overrides = f"bench=quick quality=off workload.batch_size=2 tracking.run_name=quick hydra.run.dir={tmp_path}/out"
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "mlflow"), "run", str(repo), "--env-manager", "local",
-         "--experiment-name", "mlproject", "-P", f"overrides={overrides}"],
+        [str(Path(sys.executable).parent / "mlflow"), "run", str(repo), "--env-manager", "local", *flags,
+         "-P", f"overrides={overrides}"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(tracking_uri=uri)
-    runs = client.search_runs([client.get_experiment_by_name("mlproject").experiment_id])
+    experiments = client.search_experiments(view_type=ViewType.ALL)
+    # No experiment of the tool's own beside the run's (an empty 'mlflow-energy' was made once).
+    assert sorted(e.name for e in experiments) == sorted({"Default", experiment})
+    runs = client.search_runs([e.experiment_id for e in experiments], run_view_type=ViewType.ALL)
     assert len(runs) == 1  # the tool filled the run `mlflow run` created, no second one
     run = runs[0]
+    assert run.info.experiment_id == client.get_experiment_by_name(experiment).experiment_id
+    assert run.info.run_name == "quick"  # tracking.run_name, not the name MLflow picked when it created the run
     assert run.info.status == "FINISHED" and run.data.tags["mlflow.project.entryPoint"] == "main"
     assert run.data.params["workload.batch_size"] == "2" and run.data.metrics["energy/total_j"] > 0
+    # The console names the run that holds the result, and where it is.
+    assert f"Stored in {uri}, experiment {experiment!r}, run {run.info.run_id} (FINISHED)" in proc.stdout.splitlines()
+    assert f"/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}" in proc.stdout
+    note = f"experiment {experiment!r}, which `mlflow run` created (tracking.experiment='mlflow-energy' does not apply"
+    assert note in proc.stdout  # why the run is not where tracking.experiment says

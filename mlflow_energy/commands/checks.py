@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from mlflow_energy.config import RunConfig
+    from mlflow_energy.tracking.store import ProjectRun
 
 
 def check_run(config: RunConfig) -> None:
@@ -41,13 +42,17 @@ def checked(cfg: DictConfig) -> RunConfig:
     return config
 
 
-def validated(cfg: DictConfig) -> RunConfig:
-    """Checked, with its tracking store ready (TrackingError)."""
+def validated(cfg: DictConfig) -> tuple[RunConfig, ProjectRun | None]:
+    """Checked, with its tracking store ready (TrackingError), and the run `mlflow run` created
+    for it, if any."""
     from mlflow_energy.tracking.logger import prepare_experiment
+    from mlflow_energy.tracking.store import project_run
 
     config = checked(cfg)
-    prepare_experiment(config.tracking.uri, config.tracking.experiment)
-    return config
+    project = project_run(config.tracking.uri)
+    if project is None:  # under `mlflow run` the result goes to its run: tracking.experiment would stay empty
+        prepare_experiment(config.tracking.uri, config.tracking.experiment)
+    return config, project
 
 
 class OutputFolderCheck(Callback):

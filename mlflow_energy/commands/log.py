@@ -21,9 +21,15 @@ def ui_hint(uri: str, address: str) -> str:
 
 
 def log_and_report(
-    out_dir: Path, tracking_uri: str, experiment: str, run_name: str | None, extra_tags: dict[str, str] | None = None
+    out_dir: Path,
+    tracking_uri: str,
+    experiment: str,
+    run_name: str | None,
+    extra_tags: dict[str, str] | None = None,
+    project_run_id: str | None = None,
 ) -> tuple[int, str | None]:
-    """Logs the result in ``out_dir`` (once) and prints its summary: (exit code, run id)."""
+    """Logs the result in ``out_dir`` (once; into ``project_run_id``, of ``experiment``, under
+    `mlflow run`) and prints its summary: (exit code, run id)."""
     from mlflow_energy.report.console import print_summary
     from mlflow_energy.tracking.logger import LogRequest, log_result
 
@@ -31,7 +37,7 @@ def log_and_report(
     if LogRequest.read(out_dir) is None:  # the first attempt's: `log DIR --tracking-uri ELSEWHERE` must not replace it
         LogRequest(tracking_uri, experiment, run_name, extra_tags or {}).write(out_dir)
     try:
-        logged = log_result(result, out_dir, tracking_uri, experiment, run_name, extra_tags)
+        logged = log_result(result, out_dir, tracking_uri, experiment, run_name, extra_tags, project_run_id)
     except Exception as exc:  # the measurement is safe on disk; say how to log it later
         print_summary(result, f"{out_dir} (not in MLflow)", None)
         message = (f"could not log to MLflow at {tracking_uri} ({type(exc).__name__}: {exc}); the result is saved "

@@ -84,15 +84,22 @@ def _single_run(cfg: DictConfig, out_dir: Path) -> None:
     from mlflow_energy.tracking.store import TrackingError
 
     try:
-        config = validated(cfg)
+        config, project = validated(cfg)
     except (ConfigError, TrackingError) as exc:
         fail(str(exc), EXIT_CONFIG_ERROR)
     if STOP.requested:
         interrupted("nothing was measured or logged.")
+    experiment = config.tracking.experiment if project is None else project.experiment
+    if project is not None and experiment != config.tracking.experiment:
+        # `mlflow run` made the run before the tool started; a run cannot change experiment.
+        log.info("logging into run %s of experiment %r, which `mlflow run` created (tracking.experiment=%r does "
+                 "not apply; `mlflow run --experiment-name` picks the experiment)",
+                 project.run_id, experiment, config.tracking.experiment)  # fmt: skip
     log.info("measuring %s on %s; files in %s", config.model.name, resolve_device(config.device), out_dir)
     run_isolated(config, out_dir)
     wait_for_server(config.tracking.uri, config.tracking.wait_s)
-    code, run_id = log_and_report(out_dir, config.tracking.uri, config.tracking.experiment, config.tracking.run_name)
+    code, run_id = log_and_report(out_dir, config.tracking.uri, experiment, config.tracking.run_name,
+                                  project_run_id=project.run_id if project else None)  # fmt: skip
     if STOP.requested:
         interrupted(f"what was measured is kept in {out_dir}" + (f" and logged as run {run_id}." if run_id else "."))
     if code:

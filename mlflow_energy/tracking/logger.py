@@ -118,19 +118,21 @@ def log_result(
     experiment: str,
     run_name: str | None,
     extra_tags: dict[str, str] | None = None,
+    project_run_id: str | None = None,
 ) -> LoggedRun:
-    """Create (or, under ``mlflow run``, fill) the MLflow run and log everything in ``out_dir``.
-    ``extra_tags`` carry a sweep's parent run and sweep id. A result is logged once: when the
-    experiment already holds it completely, that run is returned (``already_logged``); a run
-    left incomplete by an earlier attempt is replaced. If logging fails, the run it created is
-    deleted (the result stays on disk) and the error is raised."""
+    """Create the MLflow run (or fill ``project_run_id``, the one `mlflow run` created) and log
+    everything in ``out_dir``. ``extra_tags`` carry a sweep's parent run and sweep id. A result is
+    logged once: when the experiment already holds it completely, that run is returned
+    (``already_logged``); a run left incomplete by an earlier attempt is replaced. If logging
+    fails, the run it created is deleted (the result stays on disk) and the error is raised."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)
-    # `mlflow run` creates the run and hands its id down; it also ends it.
-    outer_run_id = os.environ.get("MLFLOW_RUN_ID")
-    if outer_run_id:
-        run = client.get_run(outer_run_id)
+    if project_run_id:
+        run = client.get_run(project_run_id)
+        client.set_tag(project_run_id, names.TAG_RESULT_ID, result.result_id)  # as the runs the tool creates carry it
+        if run_name:  # else it keeps the name `mlflow run` gave it (its --run-name, or MLflow's pick)
+            client.update_run(project_run_id, name=run_name)
     else:
         experiment_id = prepare_experiment(tracking_uri, experiment)
         existing = first_run(client, experiment_id, filters.holding_result(result.result_id))
@@ -141,9 +143,10 @@ def log_result(
         run = client.create_run(experiment_id, start_time=result.started_ms, run_name=run_name,
                                 tags={names.TAG_RESULT_ID: result.result_id})  # fmt: skip
     try:
-        status = _fill_run(client, run.info.run_id, result, out_dir, extra_tags or {}, end_run=not outer_run_id)
+        # `mlflow run` ends its run itself, by the command's exit code.
+        status = _fill_run(client, run.info.run_id, result, out_dir, extra_tags or {}, end_run=not project_run_id)
     except BaseException:
-        if not outer_run_id:
+        if not project_run_id:
             _discard(client, run.info.run_id)
         raise
     return LoggedRun(run.info.experiment_id, run.info.run_id, status)

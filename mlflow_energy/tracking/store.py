@@ -1,8 +1,11 @@
-"""The tracking store as the tool reads it: whether it answers, the runs it holds, and the
-hardware class a run was measured on. Every write is in tracking/logger.py."""
+"""The tracking store as the tool reads it: whether it answers, the run `mlflow run` created for
+this command, the runs it holds, and the hardware class a run was measured on. Every write is in
+tracking/logger.py."""
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from typing import Any
 
 from mlflow_energy.tracking import filters, names
@@ -38,6 +41,35 @@ def _health_url(tracking_uri: str) -> str:
     host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname or ""
     netloc = host + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, f"{parts.path.rstrip('/')}/health", "", ""))
+
+
+@dataclass(frozen=True)
+class ProjectRun:
+    """The run `mlflow run` created before starting this command (an MLproject entry point): the
+    tool fills it rather than creating its own, in the experiment `mlflow run` chose."""
+
+    run_id: str
+    experiment: str
+
+
+def project_run(tracking_uri: str) -> ProjectRun | None:
+    """The run `mlflow run` handed down in MLFLOW_RUN_ID, read before anything is measured; None
+    outside `mlflow run`. TrackingError when ``tracking_uri`` does not hold it."""
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not run_id:
+        return None
+    from mlflow.tracking import MlflowClient
+
+    check_reachable(tracking_uri)
+    try:
+        client = MlflowClient(tracking_uri=tracking_uri)
+        experiment_id = client.get_run(run_id).info.experiment_id
+        return ProjectRun(run_id, client.get_experiment(experiment_id).name)
+    except Exception as exc:
+        message = (f"tracking.uri={tracking_uri!r} does not hold run {run_id}, which `mlflow run` created for this "
+                   f"command ({type(exc).__name__}); under `mlflow run` leave tracking.uri unset, it follows "
+                   "MLFLOW_TRACKING_URI.")  # fmt: skip
+        raise TrackingError(redact_in(message, tracking_uri)) from None
 
 
 def first_run(client: Any, experiment_id: str, filter_string: str, order_by: list[str] | None = None) -> Any:
