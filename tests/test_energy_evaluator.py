@@ -152,12 +152,13 @@ def window(gpu: float | None, cpu: float, problems: list[str] | None = None) -> 
 
 def test_the_headline_counts_measured_domains_and_rejected_windows_count_for_speed_only() -> None:
     calls = [Call("predict_1", 2, 1.0, window(10.0, 3.0), tokens=20), Call("predict_2", 2, 1.0, window(30.0, 3.0), 20),
-             Call("predict_3", 2, 2.0, window(None, 3.0, ["gpu0 energy counter did not move"]), 20)]  # fmt: skip
+             Call("predict_3", 2, 2.0, window(None, 3.0, ["gpu0 energy counter did not move"]), 20),
+             Call("predict_4", 2, 1.0, window(20.0, 3.0), tokens=20)]  # fmt: skip
     m = figures(calls)
-    assert m[names.TOTAL_ENERGY] == 40.0 and m[names.ENERGY_PER_REQUEST] == 10.0 and m[names.ENERGY_PER_TOKEN] == 1.0
-    assert m[names.WITH_ESTIMATES_PER_TOKEN] == pytest.approx(48.0 / 40)  # CPU and RAM estimates added
-    assert m[names.REQUESTS] == 4 and m[names.metric_key("measurement_rejected_windows")] == 1
-    assert m[names.THROUGHPUT] == pytest.approx(60 / 4.0)  # every call counts for speed
+    assert m[names.TOTAL_ENERGY] == 60.0 and m[names.ENERGY_PER_REQUEST] == 10.0 and m[names.ENERGY_PER_TOKEN] == 1.0
+    assert m[names.WITH_ESTIMATES_PER_TOKEN] == pytest.approx(72.0 / 60)  # CPU and RAM estimates added
+    assert m[names.REQUESTS] == 6 and m[names.metric_key("measurement_rejected_windows")] == 1
+    assert m[names.THROUGHPUT] == pytest.approx(80 / 5.0)  # every call counts for speed
     low, high = names.interval_keys(names.ENERGY_PER_REQUEST)
     assert m[low] < 10.0 < m[high]
     assert names.ENERGY_PER_TOKEN not in figures([Call("predict_1", 1, 1.0, window(1.0, 1.0), tokens=None)])

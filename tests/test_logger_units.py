@@ -5,16 +5,18 @@ key; LogRequest's round trip; and one result logged into a real SQLite store, on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mlflow_energy.bench.result import BenchResult, Status
+from mlflow_energy.bench.result import BenchResult, RepetitionWindow, Status
 from mlflow_energy.bench.summary import conclude
 from mlflow_energy.config import PruningConfig, SweepConfig, TrackingConfig, as_dict, config_hash, flatten, point_hash
 from mlflow_energy.inference.pruning import PruningOutcome
+from mlflow_energy.meter.measurement import Measurement
 from mlflow_energy.tracking import names
 from mlflow_energy.tracking.logger import LOG_REQUEST_FILE, LogRequest, log_result
 from mlflow_energy.tracking.run_record import run_params, run_tags
@@ -32,7 +34,7 @@ ENVIRONMENT = {
 
 
 @pytest.fixture
-def finished(sample_result: BenchResult) -> BenchResult:
+def finished(sample_result: BenchResult, window: Callable[..., Measurement]) -> BenchResult:
     """sample_result finished on GPUs: the second replicate of a point, tracked by a URI with
     credentials, with its summary and assessment."""
     r = sample_result
@@ -40,6 +42,7 @@ def finished(sample_result: BenchResult) -> BenchResult:
     r.config_hash, r.point_hash = config_hash(r.config), point_hash(r.config)
     r.status, r.device, r.environment = Status.FINISHED, "cuda:0", ENVIRONMENT
     r.model_parameters, r.problems = 123456, [PROBLEM]
+    r.repetitions.append(RepetitionWindow(window("generate_4", 12.0, 2.0, 418.5), [1.0, 1.0]))  # 3 valid: an interval
     conclude(r, [])
     return r
 

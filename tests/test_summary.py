@@ -40,7 +40,7 @@ def test_summary_arithmetic(sample_result: BenchResult) -> None:
     per_window = [398.5 / 40, 438.5 / 40]
     assert s.energy_j_per_token_std == pytest.approx(abs(per_window[1] - per_window[0]) / 2**0.5)
     assert s.measurement_energy_cv == pytest.approx(s.energy_j_per_token_std / (sum(per_window) / 2))
-    assert 0 < s.energy_j_per_token_ci95_low < s.energy_j_per_token < s.energy_j_per_token_ci95_high
+    assert s.energy_j_per_token_ci95_low is None  # two valid windows are too few for an interval
     assert s.efficiency_tokens_per_kwh == pytest.approx(80 / (837.0 / 3.6e6))
     assert s.emissions_g_co2e == pytest.approx(840.0 / 3.6e6 * 1.5 * 360.0)
     assert s.power_gpu_mean_w == pytest.approx(837.0 / 4.0)
@@ -84,8 +84,11 @@ def test_negative_net_figures_are_below_the_noise_floor_not_logged(sample_result
 
 
 def test_a_wide_interval_is_flagged_and_a_tight_one_is_not(sample_result: BenchResult, window) -> None:
-    r = sample_result  # two windows 10% apart: far wider than the 2% target
-    conclude(r, [])
+    r = sample_result
+    conclude(r, [])  # two valid windows: no interval, and the verdict says why
+    assert any(w.startswith("2 valid window(s): an interval needs at least 3") for w in r.assessment.warnings)
+    r.repetitions.append(RepetitionWindow(window("generate_4", 12.0, 2.0, 418.5), [1.0, 1.0]))
+    conclude(r, [])  # three windows 10% apart: far wider than the 2% target
     assert r.assessment.target_reached is False
     assert any("the machine is noisy" in w for w in r.assessment.warnings)
     r.repetitions = [RepetitionWindow(window(f"generate_{i}", 6.0 + 2 * i, 2.0, 398.5 + i % 2), [1.0, 1.0])

@@ -161,7 +161,8 @@ def fake_run(run_id: str, metrics: dict[str, float], status_tags: dict[str, str]
 def test_report_rows_group_replicates_by_point_hash_and_fall_back_to_one_per_run() -> None:
     runs = {"r1": fake_run("r1", {ENERGY: 0.10}), "r2": fake_run("r2", {ENERGY: 0.12}),
             "r3": fake_run("r3", {ENERGY: 9.0}, {"mlflow_energy.error": "out of memory"}),
-            "old1": fake_run("old1", {ENERGY: 0.2}), "old2": fake_run("old2", {ENERGY: 0.3})}  # fmt: skip
+            "r4": fake_run("r4", {ENERGY: 0.11}), "old1": fake_run("old1", {ENERGY: 0.2}),
+            "old2": fake_run("old2", {ENERGY: 0.3})}  # fmt: skip
     client = SimpleNamespace(get_run=runs.__getitem__)
     outcomes = [
         PointOutcome(0, "bs=1", "finished", "r2", "c1", point_hash="p", replicate=1),
@@ -169,14 +170,15 @@ def test_report_rows_group_replicates_by_point_hash_and_fall_back_to_one_per_run
         PointOutcome(2, "bs=1", "failed", "r3", "c2", "exit code 1", point_hash="p", replicate=2),
         PointOutcome(3, "bs=4", "finished", "old1", "c3"),  # no point hash: each run its own row
         PointOutcome(4, "bs=4", "finished", "old2", "c3"),
+        PointOutcome(5, "bs=1", "finished", "r4", "c5", point_hash="p", replicate=3),
     ]
     rows = point_rows(client, outcomes)
     assert [r.name for r in rows] == ["bs=1", "bs=4", "bs=4"]
     point = rows[0]
-    assert point.run_ids == ["r1", "r2", "r3"]  # in replicate order
+    assert point.run_ids == ["r1", "r2", "r3", "r4"]  # in replicate order
     assert point.metrics[ENERGY] == pytest.approx(0.11)  # the failed replicate is left out
-    assert (point.status, point.replicates, point.failed_replicates) == ("finished", 2, 1)
-    assert point.covers == "2 replicates" and point.error == "out of memory"
+    assert (point.status, point.replicates, point.failed_replicates) == ("finished", 3, 1)
+    assert point.covers == "3 replicates" and point.error == "out of memory"
     assert rows[1].replicates == 1 and rows[1].covers == ""
 
 
