@@ -30,7 +30,7 @@ CLI = str(Path(sys.executable).parent / "mlflow-energy")
 _TERMINAL = ("COLUMNS", "FORCE_COLOR", "TTY_COMPATIBLE")
 
 # A grid point in about a second: few, short windows.
-QUICK = ["bench=quick", "bench.idle_s=0.2", "bench.min_repetitions=2", "bench.min_duration_s=0.5"]
+QUICK = ["bench=quick", "bench.idle_s=0.2", "bench.min_repetitions=3", "bench.min_duration_s=0.5"]
 # Shorter still: the windows capped at a second, no perplexity.
 QUICK_NO_QUALITY = [*QUICK, "bench.max_duration_s=1", "quality=off"]
 # A serving point in seconds: short windows, one warm-up request, a short idle baseline.

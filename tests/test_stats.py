@@ -65,6 +65,8 @@ def test_equal_samples_give_a_zero_width_interval_and_too_few_give_none() -> Non
     assert interval.low == interval.high == interval.value == pytest.approx(2.0)
     assert interval.relative_half_width == pytest.approx(0.0)
     assert positive_interval([2.0]) is None
+    assert positive_interval([2.0, 3.0]) is None  # two samples are too few for a meaningful interval
+    assert describe([2.0, 3.0]).ci95_low is None and describe([2.0, 3.0]).std is not None
     assert positive_interval([2.0, -1.0]) is None  # not a positive quantity: no log-scale interval
 
 
