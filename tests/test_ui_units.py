@@ -71,9 +71,11 @@ def report(tmp_path) -> SweepReport:
 
 def test_the_parent_description_answers_with_links_that_work_inside_the_ui(report: SweepReport) -> None:
     text = sweep_answer(report, view_path("7", "mlflow-energy-abc"))
-    assert text.startswith("### sweep abc: 4 points\n\n**Most energy-efficient: [bs=4](#/experiments/7/runs/run4), "
-                           "0.01 [0.009-0.011] J/token (95% interval over one run's windows).** Cannot be told apart "
-                           "from it (their 95% intervals overlap): bs=3.")  # fmt: skip
+    # bs=3's interval overlaps the lowest: that comes first, and no point is called the most efficient.
+    assert text.startswith("### sweep abc: 4 points\n\n**2 points cannot be told apart on J/token (their 95% "
+                           "intervals overlap); lowest value: [bs=4](#/experiments/7/runs/run4), 0.01 [0.009-0.011] "
+                           "J/token (95% interval over one run's windows).** The others: bs=3.")  # fmt: skip
+    assert "Most energy-efficient" not in text
     assert "It is also the best point for speed: 2700 tokens/s.\n" in text
     assert "It is also the best point for quality: perplexity 2.\n" in text
     assert "[Open the comparison of every point (charts and table)](#/experiments/7/runs?viewStateShareKey=" in text
@@ -82,7 +84,8 @@ def test_the_parent_description_answers_with_links_that_work_inside_the_ui(repor
     # Every point of the grid, reused and failed ones included, each linked to its run.
     assert "#### Every point (4)" in text
     assert "| [bs=3](#/experiments/7/runs/old3) | 0.0105 [0.0095-0.0115] | 2600 | 900 |  | ok | reused from an earlier launch |" in text  # noqa: E501
-    assert "| [bs=1](#/experiments/7/runs/run1) | 0.03 [0.028-0.032] | 900 | 900 |  | estimate; interval 6.0% wide, target 5% | measured |" in text  # noqa: E501
+    # Its figures are estimates: never labelled "measured".
+    assert "| [bs=1](#/experiments/7/runs/run1) | 0.03 [0.028-0.032] | 900 | 900 |  | estimate; interval 6.0% wide, target 5% | estimated |" in text  # noqa: E501
     assert "| [bs=8](#/experiments/7/runs/run8) | 0.005 | 100 | 900 |  | - | failed |" in text
     assert "viewStateShareKey" not in sweep_answer(report, None)  # no saved view: no link to it
 
@@ -104,8 +107,18 @@ def test_the_experiment_line_and_description_keep_what_the_user_wrote() -> None:
 
 def test_the_experiment_line_links_the_view_and_the_answer(report: SweepReport) -> None:
     line = experiment_line(report, "#/view", "#/experiments/7/runs/parent")
-    assert line == ("**[Open the newest sweep's comparison](#/view)**: sweep abc: 4 points; most energy-efficient: "
-                    "bs=4, 0.01 [0.009-0.011] J/token ([the answer](#/experiments/7/runs/parent)).")  # fmt: skip
+    assert line == ("**[Open the newest sweep's comparison](#/view)**: sweep abc: 4 points; 2 points cannot be told "
+                    "apart on J/token; lowest value: bs=4, 0.01 [0.009-0.011] J/token "
+                    "([the answer](#/experiments/7/runs/parent)).")  # fmt: skip
+
+
+def test_a_winner_is_named_only_where_no_other_interval_overlaps_it(report: SweepReport) -> None:
+    report.rows[2].intervals.clear()  # bs=3 has no interval now: untested, not tied
+    mark_verdicts(report.rows, report.best)
+    text = sweep_answer(report, None)
+    assert ("**Most energy-efficient: [bs=4](#/experiments/7/runs/run4), 0.01 [0.009-0.011] J/token (95% interval "
+            "over one run's windows).** No other point's 95% interval overlaps it. Not tested (no interval): bs=3."
+            in text)  # fmt: skip
 
 
 def test_the_comparison_view_shows_the_measured_points_sorted_with_the_charts_that_answer(report: SweepReport) -> None:

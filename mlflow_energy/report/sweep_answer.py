@@ -32,8 +32,7 @@ def sweep_answer(report: SweepReport, comparison_path: str | None) -> str:
     energy = best.get(axes.energy)
     if energy is None:
         return text + "No point measured energy: every failed point's run holds its error.\n\n" + _table(rows, axes)
-    text += (f"**Most energy-efficient: {_link(energy)}, {_value(energy, axes.energy)} {axes.energy_unit}"
-             f"{_covers(energy, axes.energy)}.** {_tied_sentence(rows, energy, axes.energy)}\n\n")  # fmt: skip
+    text += f"{_energy_answer(rows, energy, axes)}\n\n"
     text += _cost(energy, best.get(axes.speed), axes.speed, "{:.4g} " + axes.speed_unit, "speed")
     text += _cost(energy, best.get(QUALITY), QUALITY, "perplexity {:.4g}", "quality")
     text += f"\n{HEADLINE_NOTE}\n\n"
@@ -51,11 +50,33 @@ def sweep_answer(report: SweepReport, comparison_path: str | None) -> str:
 def experiment_line(report: SweepReport, comparison_path: str, parent_path: str) -> str:
     """One line for the experiment's description (the UI shows its first two lines)."""
     line = f"**[Open the newest sweep's comparison]({comparison_path})**: {report.title}"
-    energy = report.best.get(report.axes.energy)
+    axes, energy = report.axes, report.best.get(report.axes.energy)
     if energy is not None:
-        line += (f"; most energy-efficient: {_cell(energy.name)}, {_value(energy, report.axes.energy)} "
-                 f"{report.axes.energy_unit}")
+        tied = _named(report.rows, axes.energy, TIED)
+        claim = (f"{len(tied) + 1} points cannot be told apart on {axes.energy_unit}; lowest value" if tied
+                 else "most energy-efficient")  # fmt: skip
+        line += f"; {claim}: {_cell(energy.name)}, {_value(energy, axes.energy)} {axes.energy_unit}"
     return line + f" ([the answer]({parent_path}))."
+
+
+def _energy_answer(rows: list[PointRow], energy: PointRow, axes: Axes) -> str:
+    """The answer's first sentence. It names a winner only where the data can: when other points'
+    intervals overlap the lowest one's, that comes first, and the lowest is only the lowest value."""
+    value = f"{_link(energy)}, {_value(energy, axes.energy)} {axes.energy_unit}{_covers(energy, axes.energy)}"
+    tied = _named(rows, axes.energy, TIED)
+    if tied:
+        return (f"**{len(tied) + 1} points cannot be told apart on {axes.energy_unit} (their 95% intervals overlap); "
+                f"lowest value: {value}.** The others: {', '.join(tied)}.{_untested(rows, axes.energy)}")  # fmt: skip
+    if axes.energy not in energy.intervals:
+        return (f"**Lowest {axes.energy_unit}: {value}.** It has no 95% interval, so whether other points can be "
+                "told apart from it is not tested.")  # fmt: skip
+    untested = _untested(rows, axes.energy)
+    return f"**Most energy-efficient: {value}.** No other point's 95% interval overlaps it.{untested}"
+
+
+def _untested(rows: list[PointRow], metric: str) -> str:
+    untested = _named(rows, metric, UNTESTED)
+    return f" Not tested (no interval): {', '.join(untested)}." if untested else ""
 
 
 def _cost(point: PointRow, top: PointRow | None, metric: str, shown: str, what: str) -> str:
@@ -75,10 +96,17 @@ def _table(rows: list[PointRow], axes: Axes) -> str:
     text = f"#### Every point ({len(rows)})\n\n{head}\n|---|---|---|---|---|---|---|\n"
     for r in rows:
         cells = [_value(r, axes.energy), _value(r, axes.speed), _value(r, QUALITY), "yes" if r.pareto else "",
-                 _cell(short_trust(r.trust)), _STATUS.get(Outcome(r.status), r.status)]  # fmt: skip
+                 _cell(short_trust(r.trust)), _status(r)]  # fmt: skip
         text += f"| {_link(r)} | " + " | ".join(cells) + " |\n"
     return text + (f"\nPareto: no other point is better on both {axes.energy_label} and {axes.speed_label}. "
                    "Files: `summary.csv`, `summary.html` and `pareto.png` in this run's artifacts.\n")  # fmt: skip
+
+
+def _status(row: PointRow) -> str:
+    """How the point ended; a point whose figures are CodeCarbon's estimates is never called measured."""
+    status = _STATUS.get(Outcome(row.status), row.status)
+    estimated = "estimate" in short_trust(row.trust).split("; ")
+    return "estimated" if status == _STATUS[Outcome.FINISHED] and estimated else status
 
 
 def _link(row: PointRow) -> str:
@@ -116,15 +144,6 @@ def _tied(rows: list[PointRow], top: PointRow, metric: str) -> str:
     tied, untested = _named(rows, metric, TIED), _named(rows, metric, UNTESTED)
     text = _cell(", ".join(tied) or "none")
     return text + (f"; not tested (no interval): {_cell(', '.join(untested))}" if untested else "")
-
-
-def _tied_sentence(rows: list[PointRow], top: PointRow, metric: str) -> str:
-    if metric not in top.intervals:
-        return "It has no 95% interval, so which points cannot be told apart from it is not tested."
-    tied, untested = _named(rows, metric, TIED), _named(rows, metric, UNTESTED)
-    text = (f"Cannot be told apart from it (their 95% intervals overlap): {', '.join(tied)}." if tied
-            else "No other point's 95% interval overlaps it.")  # fmt: skip
-    return text + (f" Not tested (no interval): {', '.join(untested)}." if untested else "")
 
 
 def _named(rows: list[PointRow], metric: str, verdict: str) -> list[str]:
