@@ -36,7 +36,9 @@ FIGURES = [
 
 
 def cli(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "mlflow_energy", *args], check=True)
+    done = subprocess.run([sys.executable, "-m", "mlflow_energy", *args])
+    if done.returncode:
+        raise SystemExit(done.returncode)  # the CLI has said why in one sentence; a traceback would add nothing
 
 
 def ensure_registered(client: MlflowClient, args: argparse.Namespace) -> None:

@@ -2,7 +2,7 @@
 greedy generation prompt by prompt, the prefill and the decode as named windows, logged to an
 MLflow run with the same metric names as `mlflow-energy run`.
 
-    python examples/track_own_loop.py [--tracking-uri sqlite:///mlflow.db] [--device cpu|cuda]
+    python examples/track_own_loop.py [--tracking-uri sqlite:///mlflow.db] [--device cpu|cuda] [--new-tokens 48]
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import mlflow_energy
-from mlflow_energy.inference.models import SHIPPED_DIR
 
 PROMPTS = ["Once upon a time, there was a little dog", "The girl found a red ball", "Tom and Sue went to the park"]
 
@@ -25,7 +24,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--new-tokens", type=int, default=48)
     args = parser.parse_args()
-    folder = SHIPPED_DIR / "tiny-stories"
+    folder = mlflow_energy.shipped_model_path("tiny-stories")
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder).to(args.device).eval()
 

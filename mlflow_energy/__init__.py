@@ -5,12 +5,15 @@ from typing import Any
 __version__ = "0.1.0"
 
 
-
 def __getattr__(name: str) -> Any:
-    """``mlflow_energy.track``, imported on first use: importing the package (as MLflow's plugin
-    discovery does in every process) stays cheap."""
+    """``mlflow_energy.track`` and ``mlflow_energy.shipped_model_path``, imported on first use:
+    importing the package (as MLflow's plugin discovery does in every process) stays cheap."""
     if name == "track":
         from mlflow_energy.tracking.track import track
 
         return track
+    if name == "shipped_model_path":
+        from mlflow_energy.inference.models import shipped_model_path
+
+        return shipped_model_path
     raise AttributeError(f"module 'mlflow_energy' has no attribute {name!r}")

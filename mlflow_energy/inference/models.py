@@ -24,6 +24,15 @@ def shipped_models() -> list[str]:
     return sorted(p.parent.name for p in SHIPPED_DIR.glob("*/config.json"))
 
 
+def shipped_model_path(name: str = "tiny-stories") -> Path:
+    """The folder of a model shipped with the package, for ``from_pretrained`` or ``transformers
+    serve``: ``tiny-stories`` and ``tiny-stories-distilled`` hold weights and a tokenizer, the
+    others a ``config.json`` only (``model.weights=random``). ValueError for any other name."""
+    if name not in shipped_models():
+        raise ValueError(f"no shipped model is named {name!r}; the shipped ones are {', '.join(shipped_models())}.")
+    return SHIPPED_DIR / name
+
+
 @dataclass(frozen=True)
 class ModelSource:
     """Where a model's config, weights and tokenizer come from."""

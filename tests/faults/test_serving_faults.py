@@ -11,14 +11,14 @@ from pathlib import Path
 import psutil
 import pytest
 
-from mlflow_energy.inference.models import SHIPPED_DIR
+from mlflow_energy import shipped_model_path
 
 from processes import EXIT_RUN_FAILED, QUICK_SERVING, experiment_runs, result_of, run_cli, wait_until
 from stub_server import StubServer, StubState
 
 pytestmark = pytest.mark.e2e
 
-TINY = SHIPPED_DIR / "tiny-stories"
+TINY = shipped_model_path("tiny-stories")
 
 
 def test_a_server_answering_errors_fails_the_run_quoting_the_first(tmp_path: Path) -> None:
