@@ -57,7 +57,10 @@ def test_the_tags_of_a_finished_run(finished: BenchResult) -> None:
     description = tags.pop(names.TAG_DESCRIPTION)
     s = finished.summary
     assert description.startswith("**energy per token 10.46 J, 95% interval ")
-    assert "(one run's windows), measured (gpu:nvml_counter)**\n\n**Read before quoting:**\n\n" in description
+    # Its interval missed the 2% target: the headline itself says so.
+    assert ("(one run's windows), measured (gpu:nvml_counter); TOO NOISY for the 2% asked (+-"
+            in description.splitlines()[0])  # fmt: skip
+    assert ")**\n\n**Read before quoting:**\n\n" in description
     assert "".join(f"- {w}\n" for w in warnings) in description
     assert "| figure | value | 95% interval (one run's windows) |" in description
     assert (f"| energy per token (headline) | {s.energy_j_per_token:.4g} J | {s.energy_j_per_token_ci95_low:.4g}–"

@@ -243,7 +243,10 @@ def test_a_zygote_that_cannot_start_the_child_fails_the_run_in_one_sentence(
     handle = start_zygote(main=broken)
     monkeypatch.setattr(isolation, "_ZYGOTE", handle)
     result = isolation.run_isolated(RunConfig(), benchmark(tmp_path / "a"), NO_STOP)
-    assert (result.status, result.error) == (Status.FAILED, f"the benchmark process could not be started ({why})")
+    # The default run has 3 benchmark processes: the first one failed, and the run says which.
+    assert (result.status, result.error) == (Status.FAILED,
+                                             f"benchmark process 1 of 3: the benchmark process could not be started "
+                                             f"({why})")  # fmt: skip
     assert handle._process is None  # closed: the next run starts a new zygote
 
 
@@ -254,7 +257,7 @@ def isolated(start_zygote, monkeypatch) -> Callable[..., BenchResult]:
     monkeypatch.setattr(isolation, "_ZYGOTE", start_zygote({"CUDA_VISIBLE_DEVICES": "0"}))
 
     def run(folder: Path, timeout_s: float = 60, **act: object) -> BenchResult:
-        config = replace(RunConfig(), bench=BenchConfig(timeout_s=timeout_s))
+        config = replace(RunConfig(), bench=BenchConfig(timeout_s=timeout_s, processes=1))
         benchmark(folder, **act)
         return isolation.run_isolated(config, folder, NO_STOP)
 

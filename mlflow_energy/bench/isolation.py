@@ -11,6 +11,7 @@ child is gone and records how it ended.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from mlflow_energy.bench.child import REQUEST_FILE
 from mlflow_energy.bench.interrupt import STOP, StopRequest
+from mlflow_energy.bench.processes import merge_processes, process_folder
 from mlflow_energy.bench.result import RESULT_FILE, BenchResult, ResultFileError, Status
 from mlflow_energy.bench.summary import conclude
 from mlflow_energy.bench.zygote import INTERRUPTED, ORPHANED, TIMED_OUT, ChildEnd, Zygote
@@ -44,6 +46,24 @@ def _stop_cause(why: str, config: RunConfig, phase: str, stop: StopRequest) -> s
 
 
 def run_isolated(config: RunConfig, out_dir: Path, stop: StopRequest = STOP) -> BenchResult:
+    """The run's result: from one benchmark process, or from ``bench.processes`` of them one
+    after another (a batch run), merged (bench/processes.py). A process that does not finish
+    ends the run there, FAILED, with what the processes before it measured."""
+    planned = config.bench.processes if config.scenario == "batch" else 1
+    if planned == 1:
+        return _run_process(config, out_dir, stop)
+    (out_dir / RESULT_FILE).unlink(missing_ok=True)
+    results: list[BenchResult] = []
+    for k in range(1, planned + 1):
+        # The perplexity is the model's, not the process's: evaluated once, by the last process.
+        quality = dataclasses.replace(config.quality, enabled=config.quality.enabled and k == planned)
+        results.append(_run_process(dataclasses.replace(config, quality=quality), process_folder(out_dir, k), stop))
+        if results[-1].status != Status.FINISHED:
+            break
+    return merge_processes(results, config, out_dir, planned)
+
+
+def _run_process(config: RunConfig, out_dir: Path, stop: StopRequest) -> BenchResult:
     """The child's result, completed with the cause when it did not finish. A result the child
     finished stays finished, whatever happened after."""
     out_dir.mkdir(parents=True, exist_ok=True)

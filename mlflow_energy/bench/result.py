@@ -17,7 +17,12 @@ from mlflow_energy.inference.pruning import PruningOutcome
 from mlflow_energy.meter.measurement import Measurement
 
 RESULT_FILE = "result.json"
-ONE_RUN = "one run's windows"  # what the interval of a single run's J/token covers
+ONE_RUN = "one run's windows"  # what the interval of a single benchmark process's J/token covers
+
+
+def interval_label(processes: int) -> str:
+    """What a run's intervals cover: its windows, or from 3 processes, where a repeat lands."""
+    return f"{processes} benchmark processes: where a repeat of the run lands" if processes >= 3 else ONE_RUN
 TIMELINE_FILE = "power_timeline.csv"
 CODECARBON_DIR = "codecarbon"  # CodeCarbon's own CSV output
 
@@ -44,6 +49,7 @@ class RepetitionWindow:
 
     measurement: Measurement
     request_s: list[float]  # wall time of each generate call, seconds
+    process: int = 1  # which of the run's benchmark processes measured it (bench.processes)
 
 
 @dataclass
@@ -161,6 +167,7 @@ class Summary:
     memory_gpu_peak_mb: float | None = None
     memory_ram_peak_mb: float | None = None
     measurement_repetitions: int | None = None
+    measurement_processes: int | None = None  # benchmark processes whose windows the figures count
     measurement_rejected_windows: int | None = None
     measurement_window_s: float | None = None
     measurement_duration_s: float | None = None
@@ -252,7 +259,8 @@ class BenchResult:
                   ("quality", self.quality.measurement if self.quality else None)]  # fmt: skip
         if self.serving is not None:
             phases += [("steady state", m) for m in self.serving.windows]
-        return [(phase, m) for phase, m in phases if m is not None]
+        # Sorted by start: several benchmark processes' windows interleave phases.
+        return sorted(((phase, m) for phase, m in phases if m is not None), key=lambda pm: pm[1].start_s)
 
     def headline_windows(self) -> list[Measurement]:
         """The windows the headline figures divide: the generate windows, or a serving run's
@@ -280,7 +288,7 @@ class BenchResult:
             q = data["quality"]
             data["quality"] = QualityWindow(Measurement.from_dict(q["measurement"]), q["perplexity"], q["tokens"])
         data["repetitions"] = [
-            RepetitionWindow(Measurement.from_dict(r["measurement"]), r["request_s"])
+            RepetitionWindow(Measurement.from_dict(r["measurement"]), r["request_s"], r.get("process", 1))
             for r in data.get("repetitions", [])
         ]
         if data.get("serving") is not None:

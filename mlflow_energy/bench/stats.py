@@ -94,3 +94,17 @@ def positive_interval(samples: list[float], value: float | None = None) -> Inter
     center = math.exp(sum(logs) / len(logs)) if value is None else value
     factor = math.exp(t975(len(samples) - 1) * spread / math.sqrt(len(samples)))
     return Interval(center, center / factor, center * factor, len(samples))
+
+
+def repeat_interval(samples: list[float], value: float) -> Interval | None:
+    """Where a repeat of the same measurement is expected to land, 95% of the time: ``samples``
+    are independent means (one per benchmark process), ``value`` their pooled figure; the next
+    measurement of as many samples lands in ``[value / f, value * f]`` with
+    ``f = exp(t975(n-1) * sd(log samples) * sqrt(2 / n))`` (the spread of the difference of two
+    such means). None with fewer than ``MIN_SAMPLES`` samples or one that is not positive."""
+    if len(samples) < MIN_SAMPLES or any(x <= 0 for x in samples):
+        return None
+    spread = describe([math.log(x) for x in samples]).std or 0.0
+    factor = math.exp(t975(len(samples) - 1) * spread * math.sqrt(2 / len(samples)))
+    return Interval(value, value / factor, value * factor, len(samples))
+

@@ -4,11 +4,12 @@ they can be trusted (the Assessment)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mlflow_energy.bench.result import Assessment, BenchResult, RepetitionWindow, Summary
-from mlflow_energy.bench.stats import MIN_SAMPLES, Interval, describe, percentile, positive_interval
+from mlflow_energy.bench.result import Assessment, BenchResult, RepetitionWindow, Summary, interval_label
+from mlflow_energy.bench.stats import MIN_SAMPLES, Interval, describe, percentile, positive_interval, repeat_interval
 from mlflow_energy.config import ServingConfig, WorkloadConfig
 from mlflow_energy.inference.load import ERROR, WARMUP, RequestRecord
 from mlflow_energy.meter.host import JOULES_PER_KWH
@@ -56,6 +57,24 @@ def _gpu_max_w(timeline: list[TimelineSample], windows: list[Measurement]) -> fl
 def per_window_j_per_token(valid: list[RepetitionWindow], domains: list[str], tokens_per_call: int) -> list[float]:
     """The headline J/token of each window: the samples behind its interval."""
     return [r.measurement.energy_j(domains) / (len(r.request_s) * tokens_per_call) for r in valid]
+
+
+def by_process(reps: list[RepetitionWindow]) -> list[list[RepetitionWindow]]:
+    """The windows of each benchmark process that measured some, in process order."""
+    groups: dict[int, list[RepetitionWindow]] = {}
+    for r in reps:
+        groups.setdefault(r.process, []).append(r)
+    return [groups[p] for p in sorted(groups)]
+
+
+def process_interval(reps: list[RepetitionWindow], value: float,
+                     figure: Callable[[list[RepetitionWindow]], float]) -> Interval | None:  # fmt: skip
+    """Where a repeat of the run lands, from ``figure`` of each benchmark process's windows; None
+    with fewer than 3 processes (then the windows' own interval is stated)."""
+    processes = by_process(reps)
+    if len(processes) < MIN_SAMPLES:
+        return None
+    return repeat_interval([figure(windows) for windows in processes], value)
 
 
 def j_per_token_interval(reps: list[RepetitionWindow], tokens_per_call: int) -> Interval | None:
@@ -111,6 +130,7 @@ def _summarize_batch(result: BenchResult, timeline: list[TimelineSample]) -> Sum
         "measurement_cooldown_s": result.cooldown_s,
         "measurement_rejected_windows": len(result.repetitions) - len(valid),
         "measurement_repetitions": len(valid),
+        "measurement_processes": len(by_process(result.repetitions)) or None,
         **_phase_figures(result, domains),
         **_latency_figures(result, workload.new_tokens),
         **_throughput_figures(result.repetitions, workload.batch_size, workload.new_tokens),
@@ -122,6 +142,7 @@ def _summarize_batch(result: BenchResult, timeline: list[TimelineSample]) -> Sum
         done = _Generated(windows, sum(w.duration_s for w in windows), calls * tokens_per_call,
                           calls * workload.batch_size, calls)  # fmt: skip
         figures |= _generated_figures(done, domains, per_window_j_per_token(valid, domains, tokens_per_call))
+        figures |= _process_interval(valid, domains, tokens_per_call, figures["energy_j_per_token"])
         figures |= _window_edge_figures(windows)
         figures |= _gpu_power_figures(done, figures["energy_gpu_j"], timeline)
         figures |= _net_figures(result.idle, domains, done, figures["energy_total_j"], figures["energy_gpu_j"])
@@ -249,6 +270,21 @@ def _latency_figures(result: BenchResult, new_tokens: int) -> Figures:
     return f
 
 
+def _process_interval(valid: list[RepetitionWindow], domains: list[str], tokens_per_call: int,
+                      value: float | None) -> Figures:  # fmt: skip
+    """From 3 benchmark processes on, the J/token interval is where a repeat of the run lands."""
+
+    def j_per_token(windows: list[RepetitionWindow]) -> float:
+        calls = sum(len(r.request_s) for r in windows)
+        return sum(r.measurement.energy_j(domains) for r in windows) / (calls * tokens_per_call)
+
+    interval = process_interval(valid, value, j_per_token) if value is not None else None
+    if interval is None:
+        return {}
+    return {"energy_j_per_token_ci95_low": interval.low, "energy_j_per_token_ci95_high": interval.high,
+            "measurement_ci_relative": interval.relative_half_width}  # fmt: skip
+
+
 def _throughput_figures(reps: list[RepetitionWindow], batch_size: int, new_tokens: int) -> Figures:
     """Every window counts for speed, a rejected energy reading included."""
     if not reps:
@@ -261,7 +297,12 @@ def _throughput_figures(reps: list[RepetitionWindow], batch_size: int, new_token
                   "throughput_requests_per_s": tokens / new_tokens / duration}  # fmt: skip
     if len(reps) > 1:
         f["throughput_tokens_per_s_std"] = describe(per_window).std
-    interval = positive_interval(per_window, f["throughput_tokens_per_s"])
+    def tokens_per_s(windows: list[RepetitionWindow]) -> float:
+        return sum(len(r.request_s) for r in windows) * tokens_per_call / sum(r.measurement.duration_s for r in windows)
+
+    several = len(by_process(reps)) >= MIN_SAMPLES
+    interval = (process_interval(reps, f["throughput_tokens_per_s"], tokens_per_s) if several
+                else positive_interval(per_window, f["throughput_tokens_per_s"]))  # fmt: skip
     if interval is not None:
         f |= {"throughput_tokens_per_s_ci95_low": interval.low, "throughput_tokens_per_s_ci95_high": interval.high}
     return f
@@ -387,7 +428,7 @@ def estimate_warning(labels: list[str]) -> str:
 def assess(result: BenchResult, s: Summary, below_noise_floor: list[str]) -> Assessment:
     """The trust verdict: what the headline counts, whether the interval met its target, and
     the sentences a user must read before quoting the figures."""
-    a = Assessment(below_noise_floor=below_noise_floor)
+    a = Assessment(below_noise_floor=below_noise_floor, interval=interval_label(s.measurement_processes or 1))
     valid = [m for m in result.headline_windows() if m.valid]
     if not valid:  # finished with every reading rejected, or failed before the first window
         a.warnings.append("no valid measured window: there is no energy figure to quote")
@@ -410,7 +451,10 @@ def assess(result: BenchResult, s: Summary, below_noise_floor: list[str]) -> Ass
         a.target_reached = rel <= target
         if not a.target_reached:
             noisy = ("the load or the machine is noisy; lengthen serving.window_s or serving.duration_s, or use"
-                     if result.serving is not None else "the machine is noisy; repeat the run or use")  # fmt: skip
+                     if result.serving is not None
+                     else "the benchmark processes disagree: the machine is too noisy for that precision; use more "
+                     "bench.processes or" if (s.measurement_processes or 1) >= MIN_SAMPLES
+                     else "the machine is noisy; repeat the run or use")  # fmt: skip
             a.warnings.append(
                 f"interval {rel:.1%} wide, target {target * 100:g}%: {noisy} sweep.replicates, and quote the "
                 "interval (docs/metrics.md, 'Trust')"

@@ -24,7 +24,11 @@ def headline(result: BenchResult) -> str | None:
         else ", no interval"
     )
     per_request = f"energy per request {s.energy_j_per_request:.4g} J, " if result.serving is not None else ""
-    return f"{per_request}energy per token {s.energy_j_per_token:.4g} J{interval}, {basis_label(a)}"
+    noisy = ""
+    if a.target_reached is False and s.measurement_ci_relative is not None:  # said here, not only in a tag
+        noisy = (f"; TOO NOISY for the {result.config.bench.target_ci:.0%} asked "
+                 f"(+-{s.measurement_ci_relative:.1%})")  # fmt: skip
+    return f"{per_request}energy per token {s.energy_j_per_token:.4g} J{interval}, {basis_label(a)}{noisy}"
 
 
 def load_label(serving: ServingConfig) -> str:
