@@ -56,8 +56,11 @@ def run_isolated(config: RunConfig, out_dir: Path, stop: StopRequest = STOP) -> 
     results: list[BenchResult] = []
     for k in range(1, planned + 1):
         # The perplexity is the model's, not the process's: evaluated once, by the last process.
+        # The GPU cools down once, before the first process: the others follow it as windows follow windows.
         quality = dataclasses.replace(config.quality, enabled=config.quality.enabled and k == planned)
-        results.append(_run_process(dataclasses.replace(config, quality=quality), process_folder(out_dir, k), stop))
+        bench = config.bench if k == 1 else dataclasses.replace(config.bench, cooldown_s=0.0, cooldown_below_c=None)
+        process_config = dataclasses.replace(config, quality=quality, bench=bench)
+        results.append(_run_process(process_config, process_folder(out_dir, k), stop))
         if results[-1].status != Status.FINISHED:
             break
     return merge_processes(results, config, out_dir, planned)
