@@ -67,6 +67,7 @@ def main() -> None:
     args, common = parser.parse_known_args()
     common = [a for a in common if a != "--"]
     out = args.out or Path(tempfile.mkdtemp(prefix="coverage-"))
+    out.mkdir(parents=True, exist_ok=True)
     for run in range(1, args.runs + 1):
         for p, point in enumerate(args.points):
             kept = out / f"point{p}-run{run}.json"

@@ -60,15 +60,15 @@ def run_isolated(config: RunConfig, out_dir: Path, stop: StopRequest = STOP) -> 
         quality = dataclasses.replace(config.quality, enabled=config.quality.enabled and k == planned)
         bench = config.bench if k == 1 else dataclasses.replace(config.bench, cooldown_s=0.0, cooldown_below_c=None)
         process_config = dataclasses.replace(config, quality=quality, bench=bench)
-        results.append(_run_process(process_config, process_folder(out_dir, k), stop))
+        results.append(_run_process(process_config, process_folder(out_dir, k), stop, fresh=True))
         if results[-1].status != Status.FINISHED:
             break
     return merge_processes(results, config, out_dir, planned)
 
 
-def _run_process(config: RunConfig, out_dir: Path, stop: StopRequest) -> BenchResult:
+def _run_process(config: RunConfig, out_dir: Path, stop: StopRequest, fresh: bool = False) -> BenchResult:
     """The child's result, completed with the cause when it did not finish. A result the child
-    finished stays finished, whatever happened after."""
+    finished stays finished, whatever happened after. ``fresh``: a new interpreter, not a fork."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / RESULT_FILE).unlink(missing_ok=True)
     (out_dir / REQUEST_FILE).write_text(json.dumps(as_dict(config), indent=2))
@@ -76,7 +76,7 @@ def _run_process(config: RunConfig, out_dir: Path, stop: StopRequest) -> BenchRe
     visible = {"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")}
     zygote_error = None
     try:
-        ended = _ZYGOTE.run(out_dir, visible, config.bench.timeout_s, stop)
+        ended = _ZYGOTE.run(out_dir, visible, config.bench.timeout_s, stop, fresh)
     except (RuntimeError, OSError) as exc:  # the zygote died before the child started: the next run starts a new one
         _ZYGOTE.close()
         ended, zygote_error = ChildEnd(1), f"the benchmark process could not be started ({exc})"

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mlflow_energy.bench.result import ONE_RUN
+from mlflow_energy.bench.result import interval_label
 from mlflow_energy.bench.stats import Interval, positive_interval
 from mlflow_energy.tracking import names
 
 
-def interval_source(runs: int) -> str:
-    """``3 replicates`` or ``one run's windows``: what the intervals of ``runs`` runs cover."""
-    return f"{runs} replicates" if runs > 1 else ONE_RUN
+def interval_source(runs: int, processes: int = 1) -> str:
+    """``3 replicates``, or what one run's intervals cover (its windows, or its ``processes``)."""
+    return f"{runs} replicates" if runs > 1 else interval_label(processes)
 
 
 @dataclass
@@ -28,11 +28,12 @@ class Figures:
     metrics: dict[str, float]
     intervals: dict[str, Interval]
     runs: int
+    processes: int = 1  # of a single run: its benchmark processes
 
     @property
     def covers(self) -> str:
         """What the intervals cover; empty when there is none."""
-        return interval_source(self.runs) if self.intervals else ""
+        return interval_source(self.runs, self.processes) if self.intervals else ""
 
 
 def logged_interval(metrics: dict[str, float], metric: str) -> Interval | None:
@@ -49,7 +50,8 @@ def combine(runs: list[dict[str, float]], interval_metrics: Iterable[str] = name
     own per-run intervals are left out: the spread between runs replaces them)."""
     if len(runs) == 1:
         intervals = {m: logged_interval(runs[0], m) for m in interval_metrics}
-        return Figures(dict(runs[0]), {m: i for m, i in intervals.items() if i}, 1)
+        processes = int(runs[0].get(names.PROCESSES, 1))
+        return Figures(dict(runs[0]), {m: i for m, i in intervals.items() if i}, 1, processes)
     logged = set().union(*runs)
     per_run = {key for metric in logged for key in names.interval_keys(metric)}
     values = {key: [run[key] for run in runs if key in run] for key in logged - per_run}

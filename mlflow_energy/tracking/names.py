@@ -117,6 +117,7 @@ RAM_PEAK_MB = _metric("memory_ram_peak_mb")
 ENERGY_CV = _metric("measurement_energy_cv")
 WINDOW_S = _metric("measurement_window_s")
 REPETITIONS = _metric("measurement_repetitions")  # windows behind a run's own interval
+PROCESSES = _metric("measurement_processes")  # benchmark processes behind it (from 3: a repeat's interval)
 # The energy evaluator's figures (tracking/energy_evaluator.py), beside the ones above.
 TOTAL_ENERGY = _metric("energy_total_j")
 ENERGY_PER_REQUEST = _metric("energy_j_per_request")
