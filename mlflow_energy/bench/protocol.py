@@ -30,7 +30,7 @@ from mlflow_energy.bench.result import (
 )
 from mlflow_energy.bench.run_state import Run, cool_down, measure_idle
 from mlflow_energy.bench.serving import measure_serving, served_gpus
-from mlflow_energy.bench.summary import conclude, j_per_token_interval
+from mlflow_energy.bench.summary import conclude, headline_domains, j_per_token_interval
 from mlflow_energy.config import BenchConfig, RunConfig, config_hash, point_hash, resolve_device
 from mlflow_energy.inference import generation
 from mlflow_energy.inference.models import input_device, load_model, load_tokenizer, parameter_count, resolve_model
@@ -198,7 +198,9 @@ def repeat_until_tight(
 ) -> None:  # fmt: skip
     """Appends generate windows until ``bench.min_repetitions`` and ``bench.min_duration_s``
     hold and the 95% interval of the headline J/token is within ``bench.target_ci`` of it,
-    or ``bench.max_duration_s`` of windows is reached (the minimums still apply)."""
+    or ``bench.max_duration_s`` of windows is reached (the minimums still apply). A headline of
+    CodeCarbon's estimates stops at the minimums: more windows cannot make a model of the
+    machine's load more precise."""
     measured_s, status = 0.0, "no interval yet"
     while True:
         window = measure(len(windows) + 1, status)
@@ -211,6 +213,8 @@ def repeat_until_tight(
         if len(windows) < bench.min_repetitions or measured_s < bench.min_duration_s:
             continue
         if measured_s >= bench.max_duration_s or (interval and interval.relative_half_width <= bench.target_ci):
+            return
+        if headline_domains(window.measurement)[1] == "estimate":
             return
 
 
