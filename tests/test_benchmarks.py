@@ -187,3 +187,18 @@ def test_run_context_overhead(tmp_path: Path) -> None:
     assert first > 0
     assert numbers(rf"the provider's call with its tags cached: ({NUMBER}) us", lines[4])[0] >= 0
     assert len(lines) == 5
+
+
+def test_interval_coverage(tmp_path: Path) -> None:
+    overrides = ["bench=quick", "quality=off", "bench.processes=3", "bench.idle_s=0.2", "bench.min_duration_s=0.5",
+                 "bench.max_duration_s=1", "device=cpu"]  # fmt: skip
+    kept = tmp_path / "kept"
+    lines = bench(tmp_path, "interval_coverage.py", "--runs", "2", "--out", str(kept), "--points",
+                  "workload.batch_size=2", "--", *overrides)  # fmt: skip
+    assert sorted(p.name for p in kept.iterdir()) == ["point0-run1.json", "point0-run2.json"]
+    runs = [line for line in lines if "J/token" in line and "first process alone" in line]
+    assert len(runs) == 2 and all("(3 processes," in line for line in runs)
+    for label in ("stated", "one process"):
+        held, checked, share = numbers(rf"all points, {label} interval: ({NUMBER}) of ({NUMBER}) cross-checks held "
+                                       rf"\(({NUMBER})%\)", lines[-2 if label == "stated" else -1])  # fmt: skip
+        assert checked == 2 and 0 <= held <= 2 and share == pytest.approx(100 * held / checked, abs=0.5)
