@@ -142,6 +142,19 @@ def test_the_comparison_view_shows_the_measured_points_sorted_with_the_charts_th
     assert {c["metricSectionId"] for c in state["compareRunCharts"]} == {state["compareRunSections"][0]["uuid"]}
 
 
+def test_parallel_coordinates_leave_out_a_param_some_points_lack(report: SweepReport) -> None:
+    # Only the pruned point logs the pruning method: MLflow's chart would drop every other point.
+    dense, pruned = (next(r for r in report.rows if r.name == name) for name in ("bs=3", "bs=4"))
+    dense.params = dict(pruned.params)  # the same model and batch: only pruning tells them apart
+    pruned.params["model.pruning.method"] = "magnitude"
+    shown = comparison(report.rows, report.axes, ["model", "workload.batch_size"])
+    assert "model.pruning.method" in shown.params  # a column of the table still
+    state = read_view_tag(view_tag("v", view_state(shown)))
+    parallel = next(c for c in state["compareRunCharts"] if c["type"] == "PARALLEL")
+    assert parallel["selectedParams"] == [p for p in shown.params if p != "model.pruning.method"]
+    assert "params.`model.pruning.method`" in state["selectedColumns"]
+
+
 def test_a_view_too_large_for_a_tag_is_not_written() -> None:
     draw = random.Random(0)  # run ids are random hex: they barely compress
     huge = {"searchFilter": "".join(f"{draw.getrandbits(128):032x}" for _ in range(2000))}

@@ -48,6 +48,8 @@ class Comparison:
     run_ids: list[str]
     other_metrics: list[str]  # every other metric the runs logged: kept off the view's charts
 
+    chart_params: list[str] | None = None  # of ``params``, those every run logged (None: all)
+
 
 def ui_version(tracking_uri: str) -> str | None:
     """The MLflow version whose UI shows this store: the server's (``GET /version``), or the
@@ -79,7 +81,10 @@ def view_state(c: Comparison) -> dict[str, Any]:
 
     charts = [
         card("scatter", "SCATTER", xaxis={"key": c.speed, "type": "METRIC"}, yaxis={"key": c.energy, "type": "METRIC"}),
-        card("parallel", "PARALLEL", selectedParams=c.params, selectedMetrics=metrics, showAllRuns=True),
+        # MLflow's parallel coordinates drop a run that lacks a selected param (a pruning key of
+        # the pruned points only): such params stay in the table's columns, off this chart.
+        card("parallel", "PARALLEL", selectedParams=c.params if c.chart_params is None else c.chart_params,
+             selectedMetrics=metrics, showAllRuns=True),
         *(card(f"bar-{i}", "BAR", metricKey=m) for i, m in enumerate(metrics)),
         # The UI draws a chart for every metric no card names: these placeholders keep them off.
         *({"uuid": f"hidden-{i}", "type": "BAR", "metricKey": m, "metricSectionId": _SECTION, "isGenerated": True,
@@ -174,7 +179,9 @@ def comparison(rows: list[PointRow], axes: Axes, swept_keys: list[str]) -> Compa
     logged = [*(k for r in measured for k in r.metrics), *intervals]
     others = [k for k in dict.fromkeys(logged) if k not in shown]
     run_ids = [run_id for r in measured for run_id in r.run_ids]
-    return Comparison(axes.energy, axes.speed, quality, swept_params(measured, swept_keys), run_ids, others)
+    params = swept_params(measured, swept_keys)
+    everywhere = [p for p in params if all(p in r.params for r in measured)]
+    return Comparison(axes.energy, axes.speed, quality, params, run_ids, others, everywhere)
 
 
 def swept_params(rows: list[PointRow], swept_keys: list[str]) -> list[str]:
