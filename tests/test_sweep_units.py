@@ -16,6 +16,7 @@ from mlflow_energy.config import ConfigError
 from mlflow_energy.report.pareto import _label_box, _overlap, pareto_front, place_labels
 from mlflow_energy.report.replicates import combine
 from mlflow_energy.report.sweep_report import (
+    BATCH_AXES,
     BEST,
     TIED,
     UNTESTED,
@@ -23,6 +24,7 @@ from mlflow_energy.report.sweep_report import (
     PointRow,
     best_per_metric,
     best_tag,
+    energy_answer,
     mark_pareto,
     mark_verdicts,
     point_rows,
@@ -203,10 +205,15 @@ def test_points_whose_interval_overlaps_the_best_are_indistinguishable() -> None
     mark_verdicts(rows, best)
     assert best[ENERGY].name == "A"
     assert [r.verdicts.get(ENERGY) for r in rows] == [BEST, TIED, WORSE, UNTESTED, None]
-    assert best_tag(ENERGY, best[ENERGY]) == "A: 0.1 [0.095-0.105]"  # short: the answer has the rest
+    assert best_tag(ENERGY, best[ENERGY], rows) == "2 points cannot be told apart; best value A: 0.1 [0.095-0.105]"
     # No interval on the best (TTFT here): nothing can be tested.
     assert [r.verdicts.get(TTFT) for r in rows[:4]] == [BEST, UNTESTED, UNTESTED, UNTESTED]
-    assert best_tag(TTFT, best[TTFT]) == "A: 0.1"
+    assert best_tag(TTFT, best[TTFT], rows) == "A: 0.1"
+    # The console's answer says first that the data cannot pick a winner.
+    assert energy_answer(rows, best, BATCH_AXES) == ("2 points cannot be told apart on J/token; lowest value: "
+                                                     "A, 0.1 [0.095-0.105] J/token")  # fmt: skip
+    rows[1].verdicts[ENERGY] = WORSE
+    assert energy_answer(rows, best, BATCH_AXES) == "most energy-efficient: A, 0.1 [0.095-0.105] J/token"
 
 
 def test_summary_csv_starts_with_the_key_metric_and_its_interval(tmp_path: Path) -> None:

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from mlflow_energy.report.replicates import show
 from mlflow_energy.report.run_card import HEADLINE_NOTE
-from mlflow_energy.report.sweep_report import QUALITY, TIED, UNTESTED, Axes, PointRow, SweepReport
+from mlflow_energy.report.sweep_report import (
+    QUALITY,
+    TIED,
+    UNTESTED,
+    Axes,
+    PointRow,
+    SweepReport,
+    energy_answer,
+)
 from mlflow_energy.tracking import names
 from mlflow_energy.tracking.sweep_state import Outcome
 from mlflow_energy.tracking.uris import run_path
@@ -50,12 +58,9 @@ def sweep_answer(report: SweepReport, comparison_path: str | None) -> str:
 def experiment_line(report: SweepReport, comparison_path: str, parent_path: str) -> str:
     """One line for the experiment's description (the UI shows its first two lines)."""
     line = f"**[Open the newest sweep's comparison]({comparison_path})**: {report.title}"
-    axes, energy = report.axes, report.best.get(report.axes.energy)
-    if energy is not None:
-        tied = _named(report.rows, axes.energy, TIED)
-        claim = (f"{len(tied) + 1} points cannot be told apart on {axes.energy_unit}; lowest value" if tied
-                 else "most energy-efficient")  # fmt: skip
-        line += f"; {claim}: {_cell(energy.name)}, {_value(energy, axes.energy)} {axes.energy_unit}"
+    answer = energy_answer(report.rows, report.best, report.axes)
+    if answer:
+        line += f"; {_cell(answer)}"
     return line + f" ([the answer]({parent_path}))."
 
 

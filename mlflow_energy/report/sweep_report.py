@@ -242,10 +242,33 @@ def mark_verdicts(rows: list[PointRow], best: dict[str, PointRow]) -> None:
                 row.verdicts[metric] = TIED if interval.overlaps(reference) else WORSE
 
 
-def best_tag(metric: str, top: PointRow) -> str:
-    """``NAME: 0.123 [0.120-0.126]``: short enough to read among the parent's tags; the points
-    that cannot be told apart from it are in the parent's description."""
-    return f"{top.name}: {show(top.metrics[metric], top.intervals.get(metric))}"[:5000]
+def tied(rows: list[PointRow], metric: str) -> list[str]:
+    """The points whose ``metric`` cannot be told apart from the best's (their intervals overlap)."""
+    return [r.name for r in rows if r.verdicts.get(metric) == TIED]
+
+
+def best_tag(metric: str, top: PointRow, rows: list[PointRow]) -> str:
+    """``NAME: 0.123 [0.120-0.126]``, or ``3 points cannot be told apart; best value NAME: ...``:
+    short enough to read among the parent's tags; the points are in the parent's description."""
+    others = tied(rows, metric)
+    claim = f"{len(others) + 1} points cannot be told apart; best value " if others else ""
+    return f"{claim}{top.name}: {show(top.metrics[metric], top.intervals.get(metric))}"[:5000]
+
+
+def energy_answer(rows: list[PointRow], best: dict[str, PointRow], axes: Axes) -> str | None:
+    """The sweep's answer in one plain line, which never names a winner the data cannot:
+    ``most energy-efficient: NAME, 0.1 [0.09-0.11] J/token`` or ``3 points cannot be told apart
+    on J/token; lowest value: NAME, ...``; None when no point measured energy."""
+    top = best.get(axes.energy)
+    if top is None:
+        return None
+    value = f"{top.name}, {show(top.metrics[axes.energy], top.intervals.get(axes.energy))} {axes.energy_unit}"
+    others = tied(rows, axes.energy)
+    if others:
+        return f"{len(others) + 1} points cannot be told apart on {axes.energy_unit}; lowest value: {value}"
+    if axes.energy not in top.intervals:
+        return f"lowest {axes.energy_unit}: {value} (no interval, so not tested against the others)"
+    return f"most energy-efficient: {value}"
 
 
 def _swept(rows: list[PointRow], keys: list[str]) -> list[str]:
@@ -437,6 +460,9 @@ def print_table(rows: list[PointRow], title: str, best: dict[str, PointRow], con
     for metric in metrics:
         table.add_column(LABELS[metric] + (" [95%]" if metric in axes.key_metrics else ""), justify="right")
     table.add_column("Pareto")
+    answer = energy_answer(rows, best, axes)
+    if answer:  # first, before the table: a winner only where the intervals say so
+        (console or wide_console()).print(answer[0].upper() + answer[1:] + ".", highlight=False, soft_wrap=True)
     for r in rows:
         table.add_row(r.name, _status(r), *(_ranked_cell(r, m, axes) for m in metrics), "yes" if r.pareto else "")
     (console or wide_console()).print(table)
@@ -496,7 +522,7 @@ def build_report(client: Any, state: SweepState, outcomes: list[PointOutcome], f
     metrics = {names.METRIC_SWEEP_POINTS: float(len(outcomes))}
     metrics |= {_COUNT_METRICS[s]: float(n) for s, n in counts.items()}
     tags = {names.TAG_SWEEP_COUNTS: " ".join(f"{k}={v}" for k, v in counts.items())}
-    tags |= {names.TAG_BEST_PREFIX + metric: best_tag(metric, top) for metric, top in best.items()}
+    tags |= {names.TAG_BEST_PREFIX + metric: best_tag(metric, top, rows) for metric, top in best.items()}
     print_table(rows, title, best, axes=axes)
     return SweepReport(rows, folder, metrics, tags, best, axes, title)
 
