@@ -232,6 +232,19 @@ def test_among_equally_fast_tied_configurations_the_pareto_front_wins() -> None:
     assert _best([cheap, dear], PERPLEXITY, "min") is cheap
 
 
+def test_the_decision_says_first_when_other_configurations_cannot_be_told_apart() -> None:
+    def candidate(name: str, low: float, value: float, high: float, kept: bool = True) -> Candidate:
+        run = SimpleNamespace(info=SimpleNamespace(run_id=f"id-{name}", run_name=name))
+        return Candidate([run], Figures({ENERGY: value}, {ENERGY: Interval(value, low, high, 3)}, 1), kept, "")
+
+    best, close, far, refused = (candidate("a", 0.09, 0.10, 0.11), candidate("b", 0.10, 0.105, 0.12),
+                                 candidate("c", 0.2, 0.21, 0.22), candidate("d", 0.09, 0.1, 0.11, kept=False))
+    selection = Selection([best, close, far, refused], best, ENERGY, "min")
+    assert selection.decision() == (f"2 qualifying configurations cannot be told apart on {ENERGY} (their 95% "
+                                    "intervals overlap: b); chosen for the min value: a (run id-a)")  # fmt: skip
+    assert Selection([best, far], best, ENERGY, "min").decision() == "Chosen: a (run id-a)"
+
+
 def test_a_sweep_selects_among_its_own_children_never_its_parent(client, experiment) -> None:
     sweep = {names.TAG_SWEEP_ID: "sweep-1"}
     log_run(client, experiment, "parent", {ENERGY: 0.001}, tags={**sweep, names.TAG_SWEEP_PARENT: "true"})

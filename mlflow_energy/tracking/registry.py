@@ -110,6 +110,25 @@ class Selection:
     metric: str
     direction: str
 
+    @property
+    def tied(self) -> list[Candidate]:
+        """The other qualifying configurations whose 95% interval of the metric overlaps the
+        chosen one's: the data cannot tell them apart from it."""
+        mine = self.chosen.interval(self.metric)
+        if mine is None:
+            return []
+        return [c for c in self.candidates if c.kept and c is not self.chosen
+                and (theirs := c.interval(self.metric)) is not None and theirs.overlaps(mine)]  # fmt: skip
+
+    def decision(self) -> str:
+        """What was chosen, and first, when it is so, that the data cannot tell it from others."""
+        chosen = f"{self.chosen.name} (run {self.chosen.run.info.run_id})"
+        if not self.tied:
+            return f"Chosen: {chosen}"
+        return (f"{len(self.tied) + 1} qualifying configurations cannot be told apart on {self.metric} (their 95% "
+                f"intervals overlap: {', '.join(c.name for c in self.tied)}); chosen for the {self.direction} "
+                f"value: {chosen}")  # fmt: skip
+
 
 def select(
     client: Any, experiment: str, sweep_id: str | None, metric: str, direction: str, constraints: list[Constraint]
@@ -347,6 +366,7 @@ Chosen as the {selection.direction} of `{selection.metric}` among {sum(c.kept fo
 configurations (of {len(selection.candidates)}); source run `{run.info.run_id}`. The figures are the mean of
 {len(chosen.runs)} run(s) ({', '.join(f'`{r.info.run_id}`' for r in chosen.runs)}); `{selection.metric}`
 {show(chosen.value(selection.metric), interval)}{f' (95% interval from {chosen.figures.covers})' if interval else ''}.
+{selection.decision()}.
 
 | figure | value |
 |---|---|
@@ -392,7 +412,7 @@ def print_selection(selection: Selection, console: Any) -> None:
                       c.figures.covers or "-", fmt(ENERGY), fmt(SPEED), fmt(names.PERPLEXITY),
                       "yes" if c.kept else "no", "chosen" if chosen else c.reason)  # fmt: skip
     console.print(table)
-    console.print(f"Chosen: {selection.chosen.name} (run {selection.chosen.run.info.run_id})", soft_wrap=True)
+    console.print(selection.decision(), soft_wrap=True, highlight=False)
 
 
 def select_and_register(
