@@ -73,6 +73,9 @@ def _text_of_length(tokenizer: Any, ids: list[int], length: int) -> str:
     return str(text)
 
 
+_EXIT_GRACE_S = 5.0  # how long failed requests wait for the server's exit to explain them
+
+
 class _Health:
     """Why the load must stop: the server died, the generator broke, or too many requests failed."""
 
@@ -84,7 +87,14 @@ class _Health:
             self.server.check_alive(when)
         if self.generator.failure is not None:
             raise ServerError(f"the load generator failed {when}: {self.generator.failure!r}")
-        check_error_share(self.generator.completed(), self.max_error_share, final=False)
+        try:
+            check_error_share(self.generator.completed(), self.max_error_share, final=False)
+        except ServerError:
+            # A dying server closes its sockets before it is gone: on a busy machine the failed
+            # requests come first. Its exit, when it follows, is the cause to report.
+            if self.server is not None:
+                self.server.check_alive(when, wait_s=_EXIT_GRACE_S)
+            raise
 
 
 def check_error_share(done: list[RequestRecord], max_share: float, final: bool) -> None:

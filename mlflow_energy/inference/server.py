@@ -166,10 +166,14 @@ class ManagedServer:
             f"its last log lines: {_last_lines(self.log_path)}"
         )
 
-    def check_alive(self, when: str) -> None:
-        """ServerError, with its last log lines, when the process has exited."""
+    def check_alive(self, when: str, wait_s: float = 0.0) -> None:
+        """ServerError, with its last log lines, when the process has exited (or exits within
+        ``wait_s``)."""
         assert self.process is not None, "check_alive is called after start"
-        code = self.process.poll()
+        try:
+            code = self.process.wait(wait_s) if wait_s > 0 else self.process.poll()
+        except subprocess.TimeoutExpired:
+            code = None
         if code is not None:
             raise ServerError(
                 f"{self.description} exited with code {code} {when}; its last log lines: {_last_lines(self.log_path)}"
