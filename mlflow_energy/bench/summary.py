@@ -130,7 +130,7 @@ def _summarize_batch(result: BenchResult, timeline: list[TimelineSample]) -> Sum
         "measurement_cooldown_s": result.cooldown_s,
         "measurement_rejected_windows": len(result.repetitions) - len(valid),
         "measurement_repetitions": len(valid),
-        "measurement_processes": len(by_process(result.repetitions)) or None,
+        "measurement_processes": len(by_process(valid)) or None,  # those the J/token interval counts
         **_phase_figures(result, domains),
         **_latency_figures(result, workload.new_tokens),
         **_throughput_figures(result.repetitions, workload.batch_size, workload.new_tokens),
@@ -297,6 +297,7 @@ def _throughput_figures(reps: list[RepetitionWindow], batch_size: int, new_token
                   "throughput_requests_per_s": tokens / new_tokens / duration}  # fmt: skip
     if len(reps) > 1:
         f["throughput_tokens_per_s_std"] = describe(per_window).std
+
     def tokens_per_s(windows: list[RepetitionWindow]) -> float:
         return sum(len(r.request_s) for r in windows) * tokens_per_call / sum(r.measurement.duration_s for r in windows)
 
