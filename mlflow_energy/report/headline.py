@@ -26,7 +26,7 @@ def headline(result: BenchResult) -> str | None:
     per_request = f"energy per request {s.energy_j_per_request:.4g} J, " if result.serving is not None else ""
     noisy = ""
     if a.target_reached is False and s.measurement_ci_relative is not None:  # said here, not only in a tag
-        noisy = (f"; TOO NOISY for the {result.config.bench.target_ci:.0%} asked "
+        noisy = (f"; TOO NOISY for the {result.config.bench.target_ci * 100:g}% asked "
                  f"(+-{s.measurement_ci_relative:.1%})")  # fmt: skip
     return f"{per_request}energy per token {s.energy_j_per_token:.4g} J{interval}, {basis_label(a)}{noisy}"
 
