@@ -151,29 +151,29 @@ def test_a_bad_point_fails_alone_and_the_exit_code_says_so(tmp_path: Path) -> No
 
 def test_two_parallel_joblib_jobs_share_one_sqlite_store_and_replicate(tmp_path: Path) -> None:
     proc = run_cli(tmp_path, "run", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *QUICK, "quality=off",
-                   "workload.batch_size=1,2", "sweep.replicates=2")  # fmt: skip
+                   "workload.batch_size=1,2", "sweep.replicates=3")  # fmt: skip
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]
     assert "database is locked" not in output and "OperationalError" not in output
     assert "disturb each other" in output  # two jobs on one CPU: the tool warns
     client, parents, children = sweep_runs(tmp_path)
-    assert len(parents) == 1 and len(children) == 4  # 2 points x 2 replicates
+    assert len(parents) == 1 and len(children) == 6  # 2 points x 3 replicates (an interval needs 3)
     assert all(c.info.status == "FINISHED" for c in children)
-    assert {c.info.run_name for c in children} == {f"workload.batch_size={b} #{k}/2" for b in (1, 2) for k in (1, 2)}
+    assert {c.info.run_name for c in children} == {f"workload.batch_size={b} #{k}/3" for b in (1, 2) for k in (1, 2, 3)}
     assert len({c.data.tags["mlflow_energy.point_hash"] for c in children}) == 2
     parent = parents[0]
-    assert parent.data.params["sweep.replicates"] == "2" and parent.data.metrics["sweep/finished"] == 4
+    assert parent.data.params["sweep.replicates"] == "3" and parent.data.metrics["sweep/finished"] == 6
     summary = Path(client.download_artifacts(parent.info.run_id, "summary.csv", str(tmp_path)))
     rows = list(csv.DictReader(summary.open()))
     assert sorted(r["point"] for r in rows) == ["workload.batch_size=1", "workload.batch_size=2"]
-    assert all(r["replicates"] == "2" and r["interval"] == "" for r in rows)  # 2 replicates: too few for an interval
+    assert all(r["replicates"] == "3" and r["interval"] == "3 replicates" for r in rows)
     for row in rows:
         replicates = [c.data.metrics["energy/j_per_token"] for c in children if c.info.run_id in row["run_ids"].split()]
-        assert float(row["energy/j_per_token"]) == pytest.approx(sum(replicates) / 2)
+        assert float(row["energy/j_per_token"]) == pytest.approx(sum(replicates) / 3)
         assert float(row["energy/j_per_token_ci95_low"]) <= float(row["energy/j_per_token"])
     # The answer quotes the interval across the replicates, and links each replicate's run.
     answer = parent.data.tags["mlflow.note.content"]
-    assert "J/token (95% interval over 2 replicates).**" in answer
+    assert "J/token (95% interval over 3 replicates).**" in answer
     assert all(f"(#/experiments/{c.info.experiment_id}/runs/{c.info.run_id})" in answer for c in children)
 
 
