@@ -18,13 +18,13 @@ from mlflow_energy.meter.measurement import Measurement
 
 RESULT_FILE = "result.json"
 ONE_RUN = "one run's windows"  # what the interval of a single benchmark process's J/token covers
+TIMELINE_FILE = "power_timeline.csv"
+CODECARBON_DIR = "codecarbon"  # CodeCarbon's own CSV output
 
 
 def interval_label(processes: int) -> str:
     """What a run's intervals cover: its windows, or from 3 processes, where a repeat lands."""
     return f"{processes} benchmark processes: where a repeat of the run lands" if processes >= 3 else ONE_RUN
-TIMELINE_FILE = "power_timeline.csv"
-CODECARBON_DIR = "codecarbon"  # CodeCarbon's own CSV output
 
 
 class ResultFileError(ValueError):

@@ -87,12 +87,10 @@ def positive_interval(samples: list[float], value: float | None = None) -> Inter
     spread is. ``value`` defaults to the geometric mean of the samples; the bench passes the
     ratio of sums (total J / total tokens), which differs from it by O(CV^2), far inside the
     interval. None with fewer than ``MIN_SAMPLES`` samples or a sample that is not positive."""
-    if len(samples) < MIN_SAMPLES or any(x <= 0 for x in samples):
+    factor = _log_factor(samples, means=1)
+    if factor is None:
         return None
-    logs = [math.log(x) for x in samples]
-    spread = describe(logs).std or 0.0
-    center = math.exp(sum(logs) / len(logs)) if value is None else value
-    factor = math.exp(t975(len(samples) - 1) * spread / math.sqrt(len(samples)))
+    center = math.exp(sum(math.log(x) for x in samples) / len(samples)) if value is None else value
     return Interval(center, center / factor, center * factor, len(samples))
 
 
@@ -102,9 +100,16 @@ def repeat_interval(samples: list[float], value: float) -> Interval | None:
     measurement of as many samples lands in ``[value / f, value * f]`` with
     ``f = exp(t975(n-1) * sd(log samples) * sqrt(2 / n))`` (the spread of the difference of two
     such means). None with fewer than ``MIN_SAMPLES`` samples or one that is not positive."""
-    if len(samples) < MIN_SAMPLES or any(x <= 0 for x in samples):
+    factor = _log_factor(samples, means=2)
+    return None if factor is None else Interval(value, value / factor, value * factor, len(samples))
+
+
+def _log_factor(samples: list[float], means: int) -> float | None:
+    """``exp(t975(n-1) * sd(log samples) * sqrt(means / n))``, the factor of a log-scale interval
+    around one mean of n samples (``means=1``) or the difference of two (``means=2``); None with
+    fewer than ``MIN_SAMPLES`` samples or one that is not positive."""
+    n = len(samples)
+    if n < MIN_SAMPLES or any(x <= 0 for x in samples):
         return None
     spread = describe([math.log(x) for x in samples]).std or 0.0
-    factor = math.exp(t975(len(samples) - 1) * spread * math.sqrt(2 / len(samples)))
-    return Interval(value, value / factor, value * factor, len(samples))
-
+    return math.exp(t975(n - 1) * spread * math.sqrt(means / n))

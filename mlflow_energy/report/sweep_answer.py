@@ -14,6 +14,7 @@ from mlflow_energy.report.sweep_report import (
     PointRow,
     SweepReport,
     energy_answer,
+    named,
 )
 from mlflow_energy.tracking import names
 from mlflow_energy.tracking.sweep_state import Outcome
@@ -68,7 +69,7 @@ def _energy_answer(rows: list[PointRow], energy: PointRow, axes: Axes) -> str:
     """The answer's first sentence. It names a winner only where the data can: when other points'
     intervals overlap the lowest one's, that comes first, and the lowest is only the lowest value."""
     value = f"{_link(energy)}, {_value(energy, axes.energy)} {axes.energy_unit}{_covers(energy, axes.energy)}"
-    tied = _named(rows, axes.energy, TIED)
+    tied = named(rows, axes.energy, TIED)
     if tied:
         return (f"**{len(tied) + 1} points cannot be told apart on {axes.energy_unit} (their 95% intervals overlap); "
                 f"lowest value: {value}.** The others: {', '.join(tied)}.{_untested(rows, axes.energy)}")  # fmt: skip
@@ -80,7 +81,7 @@ def _energy_answer(rows: list[PointRow], energy: PointRow, axes: Axes) -> str:
 
 
 def _untested(rows: list[PointRow], metric: str) -> str:
-    untested = _named(rows, metric, UNTESTED)
+    untested = named(rows, metric, UNTESTED)
     return f" Not tested (no interval): {', '.join(untested)}." if untested else ""
 
 
@@ -146,13 +147,9 @@ def short_trust(trust: str) -> str:
 def _tied(rows: list[PointRow], top: PointRow, metric: str) -> str:
     if metric not in top.intervals:
         return "not tested (no interval)"
-    tied, untested = _named(rows, metric, TIED), _named(rows, metric, UNTESTED)
+    tied, untested = named(rows, metric, TIED), named(rows, metric, UNTESTED)
     text = _cell(", ".join(tied) or "none")
     return text + (f"; not tested (no interval): {_cell(', '.join(untested))}" if untested else "")
-
-
-def _named(rows: list[PointRow], metric: str, verdict: str) -> list[str]:
-    return [r.name for r in rows if r.verdicts.get(metric) == verdict]
 
 
 def _cell(text: str) -> str:

@@ -242,15 +242,16 @@ def mark_verdicts(rows: list[PointRow], best: dict[str, PointRow]) -> None:
                 row.verdicts[metric] = TIED if interval.overlaps(reference) else WORSE
 
 
-def tied(rows: list[PointRow], metric: str) -> list[str]:
-    """The points whose ``metric`` cannot be told apart from the best's (their intervals overlap)."""
-    return [r.name for r in rows if r.verdicts.get(metric) == TIED]
+def named(rows: list[PointRow], metric: str, verdict: str) -> list[str]:
+    """The names of the points whose ``verdict`` on ``metric`` is ``verdict`` (TIED: their
+    interval overlaps the best's)."""
+    return [r.name for r in rows if r.verdicts.get(metric) == verdict]
 
 
 def best_tag(metric: str, top: PointRow, rows: list[PointRow]) -> str:
     """``NAME: 0.123 [0.120-0.126]``, or ``3 points cannot be told apart; best value NAME: ...``:
     short enough to read among the parent's tags; the points are in the parent's description."""
-    others = tied(rows, metric)
+    others = named(rows, metric, TIED)
     claim = f"{len(others) + 1} points cannot be told apart; best value " if others else ""
     return f"{claim}{top.name}: {show(top.metrics[metric], top.intervals.get(metric))}"[:5000]
 
@@ -263,7 +264,7 @@ def energy_answer(rows: list[PointRow], best: dict[str, PointRow], axes: Axes) -
     if top is None:
         return None
     value = f"{top.name}, {show(top.metrics[axes.energy], top.intervals.get(axes.energy))} {axes.energy_unit}"
-    others = tied(rows, axes.energy)
+    others = named(rows, axes.energy, TIED)
     if others:
         return f"{len(others) + 1} points cannot be told apart on {axes.energy_unit}; lowest value: {value}"
     if axes.energy not in top.intervals:

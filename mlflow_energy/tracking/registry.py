@@ -122,11 +122,11 @@ class Selection:
 
     def decision(self) -> str:
         """What was chosen, and first, when it is so, that the data cannot tell it from others."""
-        chosen = f"{self.chosen.name} (run {self.chosen.run.info.run_id})"
-        if not self.tied:
+        chosen, tied = f"{self.chosen.name} (run {self.chosen.run.info.run_id})", self.tied
+        if not tied:
             return f"Chosen: {chosen}"
-        return (f"{len(self.tied) + 1} qualifying configurations cannot be told apart on {self.metric} (their 95% "
-                f"intervals overlap: {', '.join(c.name for c in self.tied)}); chosen for the {self.direction} "
+        return (f"{len(tied) + 1} qualifying configurations cannot be told apart on {self.metric} (their 95% "
+                f"intervals overlap: {', '.join(c.name for c in tied)}); chosen for the {self.direction} "
                 f"value: {chosen}")  # fmt: skip
 
 

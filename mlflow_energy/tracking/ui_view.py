@@ -47,8 +47,7 @@ class Comparison:
     params: list[str]
     run_ids: list[str]
     other_metrics: list[str]  # every other metric the runs logged: kept off the view's charts
-
-    chart_params: list[str] | None = None  # of ``params``, those every run logged (None: all)
+    chart_params: list[str]  # of ``params``, those every run logged
 
 
 def ui_version(tracking_uri: str) -> str | None:
@@ -83,8 +82,7 @@ def view_state(c: Comparison) -> dict[str, Any]:
         card("scatter", "SCATTER", xaxis={"key": c.speed, "type": "METRIC"}, yaxis={"key": c.energy, "type": "METRIC"}),
         # MLflow's parallel coordinates drop a run that lacks a selected param (a pruning key of
         # the pruned points only): such params stay in the table's columns, off this chart.
-        card("parallel", "PARALLEL", selectedParams=c.params if c.chart_params is None else c.chart_params,
-             selectedMetrics=metrics, showAllRuns=True),
+        card("parallel", "PARALLEL", selectedParams=c.chart_params, selectedMetrics=metrics, showAllRuns=True),
         *(card(f"bar-{i}", "BAR", metricKey=m) for i, m in enumerate(metrics)),
         # The UI draws a chart for every metric no card names: these placeholders keep them off.
         *({"uuid": f"hidden-{i}", "type": "BAR", "metricKey": m, "metricSectionId": _SECTION, "isGenerated": True,
