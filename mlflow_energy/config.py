@@ -142,8 +142,13 @@ class ServingConfig:
     duration_s: float = 20.0
     num_requests: int | None = None
     warmup_requests: int | None = None  # sent at full load before the measurement; null: concurrency
-    max_tokens: int = 64
-    output_length: str = "natural"  # natural (the model stops, capped by max_tokens) | fixed (max_tokens)
+    # Each request's max_tokens: drawn from chat-like lengths (chat), all max_tokens (same), or a
+    # JSONL file of {"output_tokens": N, "prompt_tokens": M} (inference/lengths.py).
+    lengths: str = "chat"
+    # The cap on every request's length; null: what the model's positions leave after the
+    # longest prompt (1024 where the tool cannot read the model's positions).
+    max_tokens: int | None = None
+    output_length: str = "natural"  # natural (the model stops, capped by its max_tokens) | fixed (exactly that)
     continuous_batching: bool = True
     # More arguments for the managed `transformers serve`: ["--cb-num-blocks", "256"] sizes the
     # continuous-batching cache (its default sizing took 18 s on a CPU's first request).
@@ -346,8 +351,10 @@ _SERVER_ARGS_OWNED = ("--host", "--port", "--device", "--dtype", "--continuous-b
 def _validate_serving(config: RunConfig) -> None:
     """The serving section, checked whatever the scenario (a sweep may switch it on)."""
     v = config.serving
-    for key, value in (("serving.concurrency", v.concurrency), ("serving.max_tokens", v.max_tokens)):
-        _require(value >= 1, f"{key}={value} must be at least 1; set it to a positive integer.")
+    _require(v.concurrency >= 1, f"serving.concurrency={v.concurrency} must be at least 1; set it to a positive "
+             "integer.")  # fmt: skip
+    _require(v.max_tokens is None or v.max_tokens >= 1, f"serving.max_tokens={v.max_tokens} must be at least 1, or "
+             "null (what the model's positions leave).")  # fmt: skip
     for key, number in (("serving.duration_s", v.duration_s), ("serving.window_s", v.window_s),
                         ("serving.startup_timeout_s", v.startup_timeout_s),
                         ("serving.request_timeout_s", v.request_timeout_s), ("serving.request_rate", v.request_rate),

@@ -17,7 +17,13 @@ from stub_server import MODEL, StubServer, StubState
 
 
 def _plan(url: str, **kw: object) -> LoadPlan:
-    defaults: dict = {"base_url": url, "model": MODEL, "prompts": ["a", "b", "c"], "max_tokens": 8, "concurrency": 3}
+    defaults: dict = {
+        "base_url": url,
+        "model": MODEL,
+        "prompts": ["a", "b", "c"],
+        "output_tokens": [8],
+        "concurrency": 3,
+    }
     return LoadPlan(**(defaults | kw))
 
 
@@ -63,6 +69,16 @@ def test_fixed_length_asks_for_exactly_max_tokens() -> None:
         generator = LoadGenerator(_plan(url, fixed_length=True, concurrency=1), time.perf_counter)
         generator.warm_up(2)
     assert [(b["min_tokens"], b["ignore_eos"], b["max_tokens"]) for b in state.bodies] == [(8, True, 8)] * 2
+
+
+def test_each_request_asks_for_a_length_drawn_from_the_plan_and_records_it() -> None:
+    state = StubState()
+    with StubServer(state) as url:
+        generator = LoadGenerator(_plan(url, output_tokens=[3, 50, 200], concurrency=2), time.perf_counter)
+        generator.warm_up(30)
+    asked = [b["max_tokens"] for b in state.bodies]
+    assert set(asked) == {3, 50, 200}
+    assert sorted(r.max_tokens for r in generator.records) == sorted(asked)
 
 
 def test_open_loop_waits_the_drawn_poisson_gaps_and_caps_requests_in_flight() -> None:

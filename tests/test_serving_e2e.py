@@ -67,6 +67,10 @@ def test_serving_runs_log_records_consistent_with_their_metrics(serving_sweep) -
         assert counted and all(r["status"] == "ok" for r in counted)
         assert {r["phase"] for r in rows} >= {"warmup", "steady"}
         assert not any(r["phase"] == "warmup" and r["window"] for r in rows)  # warm-up never counts
+        # serving.lengths=chat (the default): each request asks for a drawn length, at most the cap.
+        asked = [int(r["max_tokens"]) for r in rows]
+        assert len(set(asked)) > 1 and max(asked) <= 24
+        assert all(int(r["completion_tokens"]) <= int(r["max_tokens"]) for r in counted)
         # Sums and counts: the metrics are the counted records' totals.
         assert m["measurement/requests"] == len(counted)
         generated = sum(float(r["tokens_in_windows"]) for r in rows)  # output tokens made inside the windows

@@ -30,6 +30,22 @@ INIT = ("localStorage.setItem('mlflow.assistant.panelOpen_v1','false');"
 SECTION = "mlflow-energy: which point is most efficient"
 SCATTER = "throughput/tokens_per_s vs. energy/j_per_token"
 WAIT_MS = 30_000
+# What the comparison's charts drew: the points of the scatter (plotly keeps a chart's data on its
+# element) with their colours, and the runs the parallel coordinates draw (the data MLflow hands
+# its canvas chart after dropping the runs that lack a selected param; -1 until it is drawn).
+PLOTTED_JS = """(() => {
+  const scatter = [...document.querySelectorAll('.js-plotly-plot')].flatMap(gd => gd.data || [])
+    .filter(t => t.type === 'scatter');
+  const card = [...document.querySelectorAll('[data-testid=experiment-view-compare-runs-card]')]
+    .find(c => c.textContent.includes('Parallel Coordinates'));
+  const canvas = card && card.querySelector('canvas');
+  let fiber = canvas && Object.entries(canvas.parentElement).find(([k]) => k.startsWith('__reactFiber'))?.[1];
+  while (fiber && !(fiber.memoizedProps && Array.isArray(fiber.memoizedProps.data)
+                    && fiber.memoizedProps.selectedParams)) fiber = fiber.return;
+  return {parallel: fiber ? fiber.memoizedProps.data.length : -1,
+          scatter: scatter.reduce((n, t) => n + t.x.length, 0),
+          colours: scatter.flatMap(t => [].concat(t.marker.color))};
+})()"""
 
 if not Path(CHROMIUM).exists() and not os.environ.get("CI"):  # CI installs it: there a missing browser fails
     pytest.skip("Chromium is not installed (apt-get install chromium); CI installs it", allow_module_level=True)
@@ -40,7 +56,9 @@ def sweep(tmp_path_factory: pytest.TempPathFactory):
     """A 2-point sweep logged to SQLite, the page its console output links, and a real
     `mlflow server` on that store."""
     folder = tmp_path_factory.mktemp("ui")
-    proc = run_cli(folder, "run", "-m", *QUICK, "bench.max_duration_s=1", "model=tiny,tiny-stories")
+    # Only the pruned points log model.pruning.*: MLflow's parallel coordinates would drop the rest.
+    proc = run_cli(folder, "run", "-m", *QUICK, "bench.max_duration_s=1", "model=tiny,tiny-stories",
+                   "+compression=teacher,magnitude_50")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = (r"^Compare the sweep's points in the MLflow UI: mlflow ui --backend-store-uri sqlite:///mlflow\.db, "
             r"then open http://127\.0\.0\.1:5000/(#/\S+)$")
@@ -98,12 +116,18 @@ def expect_comparison(page, children: list) -> None:
     for child in children:
         expect(page.get_by_role("link", name=child.info.run_name, exact=True).first).to_be_visible()
     expect(page.get_by_text(f"{len(children)} matching runs")).to_be_visible()  # the parent is not among them
+    # Every point drawn, in a colour of its own.
+    page.get_by_text("Parallel Coordinates").first.scroll_into_view_if_needed()  # charts draw once in view
+    page.wait_for_function(f"() => {PLOTTED_JS}.parallel >= 0", timeout=WAIT_MS)
+    plotted = page.evaluate(PLOTTED_JS)
+    assert plotted["parallel"] == plotted["scatter"] == len(children), plotted
+    assert len(set(plotted["colours"])) == len(children), plotted
 
 
 def test_the_printed_link_and_two_clicks_open_the_comparison(sweep, browser) -> None:
     folder, base, printed = sweep
     _, _, children = sweep_runs(folder)
-    assert len(children) == 2
+    assert len(children) == 4
     page = browser.new_page()
     page.goto(f"{base}/{printed}")
     expect_comparison(page, children)

@@ -4,6 +4,7 @@ as system metrics. The browser test (test_ui.py) checks what a user sees of them
 
 import json
 import random
+import re
 
 import mlflow
 import pytest
@@ -29,6 +30,7 @@ from mlflow_energy.tracking.ui_view import (
     VIEW_TAG_PREFIX,
     comparison,
     experiment_note,
+    point_colours,
     read_view_tag,
     swept_params,
     ui_version,
@@ -153,6 +155,17 @@ def test_parallel_coordinates_leave_out_a_param_some_points_lack(report: SweepRe
     parallel = next(c for c in state["compareRunCharts"] if c["type"] == "PARALLEL")
     assert parallel["selectedParams"] == [p for p in shown.params if p != "model.pruning.method"]
     assert "params.`model.pruning.method`" in state["selectedColumns"]
+
+
+def test_every_point_has_a_colour_of_its_own_and_its_replicates_share_it(report: SweepReport) -> None:
+    shown = comparison(report.rows, report.axes, ["model", "workload.batch_size"])
+    assert set(shown.run_colours) == set(shown.run_ids)
+    assert len(set(shown.run_colours.values())) == len(shown.run_ids)
+    replicated = next(r for r in report.rows if r.measured and r.run_ids)
+    replicated.run_ids = ["rep1", "rep2"]
+    again = comparison(report.rows, report.axes, ["model", "workload.batch_size"])
+    assert again.run_colours["rep1"] == again.run_colours["rep2"]
+    assert len(set(point_colours(12))) == 12 and all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in point_colours(12))
 
 
 def test_a_view_too_large_for_a_tag_is_not_written() -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from mlflow_energy.bench.result import ServingRun
 from mlflow_energy.bench.run_state import Run, cool_down, measure_idle
 from mlflow_energy.config import RunConfig
+from mlflow_energy.inference.lengths import output_cap, request_lengths
 from mlflow_energy.inference.load import ERROR, OK, STEADY, WARMUP, LoadGenerator, LoadPlan, RequestRecord
 from mlflow_energy.inference.models import load_tokenizer, resolve_model
 from mlflow_energy.inference.prompts import SHIPPED_PROMPTS, read_prompt_file
@@ -44,9 +45,9 @@ def served_gpus(config: RunConfig, device: str) -> list[int]:
     return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
 
 
-def serving_prompts(config: RunConfig) -> list[str]:
-    """The shipped prompts, a JSONL file's, or synthetic text of about ``workload.prompt_tokens``
-    tokens (random ordinary tokens of the model's tokenizer; the server's usage counts them)."""
+def serving_prompts(config: RunConfig, lengths: list[int]) -> list[str]:
+    """The shipped prompts, a JSONL file's, or synthetic text whose lengths in tokens follow
+    ``lengths`` (random ordinary tokens of the model's tokenizer; the server's usage counts them)."""
     prompts = config.workload.prompts
     if prompts == "shipped":
         return read_prompt_file(SHIPPED_PROMPTS)
@@ -56,9 +57,8 @@ def serving_prompts(config: RunConfig) -> list[str]:
     special = set(tokenizer.all_special_ids)
     low = max(special) + 1 if special else 0
     draw = random.Random(config.model.seed)
-    length = config.workload.prompt_tokens
-    return [_text_of_length(tokenizer, [draw.randrange(low, len(tokenizer)) for _ in range(length)], length)
-            for _ in range(_SYNTHETIC_PROMPTS)]  # fmt: skip
+    sizes = [lengths[i % len(lengths)] for i in range(_SYNTHETIC_PROMPTS)]
+    return [_text_of_length(tokenizer, [draw.randrange(low, len(tokenizer)) for _ in range(n)], n) for n in sizes]
 
 
 def _text_of_length(tokenizer: Any, ids: list[int], length: int) -> str:
@@ -133,8 +133,12 @@ def measure_serving(run: Run) -> None:
             description, model, [d.cuda_index for d in run.meter.gpus.devices],
             server_pid=server.process.pid if server and server.process else None,
         )  # fmt: skip
-        plan = LoadPlan(base_url, model, serving_prompts(config), s.max_tokens, s.concurrency, s.request_rate,
-                        s.output_length == "fixed", s.request_timeout_s, config.model.seed)  # fmt: skip
+        positions = resolve_model(config.model).max_positions if s.url is None else None
+        lengths = request_lengths(s.lengths, output_cap(s.max_tokens, config.workload.prompt_tokens, positions),
+                                  config.workload.prompt_tokens, config.model.seed)  # fmt: skip
+        plan = LoadPlan(base_url, model, serving_prompts(config, lengths.prompt_tokens), lengths.output_tokens,
+                        s.concurrency, s.request_rate, s.output_length == "fixed", s.request_timeout_s,
+                        config.model.seed)  # fmt: skip
         generator = LoadGenerator(plan, run.meter.now_s)
         serving.requests = generator.records  # the same list: every save holds the requests so far
         health = _Health(server, generator, s.max_error_share)

@@ -475,10 +475,11 @@ def _serving_warnings(result: BenchResult) -> list[str]:
     errors = [r for r in serving.requests if r.phase != WARMUP and r.status == ERROR]
     if errors:
         warnings.append(f"{len(errors)} request(s) failed (not counted); the first error: {errors[0].error}")
-    short = [r for r in serving.requests if r.window is not None and (r.completion_tokens or 0) < config.max_tokens]
+    counted = [r for r in serving.requests if r.window is not None and r.max_tokens is not None]
+    short = [r for r in counted if (r.completion_tokens or 0) < (r.max_tokens or 0)]
     if config.output_length == "fixed" and short:
-        warnings.append(f"{len(short)} counted request(s) ended before serving.max_tokens={config.max_tokens}: the "
-                        "server did not honour the fixed output length (min_tokens, ignore_eos)")  # fmt: skip
+        warnings.append(f"{len(short)} counted request(s) ended before the max_tokens they asked for: the server did "
+                        "not honour the fixed output length (min_tokens, ignore_eos)")  # fmt: skip
     return warnings
 
 

@@ -36,6 +36,7 @@ class RequestRecord:
         chunks: stream chunks that carried text.
         status: ok | error; ``error`` says what failed.
         window: the steady-state window the request completed in (None: not counted).
+        max_tokens: the ``max_tokens`` it asked for (``serving.lengths`` draws it per request).
     """
 
     index: int
@@ -49,6 +50,7 @@ class RequestRecord:
     status: str = OK
     error: str | None = None
     window: int | None = None
+    max_tokens: int | None = None
 
     @property
     def ttft_s(self) -> float | None:
@@ -86,8 +88,8 @@ class RequestRecord:
         return self.status == OK and at is not None and start_s <= at <= end_s
 
 
-CSV_FIELDS = ("index", "phase", "status", "window", "sent_s", "ttft_s", "tpot_ms", "latency_s", "prompt_tokens",
-              "completion_tokens", "tokens_in_windows", "chunks", "error")  # fmt: skip
+CSV_FIELDS = ("index", "phase", "status", "window", "sent_s", "ttft_s", "tpot_ms", "latency_s", "max_tokens",
+              "prompt_tokens", "completion_tokens", "tokens_in_windows", "chunks", "error")  # fmt: skip
 
 
 def record_row(r: RequestRecord, windows: list[tuple[float, float]]) -> dict[str, Any]:
@@ -95,7 +97,8 @@ def record_row(r: RequestRecord, windows: list[tuple[float, float]]) -> dict[str
     inside ``windows`` ((start_s, end_s) of each valid steady-state window)."""
     inside = sum(r.output_tokens_between(start, end) for start, end in windows)
     return {"index": r.index, "phase": r.phase, "status": r.status, "window": r.window, "sent_s": r.sent_s,
-            "ttft_s": r.ttft_s, "tpot_ms": r.tpot_ms, "latency_s": r.latency_s, "prompt_tokens": r.prompt_tokens,
+            "ttft_s": r.ttft_s, "tpot_ms": r.tpot_ms, "latency_s": r.latency_s, "max_tokens": r.max_tokens,
+            "prompt_tokens": r.prompt_tokens,
             "completion_tokens": r.completion_tokens, "tokens_in_windows": inside, "chunks": r.chunks,
             "error": r.error}  # fmt: skip
 
@@ -107,14 +110,15 @@ class LoadPlan:
     ``request_rate`` None: a closed loop of ``concurrency`` users, each sending its next request
     when the last one ends. Else Poisson arrivals at that many requests/s, at most
     ``concurrency`` in flight (later arrivals wait, as vLLM's benchmark does).
-    ``fixed_length``: ask for exactly ``max_tokens`` (vLLM's and SGLang's ``min_tokens`` and
-    ``ignore_eos``); else the model stops when it stops, capped by ``max_tokens``.
+    Each request's ``max_tokens`` is drawn from ``output_tokens`` in a seeded order.
+    ``fixed_length``: ask for exactly that many (vLLM's and SGLang's ``min_tokens`` and
+    ``ignore_eos``); else the model stops when it stops, capped by it.
     """
 
     base_url: str
     model: str
     prompts: list[str]
-    max_tokens: int
+    output_tokens: list[int]
     concurrency: int
     request_rate: float | None = None
     fixed_length: bool = False
@@ -136,6 +140,7 @@ class LoadGenerator:
         self.phase = RAMP_UP
         self._order = random.Random(plan.seed)
         self._gaps = random.Random(plan.seed + 1)
+        self._lengths = random.Random(plan.seed + 2)
         self.arrival_gaps_s: list[float] = []  # the open loop's gaps between arrivals, as drawn
         self._stop = threading.Event()
         self._cancel_event = threading.Event()  # cancels the requests in flight (drain timeout)
@@ -254,13 +259,14 @@ class LoadGenerator:
             raise
 
     async def _send(self, client: Any) -> None:
-        record = RequestRecord(len(self.records), self.phase, self.clock())
+        max_tokens = self._lengths.choice(self.plan.output_tokens)
+        record = RequestRecord(len(self.records), self.phase, self.clock(), max_tokens=max_tokens)
         self.records.append(record)
         prompt = self.plan.prompts[self._order.randrange(len(self.plan.prompts))]
-        extra = {"min_tokens": self.plan.max_tokens, "ignore_eos": True} if self.plan.fixed_length else None
+        extra = {"min_tokens": max_tokens, "ignore_eos": True} if self.plan.fixed_length else None
         try:
             stream = await client.completions.create(
-                model=self.plan.model, prompt=prompt, max_tokens=self.plan.max_tokens, stream=True,
+                model=self.plan.model, prompt=prompt, max_tokens=max_tokens, stream=True,
                 stream_options={"include_usage": True}, extra_body=extra,
             )  # fmt: skip
             async for chunk in stream:

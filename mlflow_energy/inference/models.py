@@ -150,7 +150,7 @@ def validate_workload_fits(source: ModelSource, config: RunConfig) -> None:
     table fails and rotary positions run where the model was never trained."""
     w = config.workload
     new_key, new_tokens = (("workload.new_tokens", w.new_tokens) if config.scenario == "batch"
-                           else ("serving.max_tokens", config.serving.max_tokens))  # fmt: skip
+                           else ("serving.max_tokens", config.serving.max_tokens or 1))  # fmt: skip
     total = w.prompt_tokens + new_tokens
     if source.max_positions is not None and total > source.max_positions:
         raise ConfigError(

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mlflow_energy.bench.result import Assessment, BenchResult, Status, Summary
-from mlflow_energy.report.headline import basis_label, headline
+from mlflow_energy.report.headline import basis_label, headline, lengths_label
 
 
 def wide_console() -> Console:
@@ -55,8 +55,8 @@ def _title(result: BenchResult) -> str:
                 f"{workload.new_tokens} new tokens")  # fmt: skip
     load = (f"Poisson arrivals at {serving.request_rate:g} requests/s, at most {serving.concurrency} in flight"
             if serving.request_rate is not None else f"{serving.concurrency} concurrent users")  # fmt: skip
-    return (f"{what} served by {result.serving.server} on {result.device}: {load}, {serving.output_length} output "
-            f"length up to {serving.max_tokens} tokens")  # fmt: skip
+    return (f"{what} served by {result.serving.server} on {result.device}: {load}, {serving.output_length} output, "
+            f"{lengths_label(serving)}")  # fmt: skip
 
 
 def _percentiles(values: list[float | None], unit: str) -> str:

@@ -38,6 +38,13 @@ def load_label(serving: ServingConfig) -> str:
     return f"{rate}concurrency {serving.concurrency}"
 
 
+def lengths_label(serving: ServingConfig) -> str:
+    """``chat-like lengths up to 128 tokens``: how long a serving run's requests are."""
+    lengths = {"chat": "chat-like lengths", "same": "equal lengths"}.get(serving.lengths, "lengths from a file")
+    cap = f"{serving.max_tokens} tokens" if serving.max_tokens is not None else "the model's positions"
+    return f"{lengths} up to {cap}"
+
+
 def trust_verdict(a: Assessment | None) -> str:
     """``ok``, or the warnings joined: the value of the run's trust tag."""
     if a is None:

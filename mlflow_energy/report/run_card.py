@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mlflow_energy.bench.result import BenchResult
-from mlflow_energy.report.headline import headline, load_label
+from mlflow_energy.report.headline import headline, lengths_label, load_label
 from mlflow_energy.report.timeline import phase_legend
 from mlflow_energy.tracking.names import metric_key
 
@@ -117,7 +117,7 @@ def configuration(result: BenchResult) -> str:
     quantization = f", {m.quantization}" if m.quantization != "none" else ""
     what = f"`{m.name}` ({m.weights} weights, {m.dtype}{quantization}{_pruned(result)}) on {result.device or c.device}"
     if result.serving is not None:
-        load = f"{load_label(c.serving)}, up to {c.serving.max_tokens} tokens"
+        load = f"{load_label(c.serving)}, {lengths_label(c.serving)}"
         return f"{what}, served by {result.serving.server}: {load}"
     return (f"{what}, backend {c.backend.name}: batch {w.batch_size}, {w.prompt_tokens} prompt + {w.new_tokens} new "
             f"tokens, {w.prompts} prompts")  # fmt: skip

@@ -32,7 +32,7 @@ from mlflow_energy.tracking import filters, names
 from mlflow_energy.tracking.datasets import log_datasets, run_datasets
 from mlflow_energy.tracking.run_record import run_params, run_tags, timeline_metrics
 from mlflow_energy.tracking.store import TrackingError, check_reachable, first_run
-from mlflow_energy.tracking.ui_view import VIEW_TAG_PREFIX, experiment_note, views_to_prune
+from mlflow_energy.tracking.ui_view import VIEW_TAG_PREFIX, View, experiment_note, views_to_prune
 from mlflow_energy.tracking.uris import redact_in, redact_uri
 
 if TYPE_CHECKING:
@@ -282,11 +282,11 @@ def open_sweep_parent(tracking_uri: str, experiment_id: str, sweep_id: str, run_
 
 
 def log_sweep_report(client: Any, parent_run_id: str, report: SweepReport, status: str | None,
-                     view: tuple[str, str] | None, experiment_line: str | None) -> None:  # fmt: skip
-    """The report's files, metrics and tags on the parent run; the comparison ``view`` (key, tag
-    value) on the experiment, the tool's oldest views pruned, and ``experiment_line`` in the
-    experiment's description while this is its newest sweep; the parent closed with ``status``
-    when given."""
+                     view: View | None, experiment_line: str | None) -> None:  # fmt: skip
+    """The report's files, metrics and tags on the parent run; the comparison ``view`` on the
+    experiment and its colours on the runs, the tool's oldest views pruned, and
+    ``experiment_line`` in the experiment's description while this is its newest sweep; the
+    parent closed with ``status`` when given."""
     from mlflow.entities import Metric, RunTag
 
     now_ms = int(time.time() * 1000)  # a resumed sweep's counts replace the last launch's
@@ -295,7 +295,9 @@ def log_sweep_report(client: Any, parent_run_id: str, report: SweepReport, statu
     client.log_artifacts(parent_run_id, str(report.folder))
     if view is not None:
         experiment_id = client.get_run(parent_run_id).info.experiment_id
-        client.set_experiment_tag(experiment_id, VIEW_TAG_PREFIX + view[0], view[1])
+        client.set_experiment_tag(experiment_id, VIEW_TAG_PREFIX + view.key, view.tag)
+        for run_id, colour in view.run_colours.items():
+            client.set_tag(run_id, names.TAG_RUN_COLOUR, colour)
         experiment_tags = client.get_experiment(experiment_id).tags  # pruning leaves the description alone
         for key in views_to_prune(experiment_tags):
             client.delete_experiment_tag(experiment_id, key)

@@ -42,6 +42,7 @@ TAG_TRUST = TAG_PREFIX + "trust"  # "ok", or the sentences that say why the figu
 TAG_POINT_HASH = TAG_PREFIX + "point_hash"  # config hash without the replicate number
 TAG_REPLICATE = TAG_PREFIX + "replicate"
 TAG_DESCRIPTION = "mlflow.note.content"  # MLflow's run description
+TAG_RUN_COLOUR = "mlflow.runColor"  # the colour the MLflow UI draws a run in
 TAG_RESULT_ID = TAG_PREFIX + "result_id"  # the measurement a run holds: logged once
 TAG_LOGGING = TAG_PREFIX + "logging"  # LOGGING_COMPLETE once every metric, tag and artifact is in
 LOGGING_COMPLETE = "complete"

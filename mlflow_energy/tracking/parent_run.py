@@ -16,6 +16,7 @@ from mlflow_energy.tracking import filters, names
 from mlflow_energy.tracking.sweep_state import Outcome, PointOutcome, SweepEnd, SweepState, count_outcomes
 from mlflow_energy.tracking.ui_view import (
     TESTED_UI_VERSIONS,
+    View,
     comparison,
     ui_version,
     view_key,
@@ -65,12 +66,12 @@ def _log_report(client: Any, state: SweepState, report: SweepReport, status: str
     if ui_version(state.tracking_uri) in TESTED_UI_VERSIONS:
         shown = comparison(report.rows, report.axes, state.swept_keys)
         tag = view_tag(f"mlflow-energy: {report.title}", view_state(shown)) if shown.run_ids else None
-        view = (view_key(state.sweep_id), tag) if tag else None
-    path = view_path(state.experiment_id, view[0]) if view else None
+        view = View(view_key(state.sweep_id), tag, shown.run_colours) if tag else None
+    path = view_path(state.experiment_id, view.key) if view else None
     report.tags[names.TAG_DESCRIPTION] = sweep_answer(report, path)
     line = experiment_line(report, path, run_path(state.experiment_id, state.parent_run_id)) if path else None
     log_sweep_report(client, state.parent_run_id, report, status, view, line)
-    return view_url(state.tracking_uri, state.experiment_id, view[0]) if view else None
+    return view_url(state.tracking_uri, state.experiment_id, view.key) if view else None
 
 
 def rebuild_report(tracking_uri: str, experiment: str, sweep_id: str | None, folder: Path | None) -> list[PointRow]:

@@ -13,6 +13,7 @@ not an API, so the view is written only for the MLflow versions it was tested wi
 from __future__ import annotations
 
 import base64
+import colorsys
 import json
 import time
 import zlib
@@ -48,6 +49,24 @@ class Comparison:
     run_ids: list[str]
     other_metrics: list[str]  # every other metric the runs logged: kept off the view's charts
     chart_params: list[str]  # of ``params``, those every run logged
+    run_colours: dict[str, str]  # run id -> its point's colour (``mlflow.runColor``), one per point
+
+
+@dataclass(frozen=True)
+class View:
+    """A comparison as the UI shows it: the view's key and tag value on the experiment, and the
+    colour each measured run is drawn in."""
+
+    key: str
+    tag: str
+    run_colours: dict[str, str]
+
+
+def point_colours(count: int) -> list[str]:
+    """``count`` colours as far apart as hues go (the UI's own colours come from a hash of the
+    run id, and two of five points drew alike)."""
+    return ["#{:02x}{:02x}{:02x}".format(*(round(c * 255) for c in colorsys.hsv_to_rgb(i / count, 0.75, 0.8)))
+            for i in range(count)]  # fmt: skip
 
 
 def ui_version(tracking_uri: str) -> str | None:
@@ -179,7 +198,9 @@ def comparison(rows: list[PointRow], axes: Axes, swept_keys: list[str]) -> Compa
     run_ids = [run_id for r in measured for run_id in r.run_ids]
     params = swept_params(measured, swept_keys)
     everywhere = [p for p in params if all(p in r.params for r in measured)]
-    return Comparison(axes.energy, axes.speed, quality, params, run_ids, others, everywhere)
+    colours = {run_id: colour for r, colour in zip(measured, point_colours(len(measured)), strict=True)
+               for run_id in r.run_ids}  # fmt: skip
+    return Comparison(axes.energy, axes.speed, quality, params, run_ids, others, everywhere, colours)
 
 
 def swept_params(rows: list[PointRow], swept_keys: list[str]) -> list[str]:
