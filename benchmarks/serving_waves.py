@@ -29,8 +29,9 @@ from mlflow_energy.bench.result import BenchResult  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lengths", nargs="+", default=["same", "chat"], help="serving.lengths of each run")
-    args, common = parser.parse_known_args()
-    common = ["scenario=serving", *(a for a in common if a != "--")]
+    parser.add_argument("overrides", nargs="*", help="passed to both runs (after --)")
+    args = parser.parse_args()
+    common = ["scenario=serving", *args.overrides]
     for lengths in args.lengths:
         started = time.monotonic()
         with tempfile.TemporaryDirectory() as folder:

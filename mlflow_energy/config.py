@@ -93,6 +93,9 @@ class BenchConfig:
     # tokens/s intervals are where a repeat of the run lands; with 1 or 2, they are one process's
     # windows and say so.
     processes: int = 3
+    # Where the headline is CodeCarbon's estimate (no measured energy source, as on a CPU without
+    # RAPL), processes after the first repeat a model of the machine, not a measurement: this many.
+    estimate_processes: int = 1
     min_window_s: float = 1.0  # each measured window lasts at least this long (counter updates ~10 Hz)
     align_to_counter: bool = True  # GPU window edges wait for the next energy-counter update
     idle_s: float = 2.0
@@ -414,6 +417,7 @@ def _validate_bench(b: BenchConfig) -> None:
              "set it to a positive integer.")  # fmt: skip
     _require(b.processes >= 1, f"bench.processes={b.processes} must be at least 1; 3 or more give an interval "
              "that covers a repeat of the run.")  # fmt: skip
+    _require(b.estimate_processes >= 1, f"bench.estimate_processes={b.estimate_processes} must be at least 1.")
     _require(b.warmup_runs >= 1, f"bench.warmup_runs={b.warmup_runs} must be at least 1: "
              "a run without an identical warm-up measures compilation and caching, not inference.")
     for key, value in (

@@ -190,8 +190,9 @@ def test_run_context_overhead(tmp_path: Path) -> None:
 
 
 def test_interval_coverage(tmp_path: Path) -> None:
-    overrides = ["bench=quick", "quality=off", "bench.processes=3", "bench.idle_s=0.2", "bench.min_duration_s=0.5",
-                 "bench.max_duration_s=1", "device=cpu"]  # fmt: skip
+    # Three processes even where only CodeCarbon's estimate is there (as in CI): the merging path.
+    overrides = ["bench=quick", "quality=off", "bench.processes=3", "bench.estimate_processes=3", "bench.idle_s=0.2",
+                 "bench.min_duration_s=0.5", "bench.max_duration_s=1", "device=cpu"]  # fmt: skip
     kept = tmp_path / "kept"
     args = ["--out", str(kept), "--points", "workload.batch_size=2", "--", *overrides]
     bench(tmp_path, "interval_coverage.py", "--runs", "1", *args)
@@ -206,3 +207,32 @@ def test_interval_coverage(tmp_path: Path) -> None:
         held, checked, share = numbers(rf"all points, {label} interval: ({NUMBER}) of ({NUMBER}) cross-checks held "
                                        rf"\(({NUMBER})%\)", lines[-2 if label == "stated" else -1])  # fmt: skip
         assert checked == 2 and 0 <= held <= 2 and share == pytest.approx(100 * held / checked, abs=0.5)
+
+
+def test_fixed_cost(tmp_path: Path) -> None:
+    lines = bench(tmp_path, "fixed_cost.py", "--", "bench=quick", "quality=off", "bench.idle_s=0.2",
+                  "bench.min_duration_s=0.5", "bench.max_duration_s=1", "device=cpu")  # fmt: skip
+    labels = ("single run, new store", "single run, next one", "sweep point")
+    fixed = []
+    for line, label in zip(lines, labels, strict=False):
+        cost, logged, wall = numbers(rf"{label}: fixed cost ({NUMBER}) s of ({NUMBER}) s logged \(({NUMBER}) s for the "
+                                     r"whole command\); .*", line)  # fmt: skip
+        assert 0 < cost < logged <= wall
+        assert "load " in line and "windows " in line and "logging " in line
+        fixed.append(cost)
+    assert "startup " in lines[0] and "startup " not in lines[2]  # a sweep pays its start-up once, not per point
+    ratio = numbers(rf"next single run's fixed cost / sweep point's: ({NUMBER})", lines[3])[0]
+    assert ratio == pytest.approx(fixed[1] / fixed[2], abs=0.01) and len(lines) == 4
+
+
+def test_serving_waves(tmp_path: Path) -> None:
+    cache = 'serving.server_args=["--cb-num-blocks","64","--cb-max-batch-tokens","256"]'
+    lines = bench(tmp_path, "serving_waves.py", "--lengths", "chat", "--", "device=cpu", "bench.idle_s=0.2",
+                  "serving.duration_s=3", "serving.window_s=1", "serving.warmup_requests=1", "serving.max_tokens=24",
+                  cache)  # fmt: skip
+    assert len(lines) == 1
+    distinct, low, high, spread = numbers(
+        rf"serving.lengths=chat: ({NUMBER}) distinct max_tokens asked \(({NUMBER})-({NUMBER})\); requests per "
+        rf"window \[[\d, ]+\] \(coefficient of variation ({NUMBER})\); {NUMBER} J/token "
+        rf"(?:\[{NUMBER}-{NUMBER}\]|no interval); {NUMBER} s", lines[0])  # fmt: skip
+    assert distinct > 1 and 1 <= low < high <= 24 and spread >= 0

@@ -15,8 +15,10 @@ import dataclasses
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
+from mlflow_energy.bench import stages
 from mlflow_energy.bench.child import REQUEST_FILE
 from mlflow_energy.bench.interrupt import STOP, StopRequest
 from mlflow_energy.bench.processes import merge_processes, process_folder
@@ -48,22 +50,40 @@ def _stop_cause(why: str, config: RunConfig, phase: str, stop: StopRequest) -> s
 def run_isolated(config: RunConfig, out_dir: Path, stop: StopRequest = STOP) -> BenchResult:
     """The run's result: from one benchmark process, or from ``bench.processes`` of them one
     after another (a batch run), merged (bench/processes.py). A process that does not finish
-    ends the run there, FAILED, with what the processes before it measured."""
+    ends the run there, FAILED, with what the processes before it measured. Where the first
+    process measured no energy source (its headline is CodeCarbon's estimate), the run stops
+    after ``bench.estimate_processes`` (1): more would repeat a model of the machine, not a
+    measurement. Its stages
+    include the time spent outside the processes' own (``stages.BETWEEN``)."""
+    started = time.monotonic()
+    result = _run_processes(config, out_dir, stop)
+    outside = time.monotonic() - started - sum(result.stages_s.values())
+    result.stages_s[stages.BETWEEN] = max(0.0, outside)
+    result.write(out_dir)
+    return result
+
+
+def _run_processes(config: RunConfig, out_dir: Path, stop: StopRequest) -> BenchResult:
     planned = config.bench.processes if config.scenario == "batch" else 1
     if planned == 1:
         return _run_process(config, out_dir, stop)
     (out_dir / RESULT_FILE).unlink(missing_ok=True)
     results: list[BenchResult] = []
     for k in range(1, planned + 1):
-        # The perplexity is the model's, not the process's: evaluated once, by the last process.
+        # The perplexity is the model's, not the process's: evaluated once, by the first process.
         # The GPU cools down once, before the first process: the others follow it as windows follow windows.
-        quality = dataclasses.replace(config.quality, enabled=config.quality.enabled and k == planned)
+        quality = dataclasses.replace(config.quality, enabled=config.quality.enabled and k == 1)
         bench = config.bench if k == 1 else dataclasses.replace(config.bench, cooldown_s=0.0, cooldown_below_c=None)
         process_config = dataclasses.replace(config, quality=quality, bench=bench)
         results.append(_run_process(process_config, process_folder(out_dir, k), stop, fresh=True))
-        if results[-1].status != Status.FINISHED:
+        if results[-1].status != Status.FINISHED or (_estimate_only(results[0])
+                                                     and k >= config.bench.estimate_processes):
             break
     return merge_processes(results, config, out_dir, planned)
+
+
+def _estimate_only(result: BenchResult) -> bool:
+    return result.assessment is not None and result.assessment.headline == "estimate"
 
 
 def _run_process(config: RunConfig, out_dir: Path, stop: StopRequest, fresh: bool = False) -> BenchResult:

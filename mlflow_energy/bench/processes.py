@@ -6,7 +6,7 @@ forked from one pre-warmed parent within 0.5%. Only independent processes show t
 a run measures with several fresh interpreters, one after another, each loading, warming up and
 measuring on its own.
 Their windows become one result: the first process's load, idle baseline and prefill, every
-process's warm-ups and generate windows (each tagged with its process), the last one's quality
+process's warm-ups and generate windows (each tagged with its process), the first one's quality
 window, all on the first process's clock.
 """
 
@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from mlflow_energy.bench.result import CODECARBON_DIR, TIMELINE_FILE, BenchResult, Status
+from mlflow_energy.bench.stages import add_stages
 from mlflow_energy.bench.summary import conclude
 from mlflow_energy.config import RunConfig, config_hash, point_hash
 from mlflow_energy.meter.measurement import Measurement
@@ -48,10 +49,11 @@ def merge_processes(results: list[BenchResult], config: RunConfig, out_dir: Path
                  for k in range(1, len(results) + 1)]  # fmt: skip
     zero_ms = _clock_start_ms(results[0], timelines[0])
     merged = BenchResult.from_dict(results[0].to_dict())
-    # The processes before the last skipped the quality evaluation: the run is the config asked.
+    # The processes after the first skipped the quality evaluation: the run is the config asked.
     merged.config, merged.config_hash, merged.point_hash = config, config_hash(config), point_hash(config)
-    merged.warmup, merged.repetitions, merged.problems, timeline = [], [], [], []
+    merged.warmup, merged.repetitions, merged.problems, merged.stages_s, timeline = [], [], [], {}, []
     for k, (result, samples) in enumerate(zip(results, timelines, strict=True), start=1):
+        add_stages(merged.stages_s, result.stages_s)
         offset_s = (_clock_start_ms(result, samples) - zero_ms) / 1000
         merged.warmup += [_shifted(m, offset_s) for m in result.warmup]
         merged.repetitions += [dataclasses.replace(r, measurement=_shifted(r.measurement, offset_s), process=k)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow_energy.adapters.codecarbon import grid_intensity_g_per_kwh
-from mlflow_energy.bench import environment
+from mlflow_energy.bench import environment, stages
 from mlflow_energy.bench.result import (
     CODECARBON_DIR,
     TIMELINE_FILE,
@@ -97,7 +97,8 @@ def run_protocol(config: RunConfig, out_dir: Path, save: Callable[[BenchResult],
     result.tokens_per_call = config.workload.batch_size * config.workload.new_tokens
     result.carbon_intensity_g_per_kwh = grid_intensity_g_per_kwh(config.carbon.country_iso_code, config.carbon.region)
     meter, sync = _meter_for(device, config, out_dir)
-    run = Run(config, result, meter, sync, save, out_dir)
+    run = Run(config, result, meter, sync, save, out_dir, stages.StageClock(result.stages_s, stages.START,
+                                                                           stages.process_age_s()))  # fmt: skip
     try:
         result.environment = environment.collect(meter)
         if config.scenario == "serving":
@@ -111,12 +112,14 @@ def run_protocol(config: RunConfig, out_dir: Path, save: Callable[[BenchResult],
         result.error = f"{type(exc).__name__} during {result.phase}: {exc}"
         raise
     finally:
+        run.clock.enter(stages.END)
         meter.close()
         timeline = meter.timeline()
         write_timeline_csv(timeline, out_dir / TIMELINE_FILE)
         result.problems = [p for _, m in result.windows() for p in m.problems]
         conclude(result, timeline)
         result.ended_ms = int(time.time() * 1000)
+        run.clock.enter(stages.END)  # the last stage closed: the saved result holds its time
         save(result)
     return result
 
@@ -135,7 +138,7 @@ def _measure_batch(run: Run, device: str) -> None:
 
 def _load(run: Run, device: str) -> _Work:
     config, result = run.config, run.result
-    run.enter("load")
+    run.enter("load", stages.LOAD)
     source = resolve_model(config.model)
     with run.meter.window("load") as window:
         tokenizer = load_tokenizer(source, config.model)
@@ -160,7 +163,7 @@ def _load(run: Run, device: str) -> _Work:
 def _warm_up(run: Run, work: _Work) -> None:
     n = run.config.bench.warmup_runs
     for i in range(n):
-        run.enter(f"warm-up {i + 1}/{n}")
+        run.enter(f"warm-up {i + 1}/{n}", stages.WARMUP)
         with run.meter.window(f"warmup_{i + 1}") as window:
             work.generate()
         run.result.warmup.append(window.measured())
@@ -170,7 +173,7 @@ def _prefill(run: Run, work: _Work) -> None:
     """Prefill passes repeated inside one window long enough for the counter; the warm-up
     generate already ran this prefill shape, and one more pass times it."""
     calls = _calls_for(run.config.bench.min_window_s, _timed(work.prefill, run.sync))
-    run.enter(f"prefill window ({calls} forward passes)")
+    run.enter(f"prefill window ({calls} forward passes)", stages.PREFILL)
     call_s: list[float] = []
     with run.meter.window("prefill") as window:
         for _ in range(calls):
@@ -182,7 +185,7 @@ def _generate(run: Run, work: _Work) -> None:
     calls = _calls_for(run.config.bench.min_window_s, run.result.warmup[-1].duration_s)
 
     def measure(k: int, status: str) -> RepetitionWindow:
-        run.enter(f"repetition {k} ({calls} calls; {status})", repeats=True)
+        run.enter(f"repetition {k} ({calls} calls; {status})", stages.WINDOWS, repeats=True)
         request_s: list[float] = []
         with run.meter.window(f"generate_{k}") as window:
             for _ in range(calls):
@@ -229,7 +232,7 @@ def _record_peaks(run: Run, device: str) -> None:
 
 
 def _quality(run: Run, work: _Work) -> None:
-    run.enter("quality (perplexity on held-out text)")
+    run.enter("quality (perplexity on held-out text)", stages.QUALITY)
     text = heldout_text(run.config.quality.dataset)
     with run.meter.window("quality") as window:
         score = perplexity(work.model, work.tokenizer, text, run.config.quality, str(input_device(work.model)))

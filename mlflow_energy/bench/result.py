@@ -246,6 +246,7 @@ class BenchResult:
     carbon_intensity_g_per_kwh: float | None = None
     pue: float = 1.0
     cooldown_s: float | None = None  # waited before the workload for the GPU to cool (bench.cooldown_*)
+    stages_s: dict[str, float] = field(default_factory=dict)  # wall seconds per stage (bench/stages.py)
     problems: list[str] = field(default_factory=list)
     summary: Summary | None = None
     assessment: Assessment | None = None

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlflow_energy.bench import stages
 from mlflow_energy.bench.progress import REPEATS
 from mlflow_energy.bench.result import BenchResult
 from mlflow_energy.config import RunConfig
@@ -27,10 +28,13 @@ class Run:
     sync: Callable[[], None]
     save: Callable[[BenchResult], object]  # what it returns is ignored
     out_dir: Path
+    clock: stages.StageClock
 
-    def enter(self, phase: str, repeats: bool = False) -> None:
-        """Records the phase (a failure names it) and saves the partial result; ``repeats``: one
-        window of a series, shown once per series outside a terminal."""
+    def enter(self, phase: str, stage: str, repeats: bool = False) -> None:
+        """Records the phase (a failure names it) and the stage its time counts to, and saves the
+        partial result; ``repeats``: one window of a series, shown once per series outside a
+        terminal."""
+        self.clock.enter(stage)
         self.result.phase = phase
         self.save(self.result)
         log.info("%s", phase, extra={REPEATS: repeats})
@@ -43,7 +47,8 @@ def cool_down(run: Run) -> None:
     b, gpus = run.config.bench, run.meter.gpus
     if not gpus.devices or (b.cooldown_s <= 0 and b.cooldown_below_c is None):
         return
-    run.enter(f"cool-down ({b.cooldown_s:g} s, then below {b.cooldown_below_c} C for at most {b.cooldown_max_s:g} s)")
+    run.enter(f"cool-down ({b.cooldown_s:g} s, then below {b.cooldown_below_c} C for at most {b.cooldown_max_s:g} s)",
+              stages.COOLDOWN)
     started = time.monotonic()
     time.sleep(b.cooldown_s)
     deadline = time.monotonic() + b.cooldown_max_s
@@ -59,5 +64,5 @@ def cool_down(run: Run) -> None:
 def measure_idle(run: Run) -> None:
     """The idle baseline (``bench.idle_s``) with the model loaded: the base of net figures."""
     if run.config.bench.idle_s > 0:
-        run.enter(f"idle baseline ({run.config.bench.idle_s:g} s)")
+        run.enter(f"idle baseline ({run.config.bench.idle_s:g} s)", stages.IDLE)
         run.result.idle = run.meter.measure_idle(run.config.bench.idle_s)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlflow_energy.bench import stages
 from mlflow_energy.bench.result import ServingRun
 from mlflow_energy.bench.run_state import Run, cool_down, measure_idle
 from mlflow_energy.config import RunConfig
@@ -119,7 +120,7 @@ def measure_serving(run: Run) -> None:
         if s.url is None:
             server = transformers_serve(config.model, run.result.device or "cpu", s.continuous_batching,
                                         list(s.server_args), run.out_dir / SERVER_LOG)  # fmt: skip
-            run.enter(f"load (starting {server.description})")
+            run.enter(f"load (starting {server.description})", stages.LOAD)
             with run.meter.window("load") as window:
                 server.start(s.startup_timeout_s)
             run.result.load = window.measured()
@@ -158,7 +159,7 @@ def measure_serving(run: Run) -> None:
 def _warm_up(run: Run, generator: LoadGenerator, health: _Health) -> None:
     s = run.config.serving
     count = s.warmup_requests or s.concurrency
-    run.enter(f"warm-up ({count} requests, {s.concurrency} at a time)")
+    run.enter(f"warm-up ({count} requests, {s.concurrency} at a time)", stages.WARMUP)
     with run.meter.window("warmup_1") as window:
         records = generator.warm_up(count)
     run.result.warmup.append(window.measured())
@@ -172,7 +173,8 @@ def _steady_state(run: Run, generator: LoadGenerator, health: _Health) -> None:
     """Ramp-up, then windows back to back until the duration or the request count is reached."""
     s, serving = run.config.serving, run.result.serving
     assert serving is not None, "set by measure_serving"
-    run.enter("ramp-up" + (f" ({s.ramp_up_s:g} s)" if s.ramp_up_s is not None else " (until a request completes)"))
+    run.enter("ramp-up" + (f" ({s.ramp_up_s:g} s)" if s.ramp_up_s is not None else " (until a request completes)"),
+              stages.RAMP_UP)
     started = run.meter.now_s()
     generator.start()
     while not _ramped_up(generator, started, s.ramp_up_s, run.meter.now_s()):
@@ -184,7 +186,7 @@ def _steady_state(run: Run, generator: LoadGenerator, health: _Health) -> None:
     while measured_s < s.duration_s and (s.num_requests is None or counted < s.num_requests):
         k = len(serving.windows)
         run.enter(f"steady-state window {k + 1} ({measured_s:.1f}/{s.duration_s:g} s, {counted} requests counted)",
-                  repeats=True)
+                  stages.WINDOWS, repeats=True)
         length = min(s.window_s, s.duration_s - measured_s)
         with run.meter.window(f"steady_{k + 1}") as window:
             deadline = time.monotonic() + length
@@ -222,7 +224,7 @@ def _count(done: list[RequestRecord], window: Measurement, index: int) -> int:
 def _drain(run: Run, generator: LoadGenerator) -> None:
     serving = run.result.serving
     assert serving is not None and serving.windows, "after the steady state"
-    run.enter("drain (no new request; waiting for those in flight)")
+    run.enter("drain (no new request; waiting for those in flight)", stages.DRAIN)
     last_edge = serving.windows[-1].end_s
     generator.stop_sending()
     if not generator.wait_drained(run.config.serving.request_timeout_s):

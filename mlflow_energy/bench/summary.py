@@ -448,6 +448,11 @@ def assess(result: BenchResult, s: Summary, below_noise_floor: list[str]) -> Ass
     elif rel is None:
         a.warnings.append(f"{len(valid)} valid window(s): an interval needs at least {MIN_SAMPLES}; measure more "
                           "windows (raise bench.max_duration_s)")
+    elif a.headline == "estimate" and result.serving is None:
+        # Not chased (bench/protocol.py, bench/isolation.py): the interval is the estimate's own spread.
+        a.warnings.append(f"the estimate is not refined to the {target * 100:g}% asked: more windows or processes "
+                          "repeat a model, not a measurement, so each benchmark process stopped at the fewest windows "
+                          "(and the run after bench.estimate_processes)")  # fmt: skip
     else:
         a.target_reached = rel <= target
         if not a.target_reached:

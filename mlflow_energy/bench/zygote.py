@@ -1,8 +1,8 @@
 """A pre-warmed process that forks one fresh child per benchmark.
 
 Starting a Python process and importing torch, transformers and CodeCarbon costs seconds on
-every grid point. The zygote pays it once: it imports them (never touching CUDA), then waits
-for requests on stdin and forks a child for each. Every benchmark still runs in its own
+every grid point. The zygote pays it once: on the first request for a forked child it imports
+them (never touching CUDA), then forks a child for each request. Every benchmark still runs in its own
 process, with its own address space and its own CUDA context, and the parent can still kill
 it on timeout.
 
@@ -131,17 +131,20 @@ def _spawn_child(request: dict) -> tuple[int, Callable[[], int]]:
 
 def _serve(parent_pid: int) -> None:
     die_with_parent(signal.SIGKILL, parent_pid)
-    _preload()
-    no_fork = _why_not_fork()
-    if no_fork:
-        print(f"mlflow-energy: each benchmark starts a fresh Python process (a few seconds more each): {no_fork}.",
-              file=sys.stderr, flush=True)  # fmt: skip
     reply = sys.stdout
     print("ready", file=reply, flush=True)
+    preloaded, no_fork = False, None
     for line in sys.stdin:
         request = json.loads(line)
         # A fresh interpreter for a run's independent processes: forked children of one zygote
         # share its level (seen on an H100: three forked processes within 0.5%, runs 2.6% apart).
+        # The imports are paid on the first fork only: a run of fresh processes never needs them.
+        if not request.get("fresh") and not preloaded:
+            _preload()
+            preloaded, no_fork = True, _why_not_fork()
+            if no_fork:
+                print(f"mlflow-energy: each benchmark starts a fresh Python process (a few seconds more each): "
+                      f"{no_fork}.", file=sys.stderr, flush=True)  # fmt: skip
         start = _spawn_child if no_fork or request.get("fresh") else _fork_child
         pid, wait = start(request)
         print(f"started {pid}", file=reply, flush=True)

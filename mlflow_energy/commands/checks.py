@@ -13,6 +13,7 @@ from mlflow_energy.commands.exits import writable_or_fail
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
+    from mlflow_energy.bench.stages import StageClock
     from mlflow_energy.config import RunConfig
     from mlflow_energy.tracking.store import ProjectRun
 
@@ -42,13 +43,18 @@ def checked(cfg: DictConfig) -> RunConfig:
     return config
 
 
-def validated(cfg: DictConfig) -> tuple[RunConfig, ProjectRun | None]:
+def validated(cfg: DictConfig, clock: StageClock | None = None) -> tuple[RunConfig, ProjectRun | None]:
     """Checked, with its tracking store ready (TrackingError), and the run `mlflow run` created
-    for it, if any."""
+    for it, if any; ``clock`` times the checks and the store apart."""
+    from mlflow_energy.bench import stages
     from mlflow_energy.tracking.logger import prepare_experiment
     from mlflow_energy.tracking.store import project_run
 
+    if clock is not None:
+        clock.enter(stages.CHECKS)
     config = checked(cfg)
+    if clock is not None:
+        clock.enter(stages.STORE)
     project = project_run(config.tracking.uri)
     if project is None:  # under `mlflow run` the result goes to its run: tracking.experiment would stay empty
         prepare_experiment(config.tracking.uri, config.tracking.experiment)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
+from mlflow_energy.bench import stages
 from mlflow_energy.bench.result import BenchResult, ResultFileError, Status
 from mlflow_energy.commands.exits import EXIT_CONFIG_ERROR, EXIT_RUN_FAILED, EXIT_TRACKING_ERROR, fail
 from mlflow_energy.tracking.uris import is_server, redact_in, redact_uri, run_path, ui_address
@@ -31,13 +33,17 @@ def log_and_report(
     """Logs the result in ``out_dir`` (once; into ``project_run_id``, of ``experiment``, under
     `mlflow run`) and prints its summary: (exit code, run id)."""
     from mlflow_energy.report.console import print_summary
-    from mlflow_energy.tracking.logger import LogRequest, log_result
+    from mlflow_energy.tracking.logger import LogRequest, log_result, log_time_totals
 
     result = BenchResult.read(out_dir)
     if LogRequest.read(out_dir) is None:  # the first attempt's: `log DIR --tracking-uri ELSEWHERE` must not replace it
         LogRequest(tracking_uri, experiment, run_name, extra_tags or {}).write(out_dir)
+    started = time.monotonic()
     try:
         logged = log_result(result, out_dir, tracking_uri, experiment, run_name, extra_tags, project_run_id)
+        if result.stages_s and not logged.already_logged:
+            result.stages_s[stages.LOGGING] = time.monotonic() - started
+            log_time_totals(tracking_uri, logged.run_id, result.stages_s)
     except Exception as exc:  # the measurement is safe on disk; say how to log it later
         print_summary(result, f"{out_dir} (not in MLflow)", None)
         message = (f"could not log to MLflow at {tracking_uri} ({type(exc).__name__}: {exc}); the result is saved "

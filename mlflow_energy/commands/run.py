@@ -78,13 +78,16 @@ def execute(cfg: DictConfig) -> None:
 
 
 def _single_run(cfg: DictConfig, out_dir: Path) -> None:
+    from mlflow_energy.bench import stages
     from mlflow_energy.bench.isolation import run_isolated
     from mlflow_energy.config import ConfigError, resolve_device
     from mlflow_energy.tracking.kept import wait_for_server
     from mlflow_energy.tracking.store import TrackingError
 
+    command_stages: dict[str, float] = {}
+    clock = stages.StageClock(command_stages, stages.STARTUP, stages.process_age_s())
     try:
-        config, project = validated(cfg)
+        config, project = validated(cfg, clock)
     except (ConfigError, TrackingError) as exc:
         fail(str(exc), EXIT_CONFIG_ERROR)
     if STOP.requested:
@@ -96,7 +99,10 @@ def _single_run(cfg: DictConfig, out_dir: Path) -> None:
                  "not apply; `mlflow run --experiment-name` picks the experiment)",
                  project.run_id, experiment, config.tracking.experiment)  # fmt: skip
     log.info("measuring %s on %s; files in %s", config.model.name, resolve_device(config.device), out_dir)
-    run_isolated(config, out_dir)
+    clock.enter(stages.BETWEEN)  # closes the store's stage: the benchmark's own come with its result
+    result = run_isolated(config, out_dir)
+    result.stages_s.update(command_stages)
+    result.write(out_dir)
     wait_for_server(config.tracking.uri, config.tracking.wait_s)
     code, run_id = log_and_report(out_dir, config.tracking.uri, experiment, config.tracking.run_name,
                                   project_run_id=project.run_id if project else None)  # fmt: skip

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mlflow_energy.bench.result import Assessment, BenchResult, Status, Summary
+from mlflow_energy.bench.stages import stages_line
 from mlflow_energy.report.headline import basis_label, headline, lengths_label
 
 
@@ -42,6 +43,8 @@ def print_summary(result: BenchResult, where: str, ui_command: str | None, conso
         console.print(f"[yellow]Rejected readings:[/yellow] {'; '.join(result.problems)}", soft_wrap=True)
     if result.status != Status.FINISHED:
         console.print(f"[red]Run failed:[/red] {result.error}", soft_wrap=True)
+    if result.stages_s:
+        console.print(stages_line(result.stages_s), soft_wrap=True)
     console.print(f"Stored in {where}", soft_wrap=True)
     if ui_command:
         console.print(f"See it in the MLflow UI: [bold]{ui_command}[/bold]", soft_wrap=True)

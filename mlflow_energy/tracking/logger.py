@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from mlflow_energy.bench import stages
 from mlflow_energy.bench.result import CODECARBON_DIR, TIMELINE_FILE, BenchResult, Status
+from mlflow_energy.bench.stages import with_totals
 from mlflow_energy.bench.summary import gpu_j_by_device
 from mlflow_energy.config import as_dict
 from mlflow_energy.inference.server import SERVER_LOG
@@ -152,6 +154,18 @@ def log_result(
     return LoggedRun(run.info.experiment_id, run.info.run_id, status)
 
 
+def log_time_totals(tracking_uri: str, run_id: str, stages_s: dict[str, float]) -> None:
+    """After the logging itself: its time, the run's wall time and its fixed cost."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    now_ms = int(time.time() * 1000)
+    totals = with_totals(stages_s)
+    figures = {k: totals[k] for k in (stages.LOGGING, stages.WALL, stages.FIXED)}
+    MlflowClient(tracking_uri=tracking_uri).log_batch(
+        run_id, metrics=[Metric(k, v, now_ms, 0) for k, v in names.stage_metrics(figures).items()])
+
+
 def _fill_run(client: Any, run_id: str, result: BenchResult, out_dir: Path, extra_tags: dict[str, str],
               end_run: bool) -> str:  # fmt: skip
     from mlflow.entities import Metric, Param, RunTag
@@ -161,6 +175,7 @@ def _fill_run(client: Any, run_id: str, result: BenchResult, out_dir: Path, extr
     figures = {
         **(names.summary_metrics(summary) if summary else {}),
         **names.per_gpu_energy_metrics(gpu_j_by_device(result)),
+        **names.stage_metrics(result.stages_s),
     }
     metrics = [Metric(k, v, now_ms, 0) for k, v in figures.items()]
     timeline_path = out_dir / TIMELINE_FILE

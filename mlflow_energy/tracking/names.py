@@ -78,6 +78,7 @@ METRIC_SWEEP_FINISHED = "sweep/finished"
 METRIC_SWEEP_FAILED = "sweep/failed"
 METRIC_SWEEP_SKIPPED = "sweep/skipped"
 METRIC_SWEEP_NOT_LOGGED = "sweep/not_logged"  # measured, kept on disk: the tracking server did not answer
+TIME_PREFIX = "time/"  # + stage + "_s": where the run's wall time went (bench/stages.py)
 
 TRUST_OK = "ok"
 
@@ -149,6 +150,11 @@ def interval_keys(metric: str) -> tuple[str, str]:
 def summary_metrics(summary: Summary) -> dict[str, float]:
     """Metric key -> value for every figure that exists (None fields are not logged)."""
     return {metric_key(k): float(v) for k, v in asdict(summary).items() if v is not None}
+
+
+def stage_metrics(stages_s: dict[str, float]) -> dict[str, float]:
+    """``time/load_s``, ``time/windows_s``...: the wall time of each stage of the run."""
+    return {f"{TIME_PREFIX}{stage}_s": seconds for stage, seconds in stages_s.items()}
 
 
 def per_gpu_energy_metrics(gpu_j: dict[str, float]) -> dict[str, float]:
