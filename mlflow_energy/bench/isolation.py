@@ -53,8 +53,8 @@ def run_isolated(config: RunConfig, out_dir: Path, stop: StopRequest = STOP) -> 
     ends the run there, FAILED, with what the processes before it measured. Where the first
     process measured no energy source (its headline is CodeCarbon's estimate), the run stops
     after ``bench.estimate_processes`` (1): more would repeat a model of the machine, not a
-    measurement. Its stages
-    include the time spent outside the processes' own (``stages.BETWEEN``)."""
+    measurement. Its stages include the time spent outside the processes' own
+    (``stages.BETWEEN``)."""
     started = time.monotonic()
     result = _run_processes(config, out_dir, stop)
     outside = time.monotonic() - started - sum(result.stages_s.values())

@@ -112,7 +112,7 @@ def run_protocol(config: RunConfig, out_dir: Path, save: Callable[[BenchResult],
         result.error = f"{type(exc).__name__} during {result.phase}: {exc}"
         raise
     finally:
-        run.clock.enter(stages.END)
+        run.clock.enter(stages.END)  # closes the last phase's stage
         meter.close()
         timeline = meter.timeline()
         write_timeline_csv(timeline, out_dir / TIMELINE_FILE)

@@ -4,6 +4,7 @@ once, and its summary printed."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -41,15 +42,16 @@ def log_and_report(
     started = time.monotonic()
     try:
         logged = log_result(result, out_dir, tracking_uri, experiment, run_name, extra_tags, project_run_id)
-        if result.stages_s and not logged.already_logged:
-            result.stages_s[stages.LOGGING] = time.monotonic() - started
-            log_time_totals(tracking_uri, logged.run_id, result.stages_s)
     except Exception as exc:  # the measurement is safe on disk; say how to log it later
         print_summary(result, f"{out_dir} (not in MLflow)", None)
         message = (f"could not log to MLflow at {tracking_uri} ({type(exc).__name__}: {exc}); the result is saved "
                    f"in {out_dir}, log it later with: mlflow-energy log {out_dir}")  # fmt: skip
         print(f"mlflow-energy: error: {redact_in(message, tracking_uri)}", file=sys.stderr)
         return EXIT_TRACKING_ERROR, None
+    if result.stages_s and not logged.already_logged:
+        result.stages_s[stages.LOGGING] = time.monotonic() - started
+        with contextlib.suppress(Exception):  # the run is complete without them: timing must not fail it
+            log_time_totals(tracking_uri, logged.run_id, result.stages_s)
     where = f"{redact_uri(tracking_uri)}, experiment {experiment!r}, run {logged.run_id} ({logged.status})"
     if logged.already_logged:
         where += "; it was already there, nothing was logged again"

@@ -20,7 +20,6 @@ import yaml
 
 from mlflow_energy.bench import stages
 from mlflow_energy.bench.result import CODECARBON_DIR, TIMELINE_FILE, BenchResult, Status
-from mlflow_energy.bench.stages import with_totals
 from mlflow_energy.bench.summary import gpu_j_by_device
 from mlflow_energy.config import as_dict
 from mlflow_energy.inference.server import SERVER_LOG
@@ -160,7 +159,7 @@ def log_time_totals(tracking_uri: str, run_id: str, stages_s: dict[str, float]) 
     from mlflow.tracking import MlflowClient
 
     now_ms = int(time.time() * 1000)
-    totals = with_totals(stages_s)
+    totals = stages.with_totals(stages_s)
     figures = {k: totals[k] for k in (stages.LOGGING, stages.WALL, stages.FIXED)}
     MlflowClient(tracking_uri=tracking_uri).log_batch(
         run_id, metrics=[Metric(k, v, now_ms, 0) for k, v in names.stage_metrics(figures).items()])
