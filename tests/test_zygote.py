@@ -63,11 +63,15 @@ def run_protocol(config, out_dir, save):
 
 sys.modules["mlflow_energy.bench.protocol"] = types.SimpleNamespace(run_protocol=run_protocol)
 cuda = types.SimpleNamespace(is_initialized=lambda: os.environ.get("STAND_IN_CUDA_INITIALIZED") == "1")
-sys.modules["torch"] = types.SimpleNamespace(cuda=cuda)
+if os.environ.get("STAND_IN_REAL_TORCH") != "1":  # a standby child's real imports need the real one
+    sys.modules["torch"] = types.SimpleNamespace(cuda=cuda)
 '''
 # The zygote's own body without its preload (imports of torch, transformers, CodeCarbon).
-ZYGOTE_MAIN = ("import sys; import mlflow_energy.bench.zygote as z; z._preload = lambda: None; "
-               "z._serve(int(sys.argv[1]))")
+ZYGOTE_MAIN = ("import sys; import mlflow_energy.bench.zygote as z; z.preload = lambda: None; "
+               "z._serve(int(sys.argv[1]), False)")
+# The same with a standby child, which does its real imports (the stand-in keeps the real torch).
+STANDBY_MAIN = ZYGOTE_MAIN.replace("False", "True")
+STANDBY_ENV = {"STAND_IN_REAL_TORCH": "1", "CUDA_VISIBLE_DEVICES": "3"}
 
 
 @pytest.fixture(scope="module")
@@ -372,3 +376,29 @@ def test_a_sweep_job_leaves_sigterm_to_its_engine() -> None:
         assert signal.getsignal(signal.SIGTERM) == previous[0]
     finally:
         signal.signal(signal.SIGINT, previous[1])
+
+
+def standby_of(handle: Zygote) -> psutil.Process:
+    (standby,) = [p for p in children(handle) if zygote.STANDBY_FLAG in p.cmdline()]
+    return standby
+
+
+def test_a_standby_child_takes_the_first_fresh_request_and_the_next_is_spawned(start_zygote, tmp_path: Path) -> None:
+    handle = start_zygote(STANDBY_ENV, main=STANDBY_MAIN)
+    standby = standby_of(handle)
+    first, second = benchmark(tmp_path / "a", exit=3), benchmark(tmp_path / "b")
+    assert handle.run(first, {"CUDA_VISIBLE_DEVICES": "3"}, 120, NO_STOP, fresh=True) == ChildEnd(3)
+    assert seen(first)["pid"] == standby.pid and seen(first)["CUDA_VISIBLE_DEVICES"] == "3"
+    assert handle.run(second, {"CUDA_VISIBLE_DEVICES": "3"}, 120, NO_STOP, fresh=True) == ChildEnd(0)
+    assert seen(second)["pid"] != standby.pid and seen(second)["spawned"] is True
+
+
+def test_a_standby_child_is_not_given_another_environment(start_zygote, tmp_path: Path) -> None:
+    # Its imports may have read CUDA_VISIBLE_DEVICES (a library that initialises CUDA): a request
+    # for other GPUs gets a new interpreter, and the standby ends.
+    handle = start_zygote(STANDBY_ENV, main=STANDBY_MAIN)
+    standby = standby_of(handle)
+    folder = benchmark(tmp_path / "a")
+    assert handle.run(folder, {"CUDA_VISIBLE_DEVICES": "1"}, 120, NO_STOP, fresh=True) == ChildEnd(0)
+    assert seen(folder)["pid"] != standby.pid and seen(folder)["CUDA_VISIBLE_DEVICES"] == "1"
+    assert gone(standby.pid)

@@ -1,6 +1,9 @@
 """The benchmark child's body: the protocol on the configuration its parent saved, with every
 phase's result written beside it. The zygote forks it, or starts it as
-``python -m mlflow_energy.bench.child OUT_DIR ZYGOTE_PID`` where it cannot fork."""
+``python -m mlflow_energy.bench.child OUT_DIR ZYGOTE_PID`` where it cannot fork, or ahead of the
+request as ``python -m mlflow_energy.bench.child --standby ZYGOTE_PID``: a standby child does its
+imports while the command checks the configuration, then reads its request (one JSON line:
+``out_dir``, ``env``) from stdin."""
 
 from __future__ import annotations
 
@@ -15,12 +18,43 @@ from typing import Any
 
 from mlflow_energy.bench.lifetime import die_with_parent
 from mlflow_energy.bench.progress import ProgressHandler
+from mlflow_energy.bench.stages import restart_clock
 from mlflow_energy.config import to_run_config
 from mlflow_energy.inference.server import ServerError
 
 LOG_FORMAT = "[mlflow-energy %(asctime)s] %(message)s"
 BENCH_LOG = "bench.log"  # the child's progress, beside result.json
 REQUEST_FILE = "bench_config.json"
+STANDBY_FLAG = "--standby"
+
+
+def preload() -> None:
+    """Imports the benchmark child needs (the model classes of the shipped architectures too),
+    and CodeCarbon's hardware detection where it is fork-safe (no NVIDIA GPU: detection there
+    opens NVML, whose state must not be forked). No tensor work: OpenMP must not start before
+    a fork."""
+    import tempfile
+
+    import torch  # noqa: F401
+    from transformers import AutoConfig
+    from transformers.generation import GenerationConfig, GenerationMixin  # noqa: F401
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    from mlflow_energy.bench import protocol  # noqa: F401
+    from mlflow_energy.inference.models import SHIPPED_DIR, shipped_models
+    from mlflow_energy.meter.gpu import NvmlGpus
+
+    for name in shipped_models():
+        MODEL_FOR_CAUSAL_LM_MAPPING[type(AutoConfig.from_pretrained(SHIPPED_DIR / name))]  # imports the class
+
+    probe = NvmlGpus()
+    has_gpu = bool(probe.devices)
+    probe.close()
+    if not has_gpu:
+        from mlflow_energy.meter.host import HostEnergy
+
+        with tempfile.TemporaryDirectory() as tmp:
+            HostEnergy("USA", None, Path(tmp))  # fills CodeCarbon's per-process hardware cache
 
 
 def exit_on_sigterm() -> None:
@@ -71,6 +105,22 @@ def _run_protocol(out_dir: Path) -> int:
     return 0
 
 
+def _standby() -> int:
+    """Imports, then waits for the request; its exit code (0 when none came: not needed)."""
+    preload()
+    line = sys.stdin.readline()
+    if not line:
+        return 0
+    request = json.loads(line)
+    for key, value in request["env"].items():  # the zygote hands over only an env the imports did not read
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    restart_clock()  # the wait for the request is not the process's start-up
+    return run_child(Path(request["out_dir"]))
+
+
 if __name__ == "__main__":
     die_with_parent(signal.SIGTERM, int(sys.argv[2]))
-    sys.exit(run_child(Path(sys.argv[1])))
+    sys.exit(_standby() if sys.argv[1] == STANDBY_FLAG else run_child(Path(sys.argv[1])))

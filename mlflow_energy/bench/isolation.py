@@ -17,6 +17,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlflow_energy.bench import stages
 from mlflow_energy.bench.child import REQUEST_FILE
@@ -26,6 +27,9 @@ from mlflow_energy.bench.result import RESULT_FILE, BenchResult, ResultFileError
 from mlflow_energy.bench.summary import conclude
 from mlflow_energy.bench.zygote import INTERRUPTED, ORPHANED, TIMED_OUT, ChildEnd, Zygote
 from mlflow_energy.config import RunConfig, as_dict, config_hash, point_hash
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 _ZYGOTE = Zygote()
 
@@ -45,6 +49,12 @@ def _stop_cause(why: str, config: RunConfig, phase: str, stop: StopRequest) -> s
         INTERRUPTED: f"interrupted ({stop.cause}) during {phase}",
         ORPHANED: f"the benchmark's zygote process died during {phase}, so the benchmark was stopped",
     }[why]
+
+
+def prepare(config: DictConfig) -> None:
+    """Starts the benchmark's zygote while the command checks ``config`` (not checked yet): with a
+    standby fresh child where the run's processes are fresh interpreters (a batch run of several)."""
+    _ZYGOTE.start(standby=config.scenario == "batch" and config.bench.processes > 1)
 
 
 def run_isolated(config: RunConfig, out_dir: Path, stop: StopRequest = STOP) -> BenchResult:

@@ -42,9 +42,19 @@ _LABELS = {STARTUP: "start-up", START: "process start", END: "process end", RAMP
            COOLDOWN: "cool-down", BETWEEN: "between processes"}  # fmt: skip
 
 
+_restarted_at: float | None = None  # a standby child's request: its start-up, as far as a user waits
+
+
+def restart_clock() -> None:
+    global _restarted_at
+    _restarted_at = time.time()
+
+
 def process_age_s() -> float:
-    """Seconds since this process was created (a fork: since the fork)."""
-    return max(0.0, time.time() - psutil.Process().create_time())
+    """Seconds since this process was created (a fork: since the fork; a standby child: since
+    its request came)."""
+    started = _restarted_at if _restarted_at is not None else psutil.Process().create_time()
+    return max(0.0, time.time() - started)
 
 
 class StageClock:

@@ -40,7 +40,7 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlflow_energy.bench.child import run_child
+from mlflow_energy.bench.child import STANDBY_FLAG, preload, run_child
 from mlflow_energy.bench.interrupt import StopRequest
 from mlflow_energy.bench.lifetime import die_with_parent
 
@@ -48,35 +48,6 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 STOP_GRACE_S = 10.0  # a child stopped with SIGTERM gets this long to save its result before SIGKILL
 # Why the parent stopped a child (ChildEnd.stopped).
 TIMED_OUT, INTERRUPTED, ORPHANED = "timed out", "interrupted", "orphaned"
-
-
-def _preload() -> None:
-    """Imports the benchmark child needs (the model classes of the shipped architectures too),
-    and CodeCarbon's hardware detection where it is fork-safe (no NVIDIA GPU: detection there
-    opens NVML, whose state must not be forked). No tensor work: OpenMP must not start before
-    a fork."""
-    import tempfile
-
-    import torch  # noqa: F401
-    from transformers import AutoConfig
-    from transformers.generation import GenerationConfig, GenerationMixin  # noqa: F401
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
-
-    from mlflow_energy.bench import protocol  # noqa: F401
-    from mlflow_energy.inference.models import SHIPPED_DIR, shipped_models
-    from mlflow_energy.meter.gpu import NvmlGpus
-
-    for name in shipped_models():
-        MODEL_FOR_CAUSAL_LM_MAPPING[type(AutoConfig.from_pretrained(SHIPPED_DIR / name))]  # imports the class
-
-    probe = NvmlGpus()
-    has_gpu = bool(probe.devices)
-    probe.close()
-    if not has_gpu:
-        from mlflow_energy.meter.host import HostEnergy
-
-        with tempfile.TemporaryDirectory() as tmp:
-            HostEnergy("USA", None, Path(tmp))  # fills CodeCarbon's per-process hardware cache
 
 
 NO_FORK_ENV = "MLFLOW_ENERGY_NO_FORK"
@@ -129,9 +100,37 @@ def _spawn_child(request: dict) -> tuple[int, Callable[[], int]]:
     return child.pid, child.wait
 
 
-def _serve(parent_pid: int) -> None:
+def _start_standby() -> subprocess.Popen:
+    """A fresh child doing its imports ahead of its request (bench/child.py)."""
+    return subprocess.Popen([sys.executable, "-m", "mlflow_energy.bench.child", STANDBY_FLAG, str(os.getpid())],
+                            stdin=subprocess.PIPE, stdout=sys.stderr)  # fmt: skip
+
+
+def _hand_over(standby: subprocess.Popen | None, request: dict | None) -> tuple[int, Callable[[], int]] | None:
+    """``request`` (a fresh child's; None: a forked one's) run by the standby child, where it is
+    alive and the request's environment is the one it started with (CUDA_VISIBLE_DEVICES may be
+    read by its imports); None otherwise, the standby ended."""
+    if standby is None:
+        return None
+    usable = request is not None and standby.poll() is None and all(
+        os.environ.get(k) == v for k, v in request["env"].items())
+    assert standby.stdin is not None
+    with contextlib.suppress(OSError):  # a standby that died meanwhile: a new child is spawned
+        if usable:
+            standby.stdin.write((json.dumps(request) + "\n").encode())
+        standby.stdin.close()
+    if not usable:  # its imports need not finish
+        standby.terminate()
+        standby.wait()
+        return None
+    return standby.pid, standby.wait
+
+
+def _serve(parent_pid: int, standby_wanted: bool) -> None:
     die_with_parent(signal.SIGKILL, parent_pid)
     reply = sys.stdout
+    # A run of fresh processes gets its first one ready while the command still checks.
+    standby = _start_standby() if standby_wanted else None
     print("ready", file=reply, flush=True)
     preloaded, no_fork = False, None
     for line in sys.stdin:
@@ -140,13 +139,14 @@ def _serve(parent_pid: int) -> None:
         # share its level (seen on an H100: three forked processes within 0.5%, runs 2.6% apart).
         # The imports are paid on the first fork only: a run of fresh processes never needs them.
         if not request.get("fresh") and not preloaded:
-            _preload()
+            preload()
             preloaded, no_fork = True, _why_not_fork()
             if no_fork:
                 print(f"mlflow-energy: each benchmark starts a fresh Python process (a few seconds more each): "
                       f"{no_fork}.", file=sys.stderr, flush=True)  # fmt: skip
-        start = _spawn_child if no_fork or request.get("fresh") else _fork_child
-        pid, wait = start(request)
+        fresh = bool(no_fork or request.get("fresh"))
+        handed, standby = _hand_over(standby, request if fresh else None), None
+        pid, wait = handed or (_spawn_child if fresh else _fork_child)(request)
         print(f"started {pid}", file=reply, flush=True)
         print(f"exited {pid} {wait()}", file=reply, flush=True)
 
@@ -196,13 +196,18 @@ class Zygote:
         self._process: subprocess.Popen | None = None
         self._pending = b""  # reply bytes read but not yet consumed as lines
 
-    def _ensure_started(self) -> subprocess.Popen:
+    def start(self, standby: bool) -> None:
+        """Starts the zygote now, where a command knows it will measure; ``standby``: with a fresh
+        child doing its imports meanwhile, for a first request of a fresh child."""
+        self._ensure_started(standby)
+
+    def _ensure_started(self, standby: bool = False) -> subprocess.Popen:
         if self._process is None or self._process.poll() is not None:
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
             self._pending = b""
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "mlflow_energy.bench.zygote", str(os.getpid())],
+                [sys.executable, "-m", "mlflow_energy.bench.zygote", str(os.getpid()), *([STANDBY_FLAG] * standby)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, start_new_session=True,
             )  # fmt: skip
             self._expect("ready")
@@ -302,4 +307,4 @@ class Zygote:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]))
+    _serve(int(sys.argv[1]), STANDBY_FLAG in sys.argv[2:])

@@ -79,13 +79,14 @@ def execute(cfg: DictConfig) -> None:
 
 def _single_run(cfg: DictConfig, out_dir: Path) -> None:
     from mlflow_energy.bench import stages
-    from mlflow_energy.bench.isolation import run_isolated
+    from mlflow_energy.bench.isolation import prepare, run_isolated
     from mlflow_energy.config import ConfigError, resolve_device
     from mlflow_energy.tracking.kept import wait_for_server
     from mlflow_energy.tracking.store import TrackingError
 
     command_stages: dict[str, float] = {}
     clock = stages.StageClock(command_stages, stages.STARTUP, stages.process_age_s())
+    prepare(cfg)  # the first benchmark process does its imports while the configuration is checked
     try:
         config, project = validated(cfg, clock)
     except (ConfigError, TrackingError) as exc:
