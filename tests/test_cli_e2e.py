@@ -248,3 +248,14 @@ def test_mlproject_entry_point_logs_into_the_mlflow_run(tmp_path: Path, flags: l
     assert f"/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}" in proc.stdout
     note = f"experiment {experiment!r}, which `mlflow run` created (tracking.experiment='mlflow-energy' does not apply"
     assert note in proc.stdout  # why the run is not where tracking.experiment says
+
+
+def test_a_compiled_shape_is_cached_for_the_next_run(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    proc = run_cli(tmp_path, "run", *QUICK, "backend=static_compile", "quality=off",
+                   env_extra={"XDG_CACHE_HOME": str(cache)})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    kept = cache / "mlflow-energy" / "torchinductor"
+    assert kept.is_dir() and any(p.is_file() for p in kept.rglob("*"))  # what the next run's warm-up loads
+    _, run = only_run(tmp_path)
+    assert run.data.metrics["time/warmup_s"] > 0

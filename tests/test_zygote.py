@@ -402,3 +402,10 @@ def test_a_standby_child_is_not_given_another_environment(start_zygote, tmp_path
     assert handle.run(folder, {"CUDA_VISIBLE_DEVICES": "1"}, 120, NO_STOP, fresh=True) == ChildEnd(0)
     assert seen(folder)["pid"] != standby.pid and seen(folder)["CUDA_VISIBLE_DEVICES"] == "1"
     assert gone(standby.pid)
+
+
+def test_compilations_are_cached_where_the_users_caches_live(tmp_path: Path) -> None:
+    assert zygote.compile_cache_dir({"HOME": "/home/u"}) == "/home/u/.cache/mlflow-energy/torchinductor"
+    assert zygote.compile_cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == str(tmp_path / "mlflow-energy" /
+                                                                                "torchinductor")  # fmt: skip
+    assert zygote.compile_cache_dir({zygote.COMPILE_CACHE_ENV: "/mine", "XDG_CACHE_HOME": "/x"}) == "/mine"
