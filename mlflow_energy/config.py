@@ -446,6 +446,26 @@ def _validate_country(code: str) -> None:
     )
 
 
+def read_jsonl_objects(path: Path, key: str, field: str) -> list[tuple[str, dict[str, Any]]]:
+    """Each non-blank line of the JSONL file named under ``key``, as (where: ``KEY: line N of
+    PATH``, its object); ConfigError naming the first line that is not a JSON object with
+    ``field``."""
+    objects = []
+    for number, line in enumerate(read_text_file(path, key).splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{key}: line {number} of {path}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict) or field not in record:
+            article = "an" if field[0] in "aeiou" else "a"
+            raise ConfigError(f'{where} is not a JSON object with {article} "{field}" field; fix that line.')
+        objects.append((where, record))
+    return objects
+
+
 def read_text_file(path: Path, key: str) -> str:
     """A file the user named under ``key``, as UTF-8 text (a leading byte-order mark, as some
     editors save, dropped); ConfigError when it cannot be read."""

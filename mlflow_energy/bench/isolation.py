@@ -57,18 +57,20 @@ def prepare(config: DictConfig) -> None:
     _ZYGOTE.start(standby=config.scenario == "batch" and config.bench.processes > 1)
 
 
-def run_isolated(config: RunConfig, out_dir: Path, stop: StopRequest = STOP) -> BenchResult:
+def run_isolated(config: RunConfig, out_dir: Path, stop: StopRequest = STOP,
+                 command_stages: dict[str, float] | None = None) -> BenchResult:  # fmt: skip
     """The run's result: from one benchmark process, or from ``bench.processes`` of them one
     after another (a batch run), merged (bench/processes.py). A process that does not finish
     ends the run there, FAILED, with what the processes before it measured. Where the first
     process measured no energy source (its headline is CodeCarbon's estimate), the run stops
     after ``bench.estimate_processes`` (1): more would repeat a model of the machine, not a
     measurement. Its stages include the time spent outside the processes' own
-    (``stages.BETWEEN``)."""
+    (``stages.BETWEEN``) and the command's ``command_stages`` before it."""
     started = time.monotonic()
     result = _run_processes(config, out_dir, stop)
     outside = time.monotonic() - started - sum(result.stages_s.values())
     result.stages_s[stages.BETWEEN] = max(0.0, outside)
+    result.stages_s.update(command_stages or {})
     result.write(out_dir)
     return result
 

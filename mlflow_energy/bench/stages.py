@@ -65,7 +65,7 @@ class StageClock:
 
     def enter(self, stage: str) -> None:
         now = time.monotonic()
-        self.stages[self._stage] = self.stages.get(self._stage, 0.0) + now - self._since
+        add_stages(self.stages, {self._stage: now - self._since})
         self._stage, self._since = stage, now
 
 

@@ -101,9 +101,7 @@ def _single_run(cfg: DictConfig, out_dir: Path) -> None:
                  project.run_id, experiment, config.tracking.experiment)  # fmt: skip
     log.info("measuring %s on %s; files in %s", config.model.name, resolve_device(config.device), out_dir)
     clock.enter(stages.BETWEEN)  # closes the store's stage: the benchmark's own come with its result
-    result = run_isolated(config, out_dir)
-    result.stages_s.update(command_stages)
-    result.write(out_dir)
+    run_isolated(config, out_dir, command_stages=command_stages)
     wait_for_server(config.tracking.uri, config.tracking.wait_s)
     code, run_id = log_and_report(out_dir, config.tracking.uri, experiment, config.tracking.run_name,
                                   project_run_id=project.run_id if project else None)  # fmt: skip

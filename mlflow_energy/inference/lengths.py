@@ -18,13 +18,13 @@ serving interval measures the waves, not the load. Real chat traffic has long-ta
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from mlflow_energy.config import ConfigError, read_text_file
+from mlflow_energy.config import ConfigError, read_jsonl_objects
 
 CHAT_PROMPT_MEAN_TOKENS = 69.5  # LMSYS-Chat-1M, mean tokens per prompt
 CHAT_OUTPUT_MEAN_TOKENS = 214.5  # LMSYS-Chat-1M, mean tokens per response
@@ -40,10 +40,6 @@ class RequestLengths:
 
     output_tokens: list[int]
     prompt_tokens: list[int]
-
-    @property
-    def varied(self) -> bool:
-        return len(set(self.output_tokens)) > 1
 
 
 def output_cap(max_tokens: int | None, prompt_tokens: int, max_positions: int | None) -> int:
@@ -86,24 +82,17 @@ def _read_lengths(path: Path) -> tuple[list[int], list[int]]:
                           "fix the path or pick one of those.")  # fmt: skip
     outputs: list[int] = []
     prompts: list[int] = []
-    for number, line in enumerate(read_text_file(path, "serving.lengths").splitlines(), start=1):
-        if line.strip():
-            output, prompt = _shape(line, f"serving.lengths: line {number} of {path}")
-            outputs.append(output)
-            if prompt is not None:
-                prompts.append(prompt)
+    for where, record in read_jsonl_objects(path, "serving.lengths", "output_tokens"):
+        output, prompt = _shape(where, record)
+        outputs.append(output)
+        if prompt is not None:
+            prompts.append(prompt)
     if not outputs:
         raise ConfigError(f'serving.lengths: {path} holds no request; add lines like {{"output_tokens": 180}}.')
     return outputs, prompts
 
 
-def _shape(line: str, where: str) -> tuple[int, int | None]:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError:
-        record = None
-    if not isinstance(record, dict) or "output_tokens" not in record:
-        raise ConfigError(f'{where} is not a JSON object with an "output_tokens" field; fix that line.')
+def _shape(where: str, record: dict[str, Any]) -> tuple[int, int | None]:
     values = [record["output_tokens"], record.get("prompt_tokens", 1)]
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
         raise ConfigError(f'{where} has an "output_tokens" or "prompt_tokens" that is not a whole number of at '

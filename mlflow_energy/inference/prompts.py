@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlflow_energy.config import ConfigError, WorkloadConfig, read_text_file
+from mlflow_energy.config import ConfigError, WorkloadConfig, read_jsonl_objects
 
 SHIPPED_PROMPTS = Path(__file__).resolve().parent / "data" / "prompts.jsonl"
 
@@ -37,21 +36,13 @@ def read_prompt_file(path: Path) -> list[str]:
             f"workload.prompts={str(path)!r} is neither 'synthetic', 'shipped' nor an existing JSONL file; "
             "fix the path or pick one of those."
         )
-    lines = read_text_file(path, "workload.prompts").splitlines()
-    texts = [_prompt_text(line, number, path) for number, line in enumerate(lines, start=1) if line.strip()]
+    texts = [_prompt_text(where, record) for where, record in read_jsonl_objects(path, "workload.prompts", "text")]
     if not texts:
         raise ConfigError(f"workload.prompts: {path} holds no prompt; add lines like {{\"text\": \"...\"}}.")
     return texts
 
 
-def _prompt_text(line: str, number: int, path: Path) -> str:
-    where = f"workload.prompts: line {number} of {path}"
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError:
-        record = None
-    if not isinstance(record, dict) or "text" not in record:
-        raise ConfigError(f'{where} is not a JSON object with a "text" field; fix that line.')
+def _prompt_text(where: str, record: dict[str, Any]) -> str:
     text = record["text"]
     if not isinstance(text, str) or not text.strip():
         raise ConfigError(f'{where} has a "text" that is empty or not a string; give every prompt some text.')
