@@ -147,8 +147,8 @@ class Launch:
 
     def benchmark_processes(self) -> tuple[psutil.Process, psutil.Process]:
         """(the zygote, the benchmark child it started)."""
-        children = psutil.Process(self.proc.pid).children()
-        zygote = next(p for p in children if "mlflow_energy.bench.zygote" in p.cmdline())
+        children = live_children(psutil.Process(self.proc.pid))
+        zygote = next(p for p in children if "mlflow_energy.bench.zygote" in command_line(p))
         wait_until(zygote.children, "the benchmark child")
         return zygote, zygote.children()[0]
 
@@ -227,3 +227,19 @@ class TrackingServer:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         wait_until(lambda: not self.answers(), "the tracking server to stop answering")
+
+
+def live_children(process: psutil.Process) -> list[psutil.Process]:
+    """process's children, or none once it has ended: a helper program may end while it is read."""
+    try:
+        return process.children()
+    except psutil.Error:
+        return []
+
+
+def command_line(process: psutil.Process) -> str:
+    """process's command line, or "" once it has ended."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""

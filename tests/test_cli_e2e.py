@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -14,7 +13,7 @@ import pytest
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
-from processes import Launch, cli_env, result_of, run_cli, wait_until
+from processes import Launch, cli_env, command_line, live_children, result_of, run_cli, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -169,11 +168,8 @@ def test_wrong_type_is_refused_by_the_schema(tmp_path: Path) -> None:
 def benchmark_child(cli: psutil.Process) -> psutil.Process | None:
     """The benchmark process under the CLI once it exists: the zygote's child that runs the tool's
     code (forked, it shows the zygote's command line), not a helper program the zygote ran."""
-    for process in (p for zygote in cli.children() for p in zygote.children()):
-        with contextlib.suppress(psutil.Error):  # a helper program may end while it is read
-            if "mlflow_energy.bench." in " ".join(process.cmdline()):
-                return process
-    return None
+    grandchildren = (p for zygote in live_children(cli) for p in live_children(zygote))
+    return next((p for p in grandchildren if "mlflow_energy.bench." in command_line(p)), None)
 
 
 @pytest.mark.parametrize("start", ["fork", "spawn"])
