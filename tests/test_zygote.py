@@ -33,6 +33,8 @@ from mlflow_energy.bench.result import BenchResult, Status
 from mlflow_energy.bench.zygote import INTERRUPTED, ORPHANED, TIMED_OUT, ChildEnd, Zygote
 from mlflow_energy.config import BenchConfig, RunConfig, as_dict
 
+from processes import command_line, wait_until
+
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 ACT, SEEN = "act.json", "seen.json"
 
@@ -379,7 +381,14 @@ def test_a_sweep_job_leaves_sigterm_to_its_engine() -> None:
 
 
 def standby_of(handle: Zygote) -> psutil.Process:
-    (standby,) = [p for p in children(handle) if zygote.STANDBY_FLAG in p.cmdline()]
+    """The zygote's standby child, once it has replaced its copy of the zygote (a busy machine
+    may show the forked copy's command line for a moment)."""
+
+    def standbys() -> list[psutil.Process]:
+        return [p for p in children(handle) if zygote.STANDBY_FLAG in command_line(p)]
+
+    wait_until(standbys, "the standby child")
+    (standby,) = standbys()
     return standby
 
 
