@@ -1,4 +1,4 @@
-from mlflow_energy.cli import main
+from mlflow_energy.cli import console
 
 if __name__ == "__main__":
-    main()
+    console()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from mlflow_energy.bench.lifetime import exit_without_teardown
 from mlflow_energy.commands.compare_hardware import compare_hardware_command
 from mlflow_energy.commands.exits import EXIT_CONFIG_ERROR, EXIT_INTERRUPTED, fail
 from mlflow_energy.commands.log import log_command
@@ -39,6 +40,15 @@ COMMANDS = {
     "register": register_command,
     "compare-hardware": compare_hardware_command,
 }
+
+
+def console() -> None:
+    """The ``mlflow-energy`` program: ``main``, then an exit that skips the interpreter's teardown."""
+    try:
+        main()
+    except SystemExit as exc:
+        exit_without_teardown(exc.code)
+    exit_without_teardown(0)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -577,7 +578,20 @@ def _validate_pruning(config: RunConfig, device: str) -> None:
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda:0`` where a GPU is visible, else ``cpu``; ``cuda`` -> ``cuda:0``."""
     if device == "auto":
-        import torch
-
-        return "cuda:0" if torch.cuda.is_available() else "cpu"
+        return "cuda:0" if _gpu_driver_present() and _torch_sees_a_gpu() else "cpu"
     return "cuda:0" if device == "cuda" else device
+
+
+# The device files a GPU driver makes on Linux: NVIDIA's, ROCm's and WSL's. Where none exists, torch
+# cannot see a GPU, and its import (a second on a small CPU) is not paid to be told so.
+GPU_DRIVER_FILES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
+
+
+def _gpu_driver_present() -> bool:
+    return not sys.platform.startswith("linux") or any(os.path.exists(p) for p in GPU_DRIVER_FILES)
+
+
+def _torch_sees_a_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

@@ -104,3 +104,16 @@ def test_config_folder_found_from_the_checkout() -> None:
     for group in ("model", "workload", "backend", "bench", "quality", "carbon", "tracking", "precision", "compression",
                   "experiment"):
         assert any((config_dir() / group).glob("*.yaml")), group
+
+
+def test_auto_asks_torch_for_a_gpu_only_where_a_driver_is_there(monkeypatch, tmp_path: Path) -> None:
+    import mlflow_energy.config as config
+
+    monkeypatch.setattr(config.sys, "platform", "linux")
+    monkeypatch.setattr(config, "GPU_DRIVER_FILES", (str(tmp_path / "nvidiactl"),))
+    monkeypatch.setattr(config, "_torch_sees_a_gpu", lambda: pytest.fail("torch was asked with no driver there"))
+    assert config.resolve_device("auto") == "cpu"
+    (tmp_path / "nvidiactl").touch()
+    for answer, device in ((True, "cuda:0"), (False, "cpu")):  # a driver, but a CPU build of torch: cpu
+        monkeypatch.setattr(config, "_torch_sees_a_gpu", lambda answer=answer: answer)
+        assert config.resolve_device("auto") == device

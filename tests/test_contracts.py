@@ -40,6 +40,10 @@ def test_codecarbon_task_api_gives_cpu_and_ram_joules(host: HostEnergy) -> None:
 
 
 def test_codecarbon_offline_grid_data() -> None:
+    from codecarbon.input import DataSource
+
+    # Read from CodeCarbon's data file: the countries its own reader gives.
+    assert codecarbon_adapter.known_countries() == frozenset(DataSource().get_global_energy_mix_data())
     assert {"USA", "FRA", "DEU"} <= codecarbon_adapter.known_countries()
     intensity = codecarbon_adapter.grid_intensity_g_per_kwh("FRA")
     assert 1 < intensity < codecarbon_adapter.grid_intensity_g_per_kwh("USA") < 2000  # France's grid is low-carbon

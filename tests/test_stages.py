@@ -3,6 +3,8 @@ beyond the work."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -20,6 +22,15 @@ def test_the_clock_adds_each_stretch_to_the_stage_entered_before_it() -> None:
     clock.enter(stages.LOGGING)
     assert times[stages.STARTUP] >= 2.0 and times[stages.CHECKS] >= 0.05
     assert stages.LOGGING not in times  # a stage counts once it is left
+
+
+def test_a_process_knows_its_age_to_the_tick() -> None:
+    # psutil's creation time rests on the boot time in whole seconds: it read 1.07 s for 0.36 s.
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", "import time; time.sleep(0.3); from mlflow_energy.bench import stages; "
+                          "print(stages.process_age_s())"], capture_output=True, text=True, check=True).stdout
+    tick_s = 0.01  # the kernel counts a process's start in clock ticks
+    assert 0.3 <= float(out) <= time.monotonic() - started + tick_s
 
 
 def test_totals_and_the_console_line() -> None:

@@ -21,10 +21,14 @@ def test_single_sample_has_no_spread() -> None:
 
 
 def test_t_quantiles_are_exact_for_any_degrees_of_freedom() -> None:
+    from scipy.stats import t
+
     # Published table values; beyond 30 the quantile is not yet the normal 1.96 (2.040 at 31).
     table = {1: 12.706, 2: 4.303, 10: 2.228, 30: 2.042, 31: 2.040, 60: 2.000, 120: 1.980, 100000: 1.960}
     for dof, quantile in table.items():
         assert t975(dof) == pytest.approx(quantile, abs=5e-4)
+    for dof in [*range(1, 301), 1000, 10**4, 10**6]:
+        assert t975(dof) == pytest.approx(t.ppf(0.975, dof), rel=1e-9), dof
     with pytest.raises(ValueError):
         t975(0)
 

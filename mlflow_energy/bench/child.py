@@ -12,11 +12,12 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
-from mlflow_energy.bench.lifetime import die_with_parent
+from mlflow_energy.bench.lifetime import die_with_parent, exit_without_teardown
 from mlflow_energy.bench.progress import ProgressHandler
 from mlflow_energy.bench.stages import restart_clock
 from mlflow_energy.config import to_run_config
@@ -31,9 +32,22 @@ STANDBY_FLAG = "--standby"
 def preload() -> None:
     """Imports the benchmark child needs (the model classes of the shipped architectures too),
     and CodeCarbon's hardware detection where it is fork-safe (no NVIDIA GPU: detection there
-    opens NVML, whose state must not be forked). No tensor work: OpenMP must not start before
-    a fork."""
-    import tempfile
+    opens NVML, whose state must not be forked). The detection waits a second on a program it
+    runs (py-cpuinfo), so it runs in a thread meanwhile, once CodeCarbon's own imports are done.
+    No tensor work: OpenMP must not start before a fork."""
+    from mlflow_energy.meter.gpu import NvmlGpus
+
+    probe = NvmlGpus()
+    has_gpu = bool(probe.devices)
+    probe.close()
+    detection = None if has_gpu else threading.Thread(target=_detect_host_hardware, name="codecarbon-detection")
+    if detection is not None:
+        # What the detection imports, imported here: the two threads never import the same modules.
+        import codecarbon.output_methods.file  # noqa: F401
+
+        from mlflow_energy.meter import host  # noqa: F401
+
+        detection.start()
 
     import torch  # noqa: F401
     from transformers import AutoConfig
@@ -42,19 +56,19 @@ def preload() -> None:
 
     from mlflow_energy.bench import protocol  # noqa: F401
     from mlflow_energy.inference.models import SHIPPED_DIR, shipped_models
-    from mlflow_energy.meter.gpu import NvmlGpus
 
     for name in shipped_models():
         MODEL_FOR_CAUSAL_LM_MAPPING[type(AutoConfig.from_pretrained(SHIPPED_DIR / name))]  # imports the class
+    if detection is not None:
+        detection.join()
 
-    probe = NvmlGpus()
-    has_gpu = bool(probe.devices)
-    probe.close()
-    if not has_gpu:
-        from mlflow_energy.meter.host import HostEnergy
 
-        with tempfile.TemporaryDirectory() as tmp:
-            HostEnergy("USA", None, Path(tmp))  # fills CodeCarbon's per-process hardware cache
+def _detect_host_hardware() -> None:
+    """Fills CodeCarbon's per-process hardware cache."""
+    from mlflow_energy.meter.host import HostEnergy
+
+    with tempfile.TemporaryDirectory() as tmp:
+        HostEnergy("USA", None, Path(tmp))
 
 
 def exit_on_sigterm() -> None:
@@ -123,4 +137,4 @@ def _standby() -> int:
 
 if __name__ == "__main__":
     die_with_parent(signal.SIGTERM, int(sys.argv[2]))
-    sys.exit(_standby() if sys.argv[1] == STANDBY_FLAG else run_child(Path(sys.argv[1])))
+    exit_without_teardown(_standby() if sys.argv[1] == STANDBY_FLAG else run_child(Path(sys.argv[1])))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
+import threading
+from typing import NoReturn
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -19,3 +22,20 @@ def die_with_parent(sig: int, parent_pid: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
     if os.getppid() != parent_pid:  # it died before the request took effect
         os._exit(1)
+
+
+def exit_without_teardown(code: object) -> NoReturn:
+    """Exits as ``sys.exit(code)`` would at the end of the program, less the interpreter's
+    teardown of every module, which writes nothing and took 2 s with torch and MLflow loaded:
+    waits for the non-daemon threads, runs the exit handlers, flushes the standard streams."""
+    if not isinstance(code, int):  # sys.exit's rules: None is success, anything else is printed
+        if code is not None:
+            print(code, file=sys.stderr)
+        code = 0 if code is None else 1
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()  # CPython's own exit step: the zygote's close, logging's and MLflow's flushes
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)

@@ -14,12 +14,52 @@ MIN_SAMPLES = 3
 
 @functools.lru_cache(maxsize=256)
 def t975(degrees_of_freedom: int) -> float:
-    """The two-sided 95% Student-t quantile (0.975), exact for any degrees of freedom."""
+    """The two-sided 95% Student-t quantile (0.975), exact for any degrees of freedom: the t at
+    which the upper tail is 0.025, found by bisection to double precision. Computed here rather
+    than by scipy, whose import cost a benchmark process and the command 0.8 s."""
     if degrees_of_freedom < 1:
         raise ValueError("a confidence interval needs at least two samples")
-    from scipy.stats import t  # imported when an interval is first computed: it costs a few hundred ms
+    low, high = 0.0, 16.0  # the quantile is 12.7 at 1 degree of freedom, less beyond
+    while high - low > 1e-13 * high:
+        middle = (low + high) / 2
+        low, high = (middle, high) if _t_upper_tail(middle, degrees_of_freedom) > 0.025 else (low, middle)
+    return (low + high) / 2
 
-    return float(t.ppf(0.975, degrees_of_freedom))
+
+def _t_upper_tail(t: float, dof: int) -> float:
+    """P(T > t) for t >= 0: half the regularized incomplete beta I_x(dof/2, 1/2) at x = dof/(dof+t^2)."""
+    return 0.5 * _regularized_beta(dof / (dof + t * t), dof / 2, 0.5)
+
+
+def _regularized_beta(x: float, a: float, b: float) -> float:
+    """I_x(a, b) by its continued fraction, on the side where it converges fast (Numerical
+    Recipes, 3rd ed., section 6.4)."""
+    if x <= 0.0 or x >= 1.0:
+        return 0.0 if x <= 0.0 else 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1) / (a + b + 2):
+        return front * _beta_fraction(x, a, b) / a
+    return 1.0 - front * _beta_fraction(1.0 - x, b, a) / b
+
+
+def _beta_fraction(x: float, a: float, b: float) -> float:
+    """The continued fraction of I_x(a, b), by the modified Lentz method."""
+    tiny = 1e-300
+
+    def nonzero(value: float) -> float:
+        return value if abs(value) > tiny else tiny
+
+    c, d = 1.0, 1.0 / nonzero(1.0 - (a + b) * x / (a + 1))
+    fraction = d
+    for m in range(1, 100_000):
+        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):  # fmt: skip
+            d = 1.0 / nonzero(1.0 + numerator * d)
+            c = nonzero(1.0 + numerator / c)
+            fraction *= d * c
+        if abs(d * c - 1.0) < 1e-16:
+            return fraction
+    raise ArithmeticError(f"the incomplete beta's continued fraction did not converge at x={x}, a={a}, b={b}")
 
 
 @dataclass(frozen=True)
