@@ -392,11 +392,13 @@ def standby_of(handle: Zygote) -> psutil.Process:
     return standby
 
 
-def test_a_standby_child_takes_the_first_fresh_request_and_the_next_is_spawned(start_zygote, tmp_path: Path) -> None:
+@pytest.mark.parametrize("first_fresh", [True, False])  # False: a single run's one process, forked elsewhere
+def test_a_standby_child_takes_the_first_request_and_the_next_is_spawned(start_zygote, tmp_path: Path,
+                                                                         first_fresh: bool) -> None:  # fmt: skip
     handle = start_zygote(STANDBY_ENV, main=STANDBY_MAIN)
     standby = standby_of(handle)
     first, second = benchmark(tmp_path / "a", exit=3), benchmark(tmp_path / "b")
-    assert handle.run(first, {"CUDA_VISIBLE_DEVICES": "3"}, 120, NO_STOP, fresh=True) == ChildEnd(3)
+    assert handle.run(first, {"CUDA_VISIBLE_DEVICES": "3"}, 120, NO_STOP, fresh=first_fresh) == ChildEnd(3)
     assert seen(first)["pid"] == standby.pid and seen(first)["CUDA_VISIBLE_DEVICES"] == "3"
     assert handle.run(second, {"CUDA_VISIBLE_DEVICES": "3"}, 120, NO_STOP, fresh=True) == ChildEnd(0)
     assert seen(second)["pid"] != standby.pid and seen(second)["spawned"] is True

@@ -17,7 +17,6 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mlflow_energy.bench import stages
 from mlflow_energy.bench.child import REQUEST_FILE
@@ -27,9 +26,6 @@ from mlflow_energy.bench.result import RESULT_FILE, BenchResult, ResultFileError
 from mlflow_energy.bench.summary import conclude
 from mlflow_energy.bench.zygote import INTERRUPTED, ORPHANED, TIMED_OUT, ChildEnd, Zygote
 from mlflow_energy.config import RunConfig, as_dict, config_hash, point_hash
-
-if TYPE_CHECKING:
-    from omegaconf import DictConfig
 
 _ZYGOTE = Zygote()
 
@@ -51,10 +47,10 @@ def _stop_cause(why: str, config: RunConfig, phase: str, stop: StopRequest) -> s
     }[why]
 
 
-def prepare(config: DictConfig) -> None:
-    """Starts the benchmark's zygote while the command checks ``config`` (not checked yet): with a
-    standby fresh child where the run's processes are fresh interpreters (a batch run of several)."""
-    _ZYGOTE.start(standby=config.scenario == "batch" and config.bench.processes > 1)
+def prepare() -> None:
+    """Starts the benchmark's zygote while a single run's command checks its configuration, with a
+    standby benchmark process that does its imports meanwhile: the run's first process."""
+    _ZYGOTE.start(standby=True)
 
 
 def run_isolated(config: RunConfig, out_dir: Path, stop: StopRequest = STOP,

@@ -118,13 +118,13 @@ def _start_standby() -> subprocess.Popen:
                             stdin=subprocess.PIPE, stdout=sys.stderr)  # fmt: skip
 
 
-def _hand_over(standby: subprocess.Popen | None, request: dict | None) -> tuple[int, Callable[[], int]] | None:
-    """``request`` (a fresh child's; None: a forked one's) run by the standby child, where it is
-    alive and the request's environment is the one it started with (CUDA_VISIBLE_DEVICES may be
-    read by its imports); None otherwise, the standby ended."""
+def _hand_over(standby: subprocess.Popen | None, request: dict) -> tuple[int, Callable[[], int]] | None:
+    """``request`` run by the standby child, where it is alive and the request's environment is the
+    one it started with (CUDA_VISIBLE_DEVICES may be read by its imports); None otherwise, the
+    standby ended."""
     if standby is None:
         return None
-    usable = request is not None and standby.poll() is None and all(
+    usable = standby.poll() is None and all(
         os.environ.get(k) == v for k, v in request["env"].items())
     assert standby.stdin is not None
     with contextlib.suppress(OSError):  # a standby that died meanwhile: a new child is spawned
@@ -147,17 +147,18 @@ def _serve(parent_pid: int, standby_wanted: bool) -> None:
     preloaded, no_fork = False, None
     for line in sys.stdin:
         request = json.loads(line)
+        # The standby takes the first request, whatever it asks (a single run's one process too).
+        handed, standby = _hand_over(standby, request), None
         # A fresh interpreter for a run's independent processes: forked children of one zygote
         # share its level (seen on an H100: three forked processes within 0.5%, runs 2.6% apart).
         # The imports are paid on the first fork only: a run of fresh processes never needs them.
-        if not request.get("fresh") and not preloaded:
+        if handed is None and not request.get("fresh") and not preloaded:
             preload()
             preloaded, no_fork = True, _why_not_fork()
             if no_fork:
                 print(f"mlflow-energy: each benchmark starts a fresh Python process (a few seconds more each): "
                       f"{no_fork}.", file=sys.stderr, flush=True)  # fmt: skip
         fresh = bool(no_fork or request.get("fresh"))
-        handed, standby = _hand_over(standby, request if fresh else None), None
         pid, wait = handed or (_spawn_child if fresh else _fork_child)(request)
         print(f"started {pid}", file=reply, flush=True)
         print(f"exited {pid} {wait()}", file=reply, flush=True)

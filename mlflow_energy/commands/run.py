@@ -86,7 +86,7 @@ def _single_run(cfg: DictConfig, out_dir: Path) -> None:
 
     command_stages: dict[str, float] = {}
     clock = stages.StageClock(command_stages, stages.STARTUP, stages.process_age_s())
-    prepare(cfg)  # the first benchmark process does its imports while the configuration is checked
+    prepare()  # the first benchmark process does its imports while the configuration is checked
     try:
         config, project = validated(cfg, clock)
     except (ConfigError, TrackingError) as exc:
