@@ -32,10 +32,11 @@ def exit_without_teardown(code: object) -> NoReturn:
         if code is not None:
             print(code, file=sys.stderr)
         code = 0 if code is None else 1
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
-    atexit._run_exitfuncs()  # CPython's own exit step: the zygote's close, logging's and MLflow's flushes
+    # CPython's own exit steps, in its order: threading's exit hooks (executors shut down, as
+    # joblib's workers are), the non-daemon threads joined, then the exit handlers (the zygote's
+    # close, logging's and MLflow's flushes).
+    threading._shutdown()  # type: ignore[attr-defined]
+    atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     os._exit(code)
