@@ -14,6 +14,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,13 +76,24 @@ def exit_on_sigterm() -> None:
     """The parent's timeout (or the zygote's death) sends SIGTERM: exit with 128 + 15, unwinding
     normally so the timeline and summary are saved. An exit raised where Python cannot raise (a
     weakref callback, a ``__del__``, run by the garbage collector at any moment) is swallowed
-    there with a printed traceback; the signal is then sent again, from another thread so that
-    it lands after the callback, where it can end the child."""
+    there with a printed traceback; the signal is then sent again, by a thread started now, so
+    that it lands after the callback, where it can end the child. (A thread started inside the
+    hook made the hook wait for it, and on a busy machine the signal landed in that wait.)"""
     exit_code = 128 + signal.SIGTERM
+    swallowed = threading.Event()
+
+    def send_again() -> None:
+        while True:
+            swallowed.wait()
+            swallowed.clear()
+            time.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=send_again, name="sigterm-again", daemon=True).start()
 
     def on_unraisable(unraisable: Any) -> None:
         if isinstance(unraisable.exc_value, SystemExit) and unraisable.exc_value.code == exit_code:
-            threading.Timer(0.01, os.kill, (os.getpid(), signal.SIGTERM)).start()
+            swallowed.set()
         else:
             sys.__unraisablehook__(unraisable)
 
