@@ -43,7 +43,7 @@ def preload() -> None:
     probe.close()
     detection = None if has_gpu else threading.Thread(target=_detect_host_hardware, name="codecarbon-detection")
     if detection is not None:
-        # What the detection imports, imported here: the two threads never import the same modules.
+        # CodeCarbon's modules imported first, here: the two threads do not import them at once.
         import codecarbon.output_methods.file  # noqa: F401
 
         from mlflow_energy.meter import host  # noqa: F401
