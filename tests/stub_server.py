@@ -62,8 +62,20 @@ class _Handler(BaseHTTPRequestHandler):
             state.bodies.append(body)
             state.in_flight += 1
             state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        left = False
+
+        def leave() -> None:
+            # The count drops before the last byte goes out: once the client has read it, it may send the next
+            # request, and that one must not find this one still counted.
+            nonlocal left
+            if not left:
+                left = True
+                with state.lock:
+                    state.in_flight -= 1
+
         try:
             if state.fail_every and number % state.fail_every == 0:
+                leave()
                 self._json(500, {"error": {"message": f"stub failure {number}", "type": "server_error"}})
                 return
             self.send_response(200)
@@ -75,10 +87,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._event({"choices": [{"index": 0, "text": "", "finish_reason": "length"}],
                          "usage": {"prompt_tokens": 3, "completion_tokens": state.usage_tokens,
                                    "total_tokens": 3 + state.usage_tokens}})  # fmt: skip
+            leave()
             self.wfile.write(b"data: [DONE]\n\n")
         finally:
-            with state.lock:
-                state.in_flight -= 1
+            leave()
 
     def _event(self, payload: dict) -> None:
         chunk = {"id": "stub", "object": "text_completion", "created": 0, "model": MODEL, **payload}
