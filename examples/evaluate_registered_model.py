@@ -3,7 +3,7 @@
     python examples/evaluate_registered_model.py [--name tiny-chat] [--alias efficient]
         [--experiment mlflow-energy] [--tracking-uri sqlite:///mlflow.db] [--rows 8] [--batch-size 1]
 
-When models:/NAME@ALIAS does not exist yet, it is made first as the README shows: a quick
+When models:/NAME@ALIAS does not exist yet, it is made first as docs/how-to/register.md shows: a quick
 measurement of the shipped tiny model (only when the experiment holds no measurement run yet),
 then `mlflow-energy register`. The model is then evaluated on the shipped prompts with
 evaluators=["energy"], in the experiment EXPERIMENT-evaluations, and the figures are printed

@@ -3,7 +3,7 @@
 # real compute, no download), batch 8 and 64, 256 prompt + 256 new tokens, on one GPU with
 # sparse tensor cores (A100, H100, H200). Extra arguments go to every sweep, for example
 #   bash examples/gpu_sparsity.sh tracking.uri=sqlite:///gpu.db
-# Then compare with another machine's runs: mlflow-energy compare-hardware (README).
+# Then compare with another machine's runs: mlflow-energy compare-hardware (docs/how-to/compare-hardware.md).
 set -euo pipefail
 # Without a GPU every point of the sweeps would be refused one by one as a FAILED run: refuse once, before any.
 if ! python3 -c 'import sys, torch; sys.exit(not torch.cuda.is_available())'; then

@@ -127,7 +127,7 @@ class SweepConfig:
 
 @dataclass
 class ServingConfig:
-    """``scenario=serving``: an OpenAI-compatible server under load (README, "Serving").
+    """``scenario=serving``: an OpenAI-compatible server under load (docs/how-to/serving.md).
 
     ``url`` null starts ``transformers serve`` with the run's model on 127.0.0.1; a URL
     (``http://127.0.0.1:8000/v1``) attaches to a server the user runs, measuring the GPUs of

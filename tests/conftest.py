@@ -88,7 +88,7 @@ def client(tracking_uri: str) -> Any:
 @pytest.fixture(scope="module")
 def postgres_tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real `mlflow server` on a real PostgreSQL server, both on 127.0.0.1 and stopped at the end
-    of the module: the shared store docs/cluster.md sets up."""
+    of the module: the shared store docs/how-to/clusters.md sets up."""
     from postgres_server import PostgresUnavailable, postgres_server
     from processes import TrackingServer, free_port
 

@@ -107,7 +107,7 @@ def test_a_cluster_sweep_without_a_tracking_server_is_refused_before_any_job(tmp
     assert proc.returncode == EXIT_CONFIG_ERROR and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
         "mlflow-energy: error: hydra/launcher=submitit_slurm runs jobs on other machines, which cannot share the "
-        "tracking store sqlite:///mlflow.db; start a shared `mlflow server` (docs/cluster.md) and set "
+        "tracking store sqlite:///mlflow.db; start a shared `mlflow server` (docs/how-to/clusters.md) and set "
         "tracking.uri=http://HOST:5000."
     )
     assert not (tmp_path / "mlflow.db").exists() and not list(tmp_path.glob("multirun/*/*/.submitit"))

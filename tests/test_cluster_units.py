@@ -89,7 +89,7 @@ def test_a_cluster_sweep_on_a_sqlite_store_is_refused(tmp_path: Path) -> None:
         check_shared_state(sweep_config(SLURM_TARGET, "sqlite:///mlflow.db", tmp_path), tmp_path)
     assert str(refused.value) == (
         "hydra/launcher=submitit_slurm runs jobs on other machines, which cannot share the tracking store "
-        "sqlite:///mlflow.db; start a shared `mlflow server` (docs/cluster.md) and set tracking.uri=http://HOST:5000."
+        "sqlite:///mlflow.db; start a shared `mlflow server` (docs/how-to/clusters.md) and set tracking.uri=http://HOST:5000."
     )
     check_shared_state(sweep_config(SUBMITIT_LOCAL_TARGET, "sqlite:///mlflow.db", tmp_path), tmp_path)  # one host
     check_shared_state(sweep_config(RAY_TARGET, "sqlite:///mlflow.db", tmp_path), tmp_path)  # Ray on this host

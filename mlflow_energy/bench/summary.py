@@ -463,7 +463,7 @@ def assess(result: BenchResult, s: Summary, below_noise_floor: list[str]) -> Ass
                      else "the machine is noisy; repeat the run or use")  # fmt: skip
             a.warnings.append(
                 f"interval {rel:.1%} wide, target {target * 100:g}%: {noisy} sweep.replicates, and quote the "
-                "interval (docs/metrics.md, 'Trust')"
+                "interval (docs/reference/metrics.md, 'Trust')"
             )
     if result.serving is not None:
         a.warnings += _serving_warnings(result)

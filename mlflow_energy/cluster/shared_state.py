@@ -37,7 +37,7 @@ def check_shared_state(config: Any, launch_dir: Path) -> None:
     uri = str(config.tracking.uri)
     if urlparse(uri).scheme not in SERVER_SCHEMES:
         raise ConfigError(f"{where}, which cannot share the tracking store {redact_uri(uri)}; start a shared "
-                          "`mlflow server` (docs/cluster.md) and set tracking.uri=http://HOST:5000.")  # fmt: skip
+                          "`mlflow server` (docs/how-to/clusters.md) and set tracking.uri=http://HOST:5000.")  # fmt: skip
     if cluster_is_this_host(engine, launcher):
         return
     for what, folder in (("hydra.sweep.dir", Path(config.hydra.sweep.dir)), ("the launch folder", launch_dir)):

@@ -44,7 +44,7 @@ class Measurement:
         edge_wait_s: time spent waiting for the GPU counters to update at both edges
             (``bench.align_to_counter``); outside ``duration_s``.
         edge_idle_j: GPU energy drawn during those waits, taken out of ``gpu_j`` (idle power
-            from the idle baseline times each GPU's wait; see docs/metrics.md).
+            from the idle baseline times each GPU's wait; see docs/reference/metrics.md).
         gpu_temperature_c: temperature of each GPU at the window's start, degrees Celsius.
     """
 

@@ -7,7 +7,7 @@ The rows are predicted in batches (``batch_size``, default 1: one request per ro
 inside a window of the project's own meter (NVML counters for the model's GPUs, CodeCarbon for
 CPU and RAM), after unmeasured warm-up calls. The figures take a measurement run's metric keys
 and its rule: the headline counts measured domains only, estimates are added in
-``energy/with_estimates_*`` (docs/metrics.md, "Measured first" and "Evaluating a registered
+``energy/with_estimates_*`` (docs/reference/metrics.md, "Measured first" and "Evaluating a registered
 model"); they cover whole ``predict`` calls on real prompts, not the benchmark's fixed-length
 generate calls. Measuring never fails an evaluation: a meter that does not start or breaks is
 warned about once, named in the trust tag, and what was measured until then is logged. A model
