@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from mlflow_energy.bench import stages
-from mlflow_energy.tracking.names import TIME_PREFIX
+from mlflow_energy.store.names import TIME_PREFIX
 
 
 def _times(folder: Path) -> dict[str, float]:

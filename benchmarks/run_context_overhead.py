@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 SWITCH = "MLFLOW_ENERGY_RUN_CONTEXT"
-PROVIDER_MODULE = "mlflow_energy.tracking.run_context"
+PROVIDER_MODULE = "mlflow_energy.integrations.run_context"
 
 
 def timed_run(on: bool) -> float:

@@ -21,8 +21,8 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from mlflow_energy.inference.prompts import SHIPPED_PROMPTS, read_prompt_file
-from mlflow_energy.tracking import filters, names
-from mlflow_energy.tracking.store import hardware_class
+from mlflow_energy.store import filters, names
+from mlflow_energy.store.reads import hardware_class
 
 FIGURES = [
     (names.ENERGY_PER_TOKEN, "J/token"),

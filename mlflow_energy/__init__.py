@@ -9,7 +9,7 @@ def __getattr__(name: str) -> Any:
     """``mlflow_energy.track`` and ``mlflow_energy.shipped_model_path``, imported on first use:
     importing the package (as MLflow's plugin discovery does in every process) stays cheap."""
     if name == "track":
-        from mlflow_energy.tracking.track import track
+        from mlflow_energy.integrations.track import track
 
         return track
     if name == "shipped_model_path":

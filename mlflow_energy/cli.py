@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from mlflow_energy.bench.lifetime import exit_without_teardown
 from mlflow_energy.commands.compare_hardware import compare_hardware_command
 from mlflow_energy.commands.exits import EXIT_CONFIG_ERROR, EXIT_INTERRUPTED, fail
 from mlflow_energy.commands.log import log_command
 from mlflow_energy.commands.register import register_command
 from mlflow_energy.commands.report import report_command
 from mlflow_energy.commands.run import run_command
+from mlflow_energy.lifetime import exit_without_teardown
 
 USAGE = """usage: mlflow-energy <command> [arguments]
 
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     command = COMMANDS.get(argv[0])
     if command is None:
         fail(f"unknown command {argv[0]!r}; use one of: {', '.join(COMMANDS)}.", EXIT_CONFIG_ERROR)
-    from mlflow_energy.tracking.kept import bound_mlflow_retries
+    from mlflow_energy.store.kept import bound_mlflow_retries
 
     bound_mlflow_retries()  # every command: MLflow's own retries would wait minutes for a dead server
     try:

@@ -22,6 +22,10 @@ BACKENDS = ("eager", "static_compile")
 ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
 SCENARIOS = ("batch", "serving")
 OUTPUT_LENGTHS = ("natural", "fixed")
+# inference/pruning.py and inference/quantization.py ship inside every registered model, standalone,
+# so they cannot import these; tests/test_structure.py checks that their lists are these.
+PRUNING_METHODS = ("none", "magnitude", "semi_structured")
+QUANTIZATIONS = ("none", "dynamic_int8", "int8_weight_only")
 
 
 class ConfigError(ValueError):
@@ -267,6 +271,7 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 _NOT_HASHED = ("tracking.", "register.", "bench.timeout_s", "bench.resume", "sweep.replicates", "sweep.shuffle_seed",
                "sweep.gpus_per_job", "sweep.cpus_per_job")
 REPLICATE_KEY = "sweep.replicate"
+PLAN_PREFIX = "sweep."  # sweep.replicates, sweep.shuffle_seed, sweep.replicate: how to sweep, not what
 
 
 def not_applicable(config: RunConfig) -> tuple[str, ...]:
@@ -280,9 +285,12 @@ def not_applicable(config: RunConfig) -> tuple[str, ...]:
 
 
 def pruning_on(pruning: PruningConfig) -> bool:
-    from mlflow_energy.inference.pruning import applies
+    return pruning_applies(pruning.method, pruning.drop_layers)
 
-    return applies(pruning.method, pruning.drop_layers)
+
+def pruning_applies(method: str, drop_layers: Any) -> bool:
+    """Whether this pruning changes the model: a method, or decoder layers to remove."""
+    return method != "none" or drop_layers not in (0, [])
 
 
 def _digest(config: RunConfig, leave_out: tuple[str, ...]) -> str:
@@ -302,7 +310,7 @@ def point_hash(config: RunConfig) -> str:
     return _digest(config, (*_NOT_HASHED, REPLICATE_KEY))
 
 
-def _require(condition: bool, message: str) -> None:
+def require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
 
@@ -315,22 +323,23 @@ def validate(config: RunConfig) -> None:
     _validate_serving(config)
     _validate_bench(config.bench)
     _validate_tracking(config)
-    _require(config.carbon.pue >= 1.0, f"carbon.pue={config.carbon.pue} must be at least 1.0 (1.0 = no overhead).")
+    require(config.carbon.pue >= 1.0, f"carbon.pue={config.carbon.pue} must be at least 1.0 (1.0 = no overhead).")
     _validate_country(config.carbon.country_iso_code)
     _validate_device(config.device, config.model.dtype)
-    _validate_hardware_support(config)
 
 
 def _require_choice(key: str, value: object, choices: tuple[str, ...]) -> None:
-    _require(value in choices, f"{key}={value!r} is not one of {', '.join(choices)}; pick one.")
+    require(value in choices, f"{key}={value!r} is not one of {', '.join(choices)}; pick one.")
 
 
 def _validate_choices(config: RunConfig) -> None:
-    from mlflow_energy.inference.pruning import METHODS
-    from mlflow_energy.inference.quantization import QUANTIZATIONS
-
     m = config.model
-    _require_choice("model.pruning.method", m.pruning.method, METHODS)
+    _require_choice("model.pruning.method", m.pruning.method, PRUNING_METHODS)
+    drop = m.pruning.drop_layers
+    well_formed = (isinstance(drop, int) and not isinstance(drop, bool) and drop >= 0) or (
+        isinstance(drop, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in drop))  # fmt: skip
+    require(well_formed, f"model.pruning.drop_layers={drop!r} must be a count (0 or more) or a list of decoder layer "
+            "indices, such as 2 or [1,2].")  # fmt: skip
     _require_choice("model.weights", m.weights, WEIGHTS)
     _require_choice("model.dtype", m.dtype, DTYPES)
     _require_choice("model.attn_implementation", m.attn_implementation, ATTN_IMPLEMENTATIONS)
@@ -344,9 +353,9 @@ def _validate_sizes(config: RunConfig) -> None:
     w, q = config.workload, config.quality
     for key, value in (("workload.batch_size", w.batch_size), ("workload.prompt_tokens", w.prompt_tokens),
                        ("workload.new_tokens", w.new_tokens), ("quality.batch_size", q.batch_size)):  # fmt: skip
-        _require(value >= 1, f"{key}={value} must be at least 1; set it to a positive integer.")
+        require(value >= 1, f"{key}={value} must be at least 1; set it to a positive integer.")
     for key, value in (("quality.max_tokens", q.max_tokens), ("quality.context_tokens", q.context_tokens)):
-        _require(value >= 2, f"{key}={value} must be at least 2 (one token predicts the next).")
+        require(value >= 2, f"{key}={value} must be at least 2 (one token predicts the next).")
 
 
 _SERVER_ARGS_OWNED = ("--host", "--port", "--device", "--dtype", "--continuous-batching", "--no-continuous-batching")
@@ -355,71 +364,71 @@ _SERVER_ARGS_OWNED = ("--host", "--port", "--device", "--dtype", "--continuous-b
 def _validate_serving(config: RunConfig) -> None:
     """The serving section, checked whatever the scenario (a sweep may switch it on)."""
     v = config.serving
-    _require(v.concurrency >= 1, f"serving.concurrency={v.concurrency} must be at least 1; set it to a positive "
+    require(v.concurrency >= 1, f"serving.concurrency={v.concurrency} must be at least 1; set it to a positive "
              "integer.")  # fmt: skip
-    _require(v.max_tokens is None or v.max_tokens >= 1, f"serving.max_tokens={v.max_tokens} must be at least 1, or "
+    require(v.max_tokens is None or v.max_tokens >= 1, f"serving.max_tokens={v.max_tokens} must be at least 1, or "
              "null (what the model's positions leave).")  # fmt: skip
     for key, number in (("serving.duration_s", v.duration_s), ("serving.window_s", v.window_s),
                         ("serving.startup_timeout_s", v.startup_timeout_s),
                         ("serving.request_timeout_s", v.request_timeout_s), ("serving.request_rate", v.request_rate),
                         ("serving.slo_ttft_s", v.slo_ttft_s), ("serving.slo_tpot_ms", v.slo_tpot_ms),
                         ("serving.slo_request_s", v.slo_request_s)):  # fmt: skip
-        _require(number is None or number > 0, f"{key}={number} must be positive (or null where that is allowed).")
+        require(number is None or number > 0, f"{key}={number} must be positive (or null where that is allowed).")
     for key, count in (("serving.num_requests", v.num_requests), ("serving.warmup_requests", v.warmup_requests)):
-        _require(count is None or count >= 1, f"{key}={count} must be at least 1, or null.")
-    _require(v.ramp_up_s is None or v.ramp_up_s >= 0, f"serving.ramp_up_s={v.ramp_up_s} must be 0 or more, or null.")
-    _require(0 <= v.max_error_share < 1, f"serving.max_error_share={v.max_error_share} must be a fraction from 0 "
+        require(count is None or count >= 1, f"{key}={count} must be at least 1, or null.")
+    require(v.ramp_up_s is None or v.ramp_up_s >= 0, f"serving.ramp_up_s={v.ramp_up_s} must be 0 or more, or null.")
+    require(0 <= v.max_error_share < 1, f"serving.max_error_share={v.max_error_share} must be a fraction from 0 "
              "to below 1, such as 0.05.")  # fmt: skip
     _require_choice("serving.output_length", v.output_length, OUTPUT_LENGTHS)
-    _require(v.url is None or v.url.startswith(("http://", "https://")),
+    require(v.url is None or v.url.startswith(("http://", "https://")),
              f"serving.url={v.url!r} is not an http(s) URL; give the server's OpenAI base URL, such as "
              "http://127.0.0.1:8000/v1.")  # fmt: skip
-    _require(v.url is None or not v.server_args, "serving.server_args are for the server the tool starts; with "
+    require(v.url is None or not v.server_args, "serving.server_args are for the server the tool starts; with "
              "serving.url your server is already running, so drop them.")  # fmt: skip
     owned = [a for a in v.server_args if a.split("=")[0] in _SERVER_ARGS_OWNED]
-    _require(not owned, f"serving.server_args sets {', '.join(owned)}, which the tool sets itself from the run's "
+    require(not owned, f"serving.server_args sets {', '.join(owned)}, which the tool sets itself from the run's "
              "configuration (host, port, device, model.dtype, serving.continuous_batching); drop it.")  # fmt: skip
     if config.scenario != "serving":
         return
-    _require(config.backend.name == "eager", f"backend.name={config.backend.name} applies to scenario=batch; "
+    require(config.backend.name == "eager", f"backend.name={config.backend.name} applies to scenario=batch; "
              "a serving run measures the server's own engine, so leave backend.name=eager.")  # fmt: skip
     if v.url is None:
-        _require(config.model.device_map is None, "model.device_map=auto shards a model the tool loads itself; "
+        require(config.model.device_map is None, "model.device_map=auto shards a model the tool loads itself; "
                  "transformers serve loads one device, so drop model.device_map for scenario=serving.")  # fmt: skip
-        _require(config.model.quantization == "none", f"model.quantization={config.model.quantization} applies to "
+        require(config.model.quantization == "none", f"model.quantization={config.model.quantization} applies to "
                  "scenario=batch; transformers serve loads the model itself, so use model.quantization=none.")
-        _require(not pruning_on(config.model.pruning), "model.pruning applies to scenario=batch; transformers serve "
+        require(not pruning_on(config.model.pruning), "model.pruning applies to scenario=batch; transformers serve "
                  "loads the model itself, so drop the model.pruning keys.")  # fmt: skip
-        _require(v.output_length == "natural", "serving.output_length=fixed needs a server that honours min_tokens "
+        require(v.output_length == "natural", "serving.output_length=fixed needs a server that honours min_tokens "
                  "and ignore_eos (vLLM, SGLang); transformers serve refuses them, so use serving.output_length=natural "
                  "or attach to such a server with serving.url.")  # fmt: skip
 
 
 def _validate_tracking(config: RunConfig) -> None:
     """Where results go: the tracking wait, the sweep plan, registration."""
-    _require(config.tracking.wait_s >= 0, f"tracking.wait_s={config.tracking.wait_s} must be 0 or more seconds.")
-    _require(config.sweep.replicates >= 1, f"sweep.replicates={config.sweep.replicates} must be at least 1.")
-    _require(config.sweep.replicate >= 0, f"sweep.replicate={config.sweep.replicate} must be 0 or more.")
+    require(config.tracking.wait_s >= 0, f"tracking.wait_s={config.tracking.wait_s} must be 0 or more seconds.")
+    require(config.sweep.replicates >= 1, f"sweep.replicates={config.sweep.replicates} must be at least 1.")
+    require(config.sweep.replicate >= 0, f"sweep.replicate={config.sweep.replicate} must be 0 or more.")
     gpus, cpus = config.sweep.gpus_per_job, config.sweep.cpus_per_job
-    _require(gpus is None or gpus >= 0, f"sweep.gpus_per_job={gpus} must be 0 or more, or null (one per GPU point).")
-    _require(cpus is None or cpus >= 1, f"sweep.cpus_per_job={cpus} must be 1 or more, or null (the engine's default).")
-    _require(
+    require(gpus is None or gpus >= 0, f"sweep.gpus_per_job={gpus} must be 0 or more, or null (one per GPU point).")
+    require(cpus is None or cpus >= 1, f"sweep.cpus_per_job={cpus} must be 1 or more, or null (the engine's default).")
+    require(
         not config.register.enabled or bool(config.register.name),
         "register.enabled=true needs register.name, the registered model's name; set register.name=NAME.",
     )
-    _require(
+    require(
         config.register.direction in ("auto", "min", "max"),
         f"register.direction={config.register.direction!r} is not auto, min or max; pick one.",
     )
 
 
 def _validate_bench(b: BenchConfig) -> None:
-    _require(b.min_repetitions >= 1, f"bench.min_repetitions={b.min_repetitions} must be at least 1; "
+    require(b.min_repetitions >= 1, f"bench.min_repetitions={b.min_repetitions} must be at least 1; "
              "set it to a positive integer.")  # fmt: skip
-    _require(b.processes >= 1, f"bench.processes={b.processes} must be at least 1; 3 or more give an interval "
+    require(b.processes >= 1, f"bench.processes={b.processes} must be at least 1; 3 or more give an interval "
              "that covers a repeat of the run.")  # fmt: skip
-    _require(b.estimate_processes >= 1, f"bench.estimate_processes={b.estimate_processes} must be at least 1.")
-    _require(b.warmup_runs >= 1, f"bench.warmup_runs={b.warmup_runs} must be at least 1: "
+    require(b.estimate_processes >= 1, f"bench.estimate_processes={b.estimate_processes} must be at least 1.")
+    require(b.warmup_runs >= 1, f"bench.warmup_runs={b.warmup_runs} must be at least 1: "
              "a run without an identical warm-up measures compilation and caching, not inference.")
     for key, value in (
         ("bench.min_duration_s", b.min_duration_s),
@@ -427,20 +436,20 @@ def _validate_bench(b: BenchConfig) -> None:
         ("bench.timeout_s", b.timeout_s),
         ("bench.sample_period_s", b.sample_period_s),
     ):
-        _require(value > 0, f"{key}={value} must be positive; set a number of seconds above 0.")
+        require(value > 0, f"{key}={value} must be positive; set a number of seconds above 0.")
     for key, value in (("bench.idle_s", b.idle_s), ("bench.cooldown_s", b.cooldown_s),
                        ("bench.cooldown_max_s", b.cooldown_max_s)):  # fmt: skip
-        _require(value >= 0, f"{key}={value} must be 0 or more seconds.")
-    _require(0 < b.target_ci < 1, f"bench.target_ci={b.target_ci} must be a fraction between 0 and 1, "
+        require(value >= 0, f"{key}={value} must be 0 or more seconds.")
+    require(0 < b.target_ci < 1, f"bench.target_ci={b.target_ci} must be a fraction between 0 and 1, "
              "such as 0.02 for an interval within 2% of the value.")
-    _require(b.max_duration_s >= b.min_duration_s, f"bench.max_duration_s={b.max_duration_s} is below "
+    require(b.max_duration_s >= b.min_duration_s, f"bench.max_duration_s={b.max_duration_s} is below "
              f"bench.min_duration_s={b.min_duration_s}; raise it or lower bench.min_duration_s.")
 
 
 def _validate_country(code: str) -> None:
     from mlflow_energy.adapters.codecarbon import known_countries
 
-    _require(
+    require(
         code.upper() in known_countries(),
         f"carbon.country_iso_code={code!r} is not a country CodeCarbon has grid data for; "
         "use an ISO 3166-1 alpha-3 code such as USA, FRA or DEU.",
@@ -500,7 +509,7 @@ def validate_output_folder(folder: Path, key: str) -> None:
 
 def _validate_device(device: str, dtype: str) -> None:
     kind, _, index = device.partition(":")
-    _require(
+    require(
         device in ("auto", "cpu", "cuda") or (kind == "cuda" and index.isdigit()),
         f"device={device!r} is not auto, cpu, cuda or cuda:N; pick one.",
     )
@@ -509,70 +518,11 @@ def _validate_device(device: str, dtype: str) -> None:
     import torch
 
     visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    _require(visible > 0, f"device={device!r} asks for a GPU but none is visible here; use device=cpu or device=auto.")
-    _require(
+    require(visible > 0, f"device={device!r} asks for a GPU but none is visible here; use device=cpu or device=auto.")
+    require(
         not index or int(index) < visible,
         f"device={device!r} asks for GPU {index} but only {visible} visible; pick cuda:0 to cuda:{visible - 1}.",
     )
-
-
-def _validate_hardware_support(config: RunConfig) -> None:
-    """Refuses, before any work, what this machine cannot run: a dtype its CPU cannot multiply,
-    a quantization method on the wrong device or without its library."""
-    from mlflow_energy.inference.quantization import refusal
-
-    device = resolve_device(config.device)
-    _require(
-        config.model.device_map in (None, "auto"),
-        f"model.device_map={config.model.device_map!r} is not null or auto; pick one.",
-    )
-    _require(
-        config.model.device_map is None or device.startswith("cuda"),
-        "model.device_map=auto shards a model over GPUs, but this run is on the CPU; drop it or use a GPU.",
-    )
-    reason = refusal(config.model.quantization, config.model.dtype, device)
-    _require(reason is None, reason or "")
-    _validate_pruning(config, device)
-    _require(
-        not (config.backend.name == "static_compile" and config.model.quantization == "dynamic_int8"),
-        "backend.name=static_compile cannot compile PyTorch's dynamic int8 modules; use backend.name=eager.",
-    )
-    if device == "cpu" and config.model.dtype != "float32":
-        import torch
-
-        dtype = getattr(torch, config.model.dtype)
-        try:
-            torch.ones(4, 4, dtype=dtype) @ torch.ones(4, 4, dtype=dtype)
-        except RuntimeError:
-            raise ConfigError(
-                f"model.dtype={config.model.dtype} matrix multiplication is not supported by this CPU; "
-                "use model.dtype=float32."
-            ) from None
-
-
-def _validate_pruning(config: RunConfig, device: str) -> None:
-    """The pruning keys' types, and what this machine can run (the layer count is checked
-    against the model's config in inference/models.py)."""
-    from mlflow_energy.inference import pruning
-
-    p = config.model.pruning
-    drop = p.drop_layers
-    well_formed = (isinstance(drop, int) and not isinstance(drop, bool) and drop >= 0) or (
-        isinstance(drop, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in drop))  # fmt: skip
-    _require(well_formed, f"model.pruning.drop_layers={drop!r} must be a count (0 or more) or a list of decoder layer "
-             "indices, such as 2 or [1,2].")  # fmt: skip
-    capability = None
-    if device.startswith("cuda"):
-        import torch
-
-        capability = torch.cuda.get_device_capability(device)
-    reason = pruning.refusal(p.method, p.sparsity, config.model.dtype, device, capability)
-    _require(reason is None, reason or "")
-    if p.method == pruning.SEMI_STRUCTURED:
-        _require(config.model.quantization == "none", f"model.pruning.method={p.method} and model.quantization="
-                 f"{config.model.quantization} are two ways to store the weights; pick one.")  # fmt: skip
-        _require(config.backend.name == "eager", f"model.pruning.method={p.method} runs with backend.name=eager; "
-                 "this tool does not compile PyTorch's semi-structured sparse weights.")  # fmt: skip
 
 
 def resolve_device(device: str) -> str:

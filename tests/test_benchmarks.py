@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from processes import cli_env
 
 pytestmark = pytest.mark.e2e
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -26,7 +27,7 @@ NUMBER = r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
 def bench(tmp_path: Path, script: str, *args: str) -> list[str]:
     """The script's printed lines; no GPU is visible to it (sweep_cost.py has no device option),
     so the figures are the CPU's on any machine."""
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    env = cli_env({"CUDA_VISIBLE_DEVICES": ""})
     proc = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from mlflow_energy.cluster import shared_state
-from mlflow_energy.cluster.engines import (
+from mlflow_energy.config import ConfigError, RunConfig, SweepConfig, config_hash, validate
+from mlflow_energy.sweep import shared_state
+from mlflow_energy.sweep.engines import (
     OWN_LAUNCHERS,
     RAY_TARGET,
     SLURM_TARGET,
@@ -20,8 +21,7 @@ from mlflow_energy.cluster.engines import (
     job_request,
     may_leave_this_host,
 )
-from mlflow_energy.cluster.shared_state import check_shared_state, filesystem_type
-from mlflow_energy.config import ConfigError, RunConfig, SweepConfig, config_hash, validate
+from mlflow_energy.sweep.shared_state import check_shared_state, filesystem_type
 
 
 def launcher(target: str, address: str | None = None) -> dict:

@@ -12,7 +12,7 @@ from mlflow_energy.adapters import codecarbon as codecarbon_adapter
 from mlflow_energy.adapters.hydra import split_grid
 from mlflow_energy.adapters.transformers import compile_on_any_device
 from mlflow_energy.meter.host import HostEnergy
-from mlflow_energy.tracking import names
+from mlflow_energy.store import names
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The ``energy`` model evaluator (tracking/energy_evaluator.py) end to end on the CPU: the shipped
+"""The ``energy`` model evaluator (integrations/energy_evaluator.py) end to end on the CPU: the shipped
 tiny model registered as ``mlflow-energy register`` registers it (a measurement run selected and
 its model logged as the text generating pyfunc), then ``mlflow.models.evaluate(model_uri, prompts,
 evaluators=["energy"])``: the figures and energy sources land on the evaluation run, J/token is
@@ -27,10 +27,10 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from mlflow_energy.integrations.energy_evaluator import Call, EnergyEvaluator, EnergyEvaluatorConfig, figures
 from mlflow_energy.meter.measurement import Measurement
-from mlflow_energy.tracking import names
-from mlflow_energy.tracking.energy_evaluator import Call, EnergyEvaluator, EnergyEvaluatorConfig, figures
-from mlflow_energy.tracking.registry import register, select
+from mlflow_energy.registry.register import register, select
+from mlflow_energy.store import names
 
 MODEL, ALIAS, EXPERIMENT = "tiny-stories", "efficient", "mlflow-energy"
 PROMPTS = ["Once upon a time, there was a", "The little dog", "Mia went to the park and", "One day, a bird"]
@@ -134,9 +134,9 @@ def test_a_meter_that_breaks_warns_once_and_keeps_what_it_measured(
 
     monkeypatch.setattr(HostEnergy, "stop", breaks_on_the_second_window)
     model = mlflow.pyfunc.load_model(f"models:/{MODEL}@{ALIAS}")
-    with caplog.at_level(logging.WARNING, logger="mlflow_energy.tracking.energy_evaluator"):
+    with caplog.at_level(logging.WARNING, logger="mlflow_energy.integrations.energy_evaluator"):
         result, run = evaluate(store, model, evaluator_config={"energy": {"warmup_calls": 0}})
-    warned = [r for r in caplog.records if r.name == "mlflow_energy.tracking.energy_evaluator"]
+    warned = [r for r in caplog.records if r.name == "mlflow_energy.integrations.energy_evaluator"]
     assert len(warned) == 1 and "measuring failed in window predict_2" in warned[0].getMessage()
     metrics, trust = run.data.metrics, run.data.tags[names.TAG_TRUST]
     assert metrics[names.REQUESTS] == 1 and metrics[names.ENERGY_PER_REQUEST] > 0  # the first window
@@ -181,4 +181,4 @@ def test_mlflow_finds_the_evaluator_through_its_entry_point() -> None:
             "e = r.get_evaluator('energy'); print(type(e).__module__, type(e).__name__)")  # fmt: skip
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"reinstall (pip install -e .) after declaring the entry point: {proc.stderr[-2000:]}"
-    assert proc.stdout.split() == ["mlflow_energy.tracking.energy_evaluator", "EnergyEvaluator"]
+    assert proc.stdout.split() == ["mlflow_energy.integrations.energy_evaluator", "EnergyEvaluator"]

@@ -23,10 +23,10 @@ from mlflow_energy.bench.summary import conclude
 from mlflow_energy.cli import main
 from mlflow_energy.config import RunConfig, SweepConfig, WorkloadConfig, config_hash, point_hash
 from mlflow_energy.meter.measurement import Measurement
-from mlflow_energy.report import hardware
-from mlflow_energy.tracking import names
-from mlflow_energy.tracking.logger import log_result
-from mlflow_energy.tracking.store import hardware_class
+from mlflow_energy.record.writer import log_result
+from mlflow_energy.report import compare_hardware
+from mlflow_energy.store import names
+from mlflow_energy.store.reads import hardware_class
 
 from processes import EXIT_CONFIG_ERROR, run_cli
 
@@ -94,11 +94,11 @@ def store(_empty_store: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
 
 
 @pytest.fixture(scope="module")
-def report(store: tuple[str, dict[str, BenchResult]]) -> hardware.HardwareReport:
-    return hardware.load([store[0]], [EXPERIMENT])
+def report(store: tuple[str, dict[str, BenchResult]]) -> compare_hardware.HardwareReport:
+    return compare_hardware.load([store[0]], [EXPERIMENT])
 
 
-def by_batch(report: hardware.HardwareReport, batch: int) -> hardware.Configuration:
+def by_batch(report: compare_hardware.HardwareReport, batch: int) -> compare_hardware.Configuration:
     (found,) = [c for c in report.configurations if c.params[names.PARAM_BATCH_SIZE] == str(batch)]
     return found
 
@@ -126,7 +126,7 @@ def test_configurations_match_across_hardware_whatever_the_device_params(store, 
     assert b2.cells[H100_CLASS].headline == "measured (gpu:nvml_counter)"
     assert b2.cells[H100_CLASS].other_domains and b2.cells[H100_CLASS].gpu_counts == ["1"]
     # A result logged into two of the experiments read counts once.
-    both = hardware.load([uri], [EXPERIMENT, "copy", EXPERIMENT])
+    both = compare_hardware.load([uri], [EXPERIMENT, "copy", EXPERIMENT])
     assert both.runs == len(RESULTS) and both.experiments == [EXPERIMENT, "copy"]
     assert by_batch(both, 8).cells[H200_CLASS].runs == 1
 
@@ -137,7 +137,7 @@ def test_replicates_combine_and_the_ratio_is_bounded_by_both_intervals(store, re
     cpu, h100 = b2.cells[CPU_CLASS], b2.cells[H100_CLASS]
     # The CPU ran once: its own interval, over its windows.
     own = results["cpu b2"].summary
-    assert cpu.covers == "one run's windows" and cpu.verdict == hardware.BASELINE
+    assert cpu.covers == "one run's windows" and cpu.verdict == compare_hardware.BASELINE
     assert cpu.figures.intervals[ENERGY].low == pytest.approx(own.energy_j_per_token_ci95_low)
     # The H100 ran three times: their mean, and an interval across the three.
     values = [results[f"h100 b2 #{i}"].summary.energy_j_per_token for i in (1, 2, 3)]
@@ -153,36 +153,38 @@ def test_replicates_combine_and_the_ratio_is_bounded_by_both_intervals(store, re
     assert ratio.low == pytest.approx(across.low / own.energy_j_per_token_ci95_high)
     assert ratio.high == pytest.approx(across.high / own.energy_j_per_token_ci95_low)
     assert ratio.low < ratio.value < ratio.high < 0.2
-    assert h100.verdict == hardware.LOWER
+    assert h100.verdict == compare_hardware.LOWER
     assert h100.speed_ratio.value == pytest.approx(1.0)  # every window: 2 calls of 2 x 10 tokens in 2 s
 
 
 def test_overlapping_intervals_cannot_be_told_apart_and_a_lonely_point_says_where_it_was_measured(report) -> None:
     h200 = by_batch(report, 8).cells[H200_CLASS]
-    assert h200.verdict == hardware.TIED == "cannot be told apart"
+    assert h200.verdict == compare_hardware.TIED == "cannot be told apart"
     assert h200.energy_ratio.low < 1 < h200.energy_ratio.high
     lonely = by_batch(report, 4)
     assert report.unmatched == [lonely] and not lonely.matched
-    line = hardware.lonely_line(lonely)
+    line = compare_hardware.lonely_line(lonely)
     assert line.startswith(f"workload.batch_size=4: only on {CPU_CLASS}, 1 run(s), J/token ")
     assert line.endswith(f"(closest on {H100_CLASS}: workload.batch_size 4 here, 2 there)")
 
 
 def test_the_baseline_is_the_class_with_most_configurations_or_the_one_named(store) -> None:
     uri, _ = store
-    assert hardware.choose_baseline({"gpu:B": 2, "gpu:A": 2, "cpu:C": 1}, None) == "gpu:A"  # ties by name
-    named = hardware.load([uri], [EXPERIMENT], baseline="h100")
+    assert compare_hardware.choose_baseline({"gpu:B": 2, "gpu:A": 2, "cpu:C": 1}, None) == "gpu:A"  # ties by name
+    named = compare_hardware.load([uri], [EXPERIMENT], baseline="h100")
     assert named.baseline == H100_CLASS and named.classes == [H100_CLASS, CPU_CLASS, H200_CLASS]
     b2, b8 = by_batch(named, 2), by_batch(named, 8)
     cpu, h100 = b2.cells[CPU_CLASS], b2.cells[H100_CLASS]
     assert cpu.energy_ratio.value == pytest.approx(cpu.value(ENERGY) / h100.value(ENERGY))
-    assert b2.cells[CPU_CLASS].verdict == hardware.HIGHER and b2.cells[H100_CLASS].verdict == hardware.BASELINE
-    assert b8.cells[CPU_CLASS].verdict == hardware.NO_BASELINE and b8.cells[CPU_CLASS].energy_ratio is None
-    assert hardware.choose_baseline({"gpu:H100": 1, "gpu:H100 NVL": 1}, "GPU:h100") == "gpu:H100"  # the whole name
+    assert b2.cells[CPU_CLASS].verdict == compare_hardware.HIGHER
+    assert b2.cells[H100_CLASS].verdict == compare_hardware.BASELINE
+    assert b8.cells[CPU_CLASS].verdict == compare_hardware.NO_BASELINE and b8.cells[CPU_CLASS].energy_ratio is None
+    # the whole name
+    assert compare_hardware.choose_baseline({"gpu:H100": 1, "gpu:H100 NVL": 1}, "GPU:h100") == "gpu:H100"
     with pytest.raises(LookupError, match=r"^--baseline 'nvidia' matches 2 hardware classes \(gpu:NVIDIA H100"):
-        hardware.load([uri], [EXPERIMENT], baseline="nvidia")
+        compare_hardware.load([uri], [EXPERIMENT], baseline="nvidia")
     with pytest.raises(LookupError, match=rf"^--baseline 'A100' matches no hardware class; pick one of: {CPU_CLASS}"):
-        hardware.load([uri], [EXPERIMENT], baseline="A100")
+        compare_hardware.load([uri], [EXPERIMENT], baseline="A100")
 
 
 def test_what_a_configuration_is() -> None:
@@ -192,13 +194,13 @@ def test_what_a_configuration_is() -> None:
               "tracking.uri": "x", "register.name": "x", "sweep.replicate": "2", "bench.target_ci": "0.02",
               "carbon.pue": "1.2", "quality.enabled": "True", "serving.duration_s": "20", "serving.slo_ttft_s": "1",
               **dict.fromkeys(names.LEARNT_PARAMS, "1")}  # fmt: skip
-    assert hardware.configuration_params(params) == {"model.name": "tiny", "model.pruning.method": "magnitude",
+    assert compare_hardware.configuration_params(params) == {"model.name": "tiny", "model.pruning.method": "magnitude",
                                                      "workload.batch_size": "4", "scenario": "batch",
                                                      "serving.concurrency": "8"}  # fmt: skip
-    assert hardware.differing_keys([{"model.name": "a"}]) == ["model.name"]
-    assert hardware.differing_keys([{"a": "1", "b": "2"}, {"a": "1"}]) == ["b"]
-    assert hardware.label({"a": "1"}, ["a", "b"]) == "a=1, b=(unset)"
-    assert hardware.headline_domains("ESTIMATE (cpu:estimate:cpu_load, ram:estimate)") == {"cpu", "ram"}
+    assert compare_hardware.differing_keys([{"model.name": "a"}]) == ["model.name"]
+    assert compare_hardware.differing_keys([{"a": "1", "b": "2"}, {"a": "1"}]) == ["b"]
+    assert compare_hardware.label({"a": "1"}, ["a", "b"]) == "a=1, b=(unset)"
+    assert compare_hardware.headline_domains("ESTIMATE (cpu:estimate:cpu_load, ram:estimate)") == {"cpu", "ram"}
 
 
 def test_a_run_on_a_gpu_hosts_cpu_is_a_cpu_run() -> None:
@@ -238,7 +240,7 @@ def test_the_command_writes_the_table_the_markdown_and_the_plot(store, tmp_path:
     markdown = (out / "hardware.md").read_text()
     assert "| workload.batch_size=2 | cpu:Test CPU | 1 | one run's windows | " in markdown
     assert "| 3 | 3 replicates | " in markdown and " | lower J/token | measured (gpu:nvml_counter) |" in markdown
-    assert hardware.INTERVALS_NOTE in markdown
+    assert compare_hardware.INTERVALS_NOTE in markdown
     assert "## No counterpart" in markdown and "- workload.batch_size=4: only on cpu:Test CPU" in markdown
 
 
@@ -250,9 +252,9 @@ def test_a_result_folder_logged_by_the_log_command_finds_its_counterpart(_empty_
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     (tmp_path / "cpu").mkdir()
     log_result(measured(2, None, [400.0, 410.0, 405.0]), tmp_path / "cpu", uri, "two", "cpu")
-    alone = hardware.load([uri], ["two"])
+    alone = compare_hardware.load([uri], ["two"])
     assert alone.matched == [] and len(alone.unmatched) == 1
-    hardware.write(alone, tmp_path / "alone", [uri])
+    compare_hardware.write(alone, tmp_path / "alone", [uri])
     assert "No configuration was measured on two hardware classes." in (tmp_path / "alone" / "hardware.md").read_text()
 
     result = measured(2, H100, [40.0, 41.0, 40.5])
@@ -261,7 +263,7 @@ def test_a_result_folder_logged_by_the_log_command_finds_its_counterpart(_empty_
     result.write(tmp_path / "h100")
     logged = run_cli(tmp_path, "log", "h100", timeout=120)
     assert logged.returncode == 0, logged.stderr[-3000:]
-    (matched,) = hardware.load([uri], ["two"]).matched
+    (matched,) = compare_hardware.load([uri], ["two"]).matched
     assert list(matched.cells) == [CPU_CLASS, H100_CLASS] and matched.label == "model.name=tiny-stories"
 
 
@@ -276,7 +278,7 @@ def test_each_machines_own_store_compares_in_one_report(_empty_store: Path, tmp_
     copied = measured(4, H100, [70.0, 71.0, 70.5])
     for uri in uris:
         log_result(copied, tmp_path / "h100", uri, "fleet", "copied")
-    assert hardware.load([uris[0]], ["fleet"]).matched == []  # one store alone holds one machine's runs
+    assert compare_hardware.load([uris[0]], ["fleet"]).matched == []  # one store alone holds one machine's runs
     main(["compare-hardware", "--experiment", "fleet", "--tracking-uri", uris[0], "--tracking-uri", uris[1],
           "--baseline", "cpu", "--out", str(tmp_path / "out")])  # fmt: skip
     rows = list(csv.DictReader((tmp_path / "out" / "hardware.csv").open()))

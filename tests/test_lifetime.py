@@ -11,7 +11,7 @@ import pytest
 PROGRAM = """
 import atexit, sys, threading, time
 from concurrent.futures import ThreadPoolExecutor
-from mlflow_energy.bench.lifetime import exit_without_teardown
+from mlflow_energy.lifetime import exit_without_teardown
 out = open(sys.argv[1], "w")
 pool = ThreadPoolExecutor(1)  # its idle worker ends only when the exit tells it to (joblib's do too)
 pool.submit(lambda: None).result()

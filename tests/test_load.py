@@ -9,7 +9,7 @@ import time
 import pytest
 
 from mlflow_energy.bench.serving import check_error_share
-from mlflow_energy.inference.load import ERROR, OK, LoadGenerator, LoadPlan, RequestRecord
+from mlflow_energy.inference.load_generator import ERROR, OK, LoadGenerator, LoadPlan, RequestRecord
 from mlflow_energy.inference.server import ServerError, pick_model
 
 from processes import wait_until

@@ -17,9 +17,9 @@ from mlflow_energy.bench.summary import conclude
 from mlflow_energy.config import PruningConfig, SweepConfig, TrackingConfig, as_dict, config_hash, flatten, point_hash
 from mlflow_energy.inference.pruning import PruningOutcome
 from mlflow_energy.meter.measurement import Measurement
-from mlflow_energy.tracking import names
-from mlflow_energy.tracking.logger import LOG_REQUEST_FILE, LogRequest, log_result
-from mlflow_energy.tracking.run_record import run_params, run_tags
+from mlflow_energy.record.run_record import run_params, run_tags
+from mlflow_energy.record.writer import LOG_REQUEST_FILE, LogRequest, log_result
+from mlflow_energy.store import names
 
 CPU = "Test CPU"
 PROBLEM = "gpu0 energy counter did not move"

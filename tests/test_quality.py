@@ -8,6 +8,7 @@ import pytest
 
 from mlflow_energy.config import ConfigError, ModelConfig, QualityConfig, RunConfig, validate
 from mlflow_energy.inference import generation
+from mlflow_energy.inference.hardware_support import check_hardware_support
 from mlflow_energy.inference.inputs import validate_inputs
 from mlflow_energy.inference.models import load_model, load_tokenizer, resolve_model
 from mlflow_energy.inference.prompts import Batch
@@ -83,6 +84,7 @@ def test_impossible_combinations_are_refused(model: dict, message: str) -> None:
         setattr(config.model, key, value)
     with pytest.raises(ConfigError, match=message):
         validate(config)
+        check_hardware_support(config)
 
 
 def test_quality_dataset_must_exist(tmp_path: Path) -> None:

@@ -19,9 +19,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from mlflow_energy.bench.stats import Interval, positive_interval
-from mlflow_energy.report.replicates import Figures
-from mlflow_energy.tracking import names
-from mlflow_energy.tracking.registry import (
+from mlflow_energy.registry.register import (
     Candidate,
     Constraint,
     Contender,
@@ -35,7 +33,9 @@ from mlflow_energy.tracking.registry import (
     select,
     version_tags,
 )
-from mlflow_energy.tracking.store import hardware_class
+from mlflow_energy.report.replicates import Figures
+from mlflow_energy.store import names
+from mlflow_energy.store.reads import hardware_class
 
 ENERGY, SPEED, PERPLEXITY = names.ENERGY_PER_TOKEN, names.THROUGHPUT, names.PERPLEXITY
 ENERGY_LOW, ENERGY_HIGH = names.interval_keys(ENERGY)

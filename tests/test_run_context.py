@@ -15,8 +15,9 @@ from pathlib import Path
 import mlflow  # noqa: F401
 import pytest
 
-from mlflow_energy.tracking import names, run_context
-from mlflow_energy.tracking.run_context import HardwareContextProvider, collect_tags, cpu_model
+from mlflow_energy.integrations import run_context
+from mlflow_energy.integrations.run_context import HardwareContextProvider, collect_tags, cpu_model
+from mlflow_energy.store import names
 
 from fake_nvml import FakeGpu, FakeNvml
 from processes import cli_env

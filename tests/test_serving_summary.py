@@ -9,9 +9,9 @@ import pytest
 from mlflow_energy.bench.result import BenchResult, ServingRun
 from mlflow_energy.bench.summary import conclude
 from mlflow_energy.config import RunConfig, ServingConfig, config_hash
-from mlflow_energy.inference.load import ERROR, STEADY, WARMUP, RequestRecord
+from mlflow_energy.inference.load_generator import ERROR, STEADY, WARMUP, RequestRecord
 from mlflow_energy.meter.measurement import Measurement
-from mlflow_energy.tracking import names
+from mlflow_energy.store import names
 
 
 def _request(index: int, window: int | None, sent: float, tokens: int, ttft: float = 0.1, phase: str = STEADY,

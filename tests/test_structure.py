@@ -1,5 +1,5 @@
 """The package's shape, checked on its source: no import cycles (function-level imports count),
-and no metric key written out anywhere but tracking/names.py."""
+and no metric key written out anywhere but store/names.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mlflow_energy"
-NAMES = PACKAGE / "tracking" / "names.py"
+PLUGINS = PACKAGE.parent / "hydra_plugins" / "mlflow_energy_sweeper"
+NAMES = PACKAGE / "store" / "names.py"
 SECTIONS = "energy|efficiency|emissions|power|throughput|latency|memory|measurement|quality|sweep"
 METRIC_LITERAL = re.compile(rf"""["']({SECTIONS})/[a-z0-9_]+["']""")
 
@@ -46,6 +47,45 @@ def test_the_package_has_no_import_cycle() -> None:
         raise AssertionError(f"import cycle: {' -> '.join(cycle.args[1])}") from None
 
 
+# The package's folders (and top-level modules) from the bottom up: each imports only from its own
+# layer's folder and the layers below it. Folders sharing a layer do not import each other.
+LAYERS = [
+    {"lifetime", "adapters"},  # how a process ends; other libraries' internals
+    {"config"},  # the schema, its defaults and the checks that need no machine
+    {"meter"},  # how much energy a window cost
+    {"inference"},  # the work measured: models, generation, quality, the server and its load
+    {"bench"},  # the protocol: one benchmark result, in its own process
+    {"store"},  # MLflow's names, filters and reads
+    {"report"},  # tables and figures from results and runs
+    {"record"},  # a result as an MLflow run: the one writer
+    {"registry", "integrations"},  # the most efficient model registered; the meter in users' MLflow work
+    {"sweep"},  # a multirun as one parent run: jobs, state, launchers, its report
+    {"commands"},  # the CLI's commands
+    {"hydra_plugins"},  # the sweeper and launchers Hydra loads by name
+    {"cli"},  # the console entry point
+    {"__main__"},  # python -m mlflow_energy
+]
+
+
+def folder_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[0] if parts[0] == "hydra_plugins" else parts[1]
+
+
+def test_folders_import_one_way_from_the_top_down() -> None:
+    known = modules() | {module_name(path): path for path in PLUGINS.rglob("*.py")}
+    layer = {folder: i for i, folders in enumerate(LAYERS) for folder in folders}
+    found = {folder_of(m) for m in known if m != PACKAGE.name}
+    assert found == set(layer), f"every folder has a layer: {sorted(found ^ set(layer))}"
+    wrong = sorted(
+        f"{module} imports {target}"
+        for module, path in known.items() if module != PACKAGE.name
+        for target in imported(path, known)
+        if folder_of(target) != folder_of(module) and layer[folder_of(target)] >= layer[folder_of(module)]
+    )  # fmt: skip
+    assert wrong == []
+
+
 def test_function_level_imports_count() -> None:
     known = modules()
     # commands/run.py imports the sweep job inside execute(), not at the top
@@ -66,7 +106,7 @@ def test_metric_keys_are_written_out_only_in_names_py() -> None:
 
 def test_the_registry_default_metric_is_the_headline() -> None:
     from mlflow_energy.config import RegisterConfig
-    from mlflow_energy.tracking import names
+    from mlflow_energy.store import names
 
     assert RegisterConfig().metric == names.ENERGY_PER_TOKEN
 
@@ -79,13 +119,25 @@ MLFLOW_WRITES = {
 
 
 def test_one_module_writes_to_mlflow() -> None:
-    """Every call that writes to MLflow sits in tracking/logger.py; report/ only builds files."""
-    writer = PACKAGE / "tracking" / "logger.py"
+    """Every call that writes to MLflow sits in record/writer.py; report/ only builds files."""
+    writer = PACKAGE / "record" / "writer.py"
     found = {
         f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.func.attr}"
         for path in PACKAGE.rglob("*.py")
         for node in ast.walk(ast.parse(path.read_text()))
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in MLFLOW_WRITES
     }  # fmt: skip
-    assert {entry for entry in found if not entry.startswith("mlflow_energy/tracking/logger.py")} == set()
+    assert {entry for entry in found if not entry.startswith("mlflow_energy/record/writer.py")} == set()
     assert any(entry.startswith(str(writer.relative_to(PACKAGE.parent))) for entry in found)
+
+
+def test_the_schema_lists_the_methods_the_registered_models_code_knows() -> None:
+    """inference/pruning.py and inference/quantization.py ship standalone inside every registered
+    model, so the schema keeps its own lists of their methods: the same ones."""
+    from mlflow_energy.config import PRUNING_METHODS, QUANTIZATIONS, pruning_applies
+    from mlflow_energy.inference import pruning, quantization
+
+    assert PRUNING_METHODS == pruning.METHODS and QUANTIZATIONS == quantization.QUANTIZATIONS
+    for method in PRUNING_METHODS:
+        for drop in (0, [], 2, [1]):
+            assert pruning_applies(method, drop) == pruning.applies(method, drop)

@@ -10,7 +10,7 @@ from mlflow_energy.bench.summary import conclude, summarize
 from mlflow_energy.meter.measurement import Measurement
 from mlflow_energy.meter.sampler import TimelineSample
 from mlflow_energy.report.headline import headline
-from mlflow_energy.tracking.names import ALL_METRIC_KEYS, metric_key, summary_metrics
+from mlflow_energy.store.names import ALL_METRIC_KEYS, metric_key, summary_metrics
 
 # sample_result (conftest.py): batch 2 x 10 new tokens, so 20 tokens per generate call; windows of
 # 400 J and 440 J (398.5 J GPU + 1.5 J CPU and RAM estimates each) and a rejected third one.
@@ -131,7 +131,7 @@ def test_missing_figures_are_not_logged() -> None:
 
 def test_per_gpu_energy_is_logged_only_for_several_gpus(sample_result: BenchResult) -> None:
     from mlflow_energy.bench.summary import gpu_j_by_device
-    from mlflow_energy.tracking.names import per_gpu_energy_metrics
+    from mlflow_energy.store.names import per_gpu_energy_metrics
 
     r = sample_result
     assert per_gpu_energy_metrics(gpu_j_by_device(r)) == {}  # one GPU: energy/gpu_j says it all

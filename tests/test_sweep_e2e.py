@@ -115,7 +115,7 @@ def test_sweep_again_skips_what_is_done_and_report_rebuilds(four_point_sweep) ->
 def test_a_new_grid_that_reuses_points_lists_and_links_them_all(four_point_sweep) -> None:
     """The reused runs stay under the first sweep's parent (MLflow nests a run under one parent),
     so the new parent's answer links them and its comparison view names them."""
-    from mlflow_energy.tracking.ui_view import VIEW_TAG_PREFIX, read_view_tag
+    from mlflow_energy.record.ui_view import VIEW_TAG_PREFIX, read_view_tag
 
     sweep, _ = four_point_sweep
     proc = sweep.run("model.dtype=float32", "workload.batch_size=1,4,2")

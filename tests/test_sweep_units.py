@@ -13,9 +13,11 @@ from omegaconf import OmegaConf
 from mlflow_energy.bench.gpu_lease import gpu_lease
 from mlflow_energy.bench.stats import Interval, positive_interval
 from mlflow_energy.config import ConfigError
+from mlflow_energy.record.run_names import point_name, point_of_run_name, replicate_run_name
 from mlflow_energy.report.pareto import _label_box, _overlap, pareto_front, place_labels
 from mlflow_energy.report.replicates import combine
-from mlflow_energy.report.sweep_report import (
+from mlflow_energy.sweep.callback import grid_points, swept_keys
+from mlflow_energy.sweep.report import (
     BATCH_AXES,
     BEST,
     TIED,
@@ -30,10 +32,8 @@ from mlflow_energy.report.sweep_report import (
     point_rows,
     write_csv,
 )
-from mlflow_energy.tracking.run_names import point_name, point_of_run_name, replicate_run_name
-from mlflow_energy.tracking.sweep import grid_points, swept_keys
-from mlflow_energy.tracking.sweep_state import PointOutcome
-from mlflow_energy.tracking.sweeper import ReplicatedSweeperConf, cartesian_grid, plan_jobs
+from mlflow_energy.sweep.state import PointOutcome
+from mlflow_energy.sweep.sweeper import ReplicatedSweeperConf, cartesian_grid, plan_jobs
 
 ENERGY, SPEED, TTFT = "energy/j_per_token", "throughput/tokens_per_s", "latency/ttft_s_p50"
 GRID = ["model.dtype=float32,bfloat16", "workload.batch_size=1,4,16"]

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 import mlflow_energy
 from mlflow_energy.meter import gpu as gpu_module
 from mlflow_energy.meter.gpu import NvmlGpus
-from mlflow_energy.tracking import names
+from mlflow_energy.store import names
 
 from fake_nvml import ClockedCounter, FakeGpu, FakeNvml
 

@@ -12,33 +12,32 @@ import pytest
 from mlflow_energy.bench.stats import Interval
 from mlflow_energy.meter.measurement import Measurement
 from mlflow_energy.meter.sampler import TimelineSample
-from mlflow_energy.report.sweep_answer import experiment_line, short_trust, sweep_answer
-from mlflow_energy.report.sweep_report import (
-    BATCH_AXES,
-    PointRow,
-    SweepReport,
-    best_per_metric,
-    mark_pareto,
-    mark_verdicts,
-)
-from mlflow_energy.tracking import names
-from mlflow_energy.tracking.run_record import timeline_metrics
-from mlflow_energy.tracking.ui_view import (
+from mlflow_energy.record.run_record import timeline_metrics
+from mlflow_energy.record.ui_view import (
     NOTE_END,
     NOTE_START,
     TESTED_UI_VERSIONS,
     VIEW_TAG_PREFIX,
-    comparison,
     experiment_note,
     point_colours,
     read_view_tag,
-    swept_params,
     ui_version,
     view_path,
     view_state,
     view_tag,
     view_url,
     views_to_prune,
+)
+from mlflow_energy.store import names
+from mlflow_energy.sweep.answer import experiment_line, short_trust, sweep_answer
+from mlflow_energy.sweep.comparison import comparison, swept_params
+from mlflow_energy.sweep.report import (
+    BATCH_AXES,
+    PointRow,
+    SweepReport,
+    best_per_metric,
+    mark_pareto,
+    mark_verdicts,
 )
 
 ENERGY, SPEED, PPL = names.ENERGY_PER_TOKEN, names.THROUGHPUT, names.PERPLEXITY

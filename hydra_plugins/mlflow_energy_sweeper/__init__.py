@@ -1,7 +1,7 @@
 """The replicating sweeper as a Hydra plugin (Hydra instantiates plugins only from the
 ``hydra_plugins`` namespace package). What it launches is decided in
-``mlflow_energy.tracking.sweeper``; its config node is registered by
-``mlflow_energy.tracking.sweeper.register_sweeper``, which the CLI calls."""
+``mlflow_energy.sweep.sweeper``; its config node is registered by
+``mlflow_energy.sweep.sweeper.register_sweeper``, which the CLI calls."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from hydra.types import HydraContext, TaskFunction
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mlflow_energy.cluster.engines import OWN_LAUNCHERS
-from mlflow_energy.cluster.jobs import JobLost
-from mlflow_energy.tracking.sweeper import plan_jobs, sweeper_arguments
+from mlflow_energy.sweep.engines import OWN_LAUNCHERS
+from mlflow_energy.sweep.jobs import JobLost
+from mlflow_energy.sweep.sweeper import plan_jobs, sweeper_arguments
 
 
 class ReplicatedSweeper(Sweeper):

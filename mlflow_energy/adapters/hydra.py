@@ -7,6 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 
+def override_key(override: str) -> str:
+    """The key of one command-line override (``+model.seed=3`` -> ``model.seed``)."""
+    return override.partition("=")[0].lstrip("+~")
+
+
 def split_grid(overrides: list[Any]) -> list[list[str]]:
     """Parsed overrides -> every combination of the swept values, in Hydra's launch order."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper

@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlflow_energy.bench.lifetime import die_with_parent, exit_without_teardown
 from mlflow_energy.bench.progress import ProgressHandler
 from mlflow_energy.bench.stages import restart_clock
 from mlflow_energy.config import to_run_config
 from mlflow_energy.inference.server import ServerError
+from mlflow_energy.lifetime import die_with_parent, exit_without_teardown
 
 LOG_FORMAT = "[mlflow-energy %(asctime)s] %(message)s"
 BENCH_LOG = "bench.log"  # the child's progress, beside result.json

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow_energy.config import RunConfig, to_run_config
-from mlflow_energy.inference.load import RequestRecord
+from mlflow_energy.inference.load_generator import RequestRecord
 from mlflow_energy.inference.pruning import PruningOutcome
 from mlflow_energy.meter.measurement import Measurement
 
@@ -105,7 +105,7 @@ class ServingRun:
 @dataclass
 class Summary:
     """Derived figures; each field becomes the MLflow metric ``<section>/<rest>`` (first ``_``
-    -> ``/``), see tracking/names.py. None where not applicable (no GPU, no idle baseline...)
+    -> ``/``), see store/names.py. None where not applicable (no GPU, no idle baseline...)
     or below the noise floor (see ``Assessment.below_noise_floor``).
     Energy is gross over the measured generate windows unless the name says net. Every
     ``energy_*`` figure that is not per domain counts the headline domains only: the measured

@@ -21,7 +21,7 @@ from mlflow_energy.bench.result import ServingRun
 from mlflow_energy.bench.run_state import Run, cool_down, measure_idle
 from mlflow_energy.config import RunConfig
 from mlflow_energy.inference.lengths import output_cap, request_lengths
-from mlflow_energy.inference.load import ERROR, OK, STEADY, WARMUP, LoadGenerator, LoadPlan, RequestRecord
+from mlflow_energy.inference.load_generator import ERROR, OK, STEADY, WARMUP, LoadGenerator, LoadPlan, RequestRecord
 from mlflow_energy.inference.models import load_tokenizer, resolve_model
 from mlflow_energy.inference.prompts import SHIPPED_PROMPTS, read_prompt_file
 from mlflow_energy.inference.server import SERVER_LOG, ManagedServer, ServerError, pick_model, transformers_serve

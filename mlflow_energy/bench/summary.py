@@ -11,7 +11,7 @@ from typing import Any
 from mlflow_energy.bench.result import Assessment, BenchResult, RepetitionWindow, Summary, interval_label
 from mlflow_energy.bench.stats import MIN_SAMPLES, Interval, describe, percentile, positive_interval, repeat_interval
 from mlflow_energy.config import ServingConfig, WorkloadConfig
-from mlflow_energy.inference.load import ERROR, WARMUP, RequestRecord
+from mlflow_energy.inference.load_generator import ERROR, WARMUP, RequestRecord
 from mlflow_energy.meter.host import JOULES_PER_KWH
 from mlflow_energy.meter.measurement import EnergySource, Measurement
 from mlflow_energy.meter.sampler import TimelineSample

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from mlflow_energy.bench.child import STANDBY_FLAG, preload, run_child
 from mlflow_energy.bench.interrupt import StopRequest
-from mlflow_energy.bench.lifetime import die_with_parent, exit_without_teardown
+from mlflow_energy.lifetime import die_with_parent, exit_without_teardown
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 STOP_GRACE_S = 10.0  # a child stopped with SIGTERM gets this long to save its result before SIGKILL

@@ -15,17 +15,19 @@ if TYPE_CHECKING:
 
     from mlflow_energy.bench.stages import StageClock
     from mlflow_energy.config import RunConfig
-    from mlflow_energy.tracking.store import ProjectRun
+    from mlflow_energy.store.reads import ProjectRun
 
 
 def check_run(config: RunConfig) -> None:
     """The configuration, its input files and its model, checked (ConfigError)."""
     from mlflow_energy.config import validate
+    from mlflow_energy.inference.hardware_support import check_hardware_support
     from mlflow_energy.inference.inputs import validate_inputs
     from mlflow_energy.inference.models import resolve_model, validate_pruning_fits, validate_workload_fits
     from mlflow_energy.inference.server import check_serving
 
     validate(config)
+    check_hardware_support(config)
     validate_inputs(config)
     source = resolve_model(config.model)
     validate_workload_fits(source, config)
@@ -47,8 +49,8 @@ def validated(cfg: DictConfig, clock: StageClock | None = None) -> tuple[RunConf
     """Checked, with its tracking store ready (TrackingError), and the run `mlflow run` created
     for it, if any; ``clock`` times the checks and the store apart."""
     from mlflow_energy.bench import stages
-    from mlflow_energy.tracking.logger import prepare_experiment
-    from mlflow_energy.tracking.store import project_run
+    from mlflow_energy.record.writer import prepare_experiment
+    from mlflow_energy.store.reads import project_run
 
     if clock is not None:
         clock.enter(stages.CHECKS)

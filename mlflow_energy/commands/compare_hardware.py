@@ -1,5 +1,5 @@
 """``mlflow-energy compare-hardware``: the same configurations measured on different machines,
-side by side, from the tracking store (report/hardware.py)."""
+side by side, from the tracking store (report/compare_hardware.py)."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def compare_hardware_command(argv: list[str]) -> None:
     parser.add_argument("--out", type=Path, default=Path("hardware-report"),
                         help="folder for hardware.csv, hardware.md, hardware.png; default: %(default)s")  # fmt: skip
     args = parser.parse_args(argv)
-    from mlflow_energy.report.hardware import load, write
-    from mlflow_energy.tracking.store import TrackingError, check_reachable
+    from mlflow_energy.report.compare_hardware import load, write
+    from mlflow_energy.store.reads import TrackingError, check_reachable
 
     uris = args.tracking_uri or ["sqlite:///mlflow.db"]
     for uri in uris:

@@ -12,7 +12,7 @@ from pathlib import Path
 from mlflow_energy.bench import stages
 from mlflow_energy.bench.result import BenchResult, ResultFileError, Status
 from mlflow_energy.commands.exits import EXIT_CONFIG_ERROR, EXIT_RUN_FAILED, EXIT_TRACKING_ERROR, fail
-from mlflow_energy.tracking.uris import is_server, redact_in, redact_uri, run_path, ui_address
+from mlflow_energy.store.uris import is_server, redact_in, redact_uri, run_path, ui_address
 
 
 def ui_hint(uri: str, address: str) -> str:
@@ -33,8 +33,8 @@ def log_and_report(
 ) -> tuple[int, str | None]:
     """Logs the result in ``out_dir`` (once; into ``project_run_id``, of ``experiment``, under
     `mlflow run`) and prints its summary: (exit code, run id)."""
+    from mlflow_energy.record.writer import LogRequest, log_result, log_time_totals
     from mlflow_energy.report.console import print_summary
-    from mlflow_energy.tracking.logger import LogRequest, log_result, log_time_totals
 
     result = BenchResult.read(out_dir)
     if LogRequest.read(out_dir) is None:  # the first attempt's: `log DIR --tracking-uri ELSEWHERE` must not replace it
@@ -66,7 +66,7 @@ def log_command(argv: list[str]) -> None:
     parser.add_argument("--tracking-uri", help="default: where the run was to be logged")
     parser.add_argument("--experiment", help="default: the experiment the run was to be logged in")
     args = parser.parse_args(argv)
-    from mlflow_energy.tracking.logger import LogRequest
+    from mlflow_energy.record.writer import LogRequest
 
     try:
         tracking = BenchResult.read(args.output_dir).config.tracking

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mlflow_energy.commands.exits import EXIT_CONFIG_ERROR, fail
-from mlflow_energy.tracking import names
+from mlflow_energy.store import names
 
 
 def register_command(argv: list[str]) -> None:
@@ -30,7 +30,7 @@ def register_command(argv: list[str]) -> None:
                              "(default: only when the challenger is better beyond both)")  # fmt: skip
     parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
     args = parser.parse_args(argv)
-    from mlflow_energy.tracking.registry import RegistryError, select_and_register
+    from mlflow_energy.registry.register import RegistryError, select_and_register
 
     try:
         select_and_register(args.tracking_uri, args.experiment, args.sweep, args.name, args.metric, args.direction,

@@ -17,8 +17,8 @@ def report_command(argv: list[str]) -> None:
     parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
     parser.add_argument("--out", type=Path, help="also keep the report files in this folder")
     args = parser.parse_args(argv)
-    from mlflow_energy.tracking.parent_run import rebuild_report
-    from mlflow_energy.tracking.store import TrackingError, check_reachable
+    from mlflow_energy.store.reads import TrackingError, check_reachable
+    from mlflow_energy.sweep.parent_run import rebuild_report
 
     try:
         check_reachable(args.tracking_uri)  # a dead server fails in seconds, not after MLflow's minutes of retries

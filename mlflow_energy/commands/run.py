@@ -20,12 +20,12 @@ from mlflow_energy.commands.exits import (
     interrupted,
 )
 from mlflow_energy.commands.log import log_and_report, ui_hint
-from mlflow_energy.tracking.uris import redact_uri
+from mlflow_energy.store.uris import redact_uri
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-    from mlflow_energy.tracking.sweep_state import SweepEnd
+    from mlflow_energy.sweep.state import SweepEnd
 
 log = logging.getLogger("mlflow_energy")
 
@@ -34,8 +34,8 @@ def run_command(argv: list[str]) -> None:
     import hydra
 
     from mlflow_energy.config import config_dir, register_schema
-    from mlflow_energy.tracking.sweep import SweepCallback
-    from mlflow_energy.tracking.sweeper import register_sweeper
+    from mlflow_energy.sweep.callback import SweepCallback
+    from mlflow_energy.sweep.sweeper import register_sweeper
 
     register_schema()
     register_sweeper()  # conf/config.yaml's last default
@@ -61,7 +61,7 @@ def execute(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from mlflow_energy.tracking.sweep_state import SweepState
+    from mlflow_energy.sweep.state import SweepState
 
     STOP.install(EXIT_INTERRUPTED)  # again here (SIGINT only): a joblib worker is a process of its own
     hydra_cfg = HydraConfig.get()
@@ -81,8 +81,8 @@ def _single_run(cfg: DictConfig, out_dir: Path) -> None:
     from mlflow_energy.bench import stages
     from mlflow_energy.bench.isolation import prepare, run_isolated
     from mlflow_energy.config import ConfigError, resolve_device
-    from mlflow_energy.tracking.kept import wait_for_server
-    from mlflow_energy.tracking.store import TrackingError
+    from mlflow_energy.store.kept import wait_for_server
+    from mlflow_energy.store.reads import TrackingError
 
     command_stages: dict[str, float] = {}
     clock = stages.StageClock(command_stages, stages.STARTUP, stages.process_age_s())
@@ -114,7 +114,7 @@ def _single_run(cfg: DictConfig, out_dir: Path) -> None:
 def end_sweep(end: SweepEnd, command: str) -> None:
     """The sweep's last sentence and exit code: interrupted (130), results or the parent not in
     MLflow (3), failed points (1); nothing when all went well."""
-    from mlflow_energy.tracking.sweep_state import Outcome
+    from mlflow_energy.sweep.state import Outcome
 
     if end.comparison_url:
         print(f"Compare the sweep's points in the MLflow UI: {ui_hint(end.tracking_uri, end.comparison_url)}")

@@ -15,15 +15,15 @@ from mlflow_energy.bench.interrupt import STOP
 from mlflow_energy.bench.result import Status
 from mlflow_energy.commands.checks import checked
 from mlflow_energy.commands.log import log_and_report
-from mlflow_energy.tracking import names
-from mlflow_energy.tracking.sweep_state import OUTCOME_FILE, Outcome, PointOutcome, SweepState, read_outcomes
+from mlflow_energy.store import names
+from mlflow_energy.sweep.state import OUTCOME_FILE, Outcome, PointOutcome, SweepState, read_outcomes
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from mlflow_energy.bench.result import BenchResult
     from mlflow_energy.config import RunConfig
-    from mlflow_energy.tracking.kept import KeptResult, KeptResults
+    from mlflow_energy.store.kept import KeptResult, KeptResults
 
 
 @dataclass
@@ -59,7 +59,7 @@ def sweep_job(
     cfg: DictConfig, out_dir: Path, sweep: SweepState, sweep_dir: Path, num: int, overrides: list[str]
 ) -> None:
     from mlflow_energy.config import ConfigError, config_hash
-    from mlflow_energy.tracking.kept import KeptResults, wait_for_server
+    from mlflow_energy.store.kept import KeptResults, wait_for_server
 
     if STOP.requested:
         return
@@ -82,7 +82,7 @@ def _job(cfg: DictConfig, out_dir: Path, sweep: SweepState, sweep_dir: Path, num
          overrides: list[str]) -> tuple[Job, RunConfig]:  # fmt: skip
     """The job and its typed config, before validation: a refused job still knows its point and replicate."""
     from mlflow_energy.config import point_hash, to_run_config
-    from mlflow_energy.tracking.run_names import point_name, replicate_run_name
+    from mlflow_energy.record.run_names import point_name, replicate_run_name
 
     typed = to_run_config(cfg)
     name = point_name(overrides, sweep.swept_keys)
@@ -94,8 +94,8 @@ def _refuse(job: Job, overrides: list[str], error: str, online: bool, how: str =
             extra_tags: dict[str, str] | None = None) -> None:  # fmt: skip
     """A job that ended without a result (refused before measuring, or lost): a FAILED run with
     its error (none while the server does not answer)."""
-    from mlflow_energy.tracking.kept import store_failures
-    from mlflow_energy.tracking.logger import log_refused
+    from mlflow_energy.record.writer import log_refused
+    from mlflow_energy.store.kept import store_failures
 
     tags = {**job.tags, names.TAG_POINT_HASH: job.point_hash, names.TAG_REPLICATE: str(job.replicate),
             **(extra_tags or {})}  # fmt: skip
@@ -116,7 +116,7 @@ def record_lost_job(cfg: DictConfig, out_dir: Path, num: int, overrides: list[st
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from mlflow_energy.tracking.kept import KeptResults, wait_for_server
+    from mlflow_energy.store.kept import KeptResults, wait_for_server
 
     sweep_dir = Path(str(cfg.hydra.sweep.dir))
     sweep = SweepState.read(sweep_dir)
@@ -158,7 +158,7 @@ def _end_lost_with_result(job: Job, experiment: str, digest: str, held: KeptResu
                           kept: KeptResults, online: bool, cause: str) -> None:  # fmt: skip
     """A lost job's saved result, logged once (unless the job logged it itself), with the cause."""
     from mlflow_energy.bench.isolation import close_unfinished
-    from mlflow_energy.tracking.kept import KeptResult
+    from mlflow_energy.store.kept import KeptResult
 
     run_id = held.run_id
     if run_id is None:  # saved mid-run: nobody was left to close it
@@ -181,7 +181,7 @@ def _logged_from_disk(job: Job, config: RunConfig, digest: str, kept: KeptResult
     """A result an earlier launch measured but could not log is logged now instead of measured
     again (or, while the server does not answer, stays kept): True when that ends the job. An
     unfinished one is logged as what it is (FAILED), and the point is measured again."""
-    from mlflow_energy.tracking.kept import KeptResult
+    from mlflow_energy.store.kept import KeptResult
 
     held = kept.get(digest)
     if held is None or held.run_id is not None:
@@ -209,8 +209,8 @@ def _logged_from_disk(job: Job, config: RunConfig, digest: str, kept: KeptResult
 def _measured_before(job: Job, digest: str, held: KeptResult | None, online: bool) -> bool:
     """``bench.resume``: skipped when the experiment holds a FINISHED run of this configuration,
     or, while the server does not answer, when this sweep logged one (its kept entry says so)."""
-    from mlflow_energy.tracking.kept import store_failures
-    from mlflow_energy.tracking.store import find_finished_run
+    from mlflow_energy.store.kept import store_failures
+    from mlflow_energy.store.reads import find_finished_run
 
     run_id = None
     try:
@@ -231,7 +231,7 @@ def _measured_before(job: Job, digest: str, held: KeptResult | None, online: boo
 def _measure(job: Job, config: RunConfig, digest: str, kept: KeptResults) -> None:
     from mlflow_energy.bench.gpu_lease import isolated_device
     from mlflow_energy.bench.isolation import run_isolated
-    from mlflow_energy.tracking.kept import KeptResult, wait_for_server
+    from mlflow_energy.store.kept import KeptResult, wait_for_server
 
     if STOP.requested:  # Ctrl-C while the job was being prepared: it does not start, as the jobs after it
         return
@@ -256,8 +256,8 @@ def _measure(job: Job, config: RunConfig, digest: str, kept: KeptResults) -> Non
 def _tag_lost(sweep: SweepState, sweep_dir: Path, out_dir: Path, cause: str) -> None:
     """The FAILED run a lost job logged itself gets the engine's cause beside its own error. A job
     that finished (or skipped its point) before its engine reported it lost stands as it is."""
-    from mlflow_energy.tracking.kept import store_failures
-    from mlflow_energy.tracking.logger import mark_job_lost
+    from mlflow_energy.record.writer import mark_job_lost
+    from mlflow_energy.store.kept import store_failures
 
     recorded = PointOutcome.read(out_dir)
     if recorded.status in (Outcome.FINISHED, Outcome.SKIPPED) or recorded.run_id is None:

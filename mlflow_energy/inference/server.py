@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlflow_energy.bench.lifetime import die_with_parent
 from mlflow_energy.config import ConfigError, ModelConfig, RunConfig
 from mlflow_energy.inference.models import load_model, load_tokenizer, resolve_model
+from mlflow_energy.lifetime import die_with_parent
 
 log = logging.getLogger("mlflow_energy.bench")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from mlflow_energy.bench.result import interval_label
 from mlflow_energy.bench.stats import Interval, positive_interval
-from mlflow_energy.tracking import names
+from mlflow_energy.store import names
 
 
 def interval_source(runs: int, processes: int = 1) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from mlflow_energy.inference.load import CSV_FIELDS, RequestRecord, record_row
+from mlflow_energy.inference.load_generator import CSV_FIELDS, RequestRecord, record_row
 from mlflow_energy.meter.measurement import Measurement
 
 

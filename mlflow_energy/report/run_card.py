@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from mlflow_energy.bench.result import BenchResult
 from mlflow_energy.report.headline import headline, lengths_label, load_label
 from mlflow_energy.report.timeline import phase_legend
-from mlflow_energy.tracking.names import metric_key
+from mlflow_energy.store.names import metric_key
 
 HEADLINE_NOTE = ("The headline is energy per output token, gross (idle included), counting measured domains "
                  "only (GPU counters, RAPL), or CodeCarbon's estimates where nothing was measured; with a measured "

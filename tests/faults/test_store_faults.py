@@ -130,7 +130,7 @@ def test_credentials_in_the_tracking_uri_are_never_printed(tmp_path: Path) -> No
 
 def test_the_health_probe_drops_credentials_and_keeps_the_path() -> None:
     """urllib would take ``alice:s3cret@host`` for a host name and declare a live server dead."""
-    from mlflow_energy.tracking.store import _health_url
+    from mlflow_energy.store.reads import _health_url
 
     assert _health_url("http://alice:s3cret@127.0.0.1:5000/mlflow/") == "http://127.0.0.1:5000/mlflow/health"
     assert _health_url("https://[::1]:8443") == "https://[::1]:8443/health"

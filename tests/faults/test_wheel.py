@@ -12,12 +12,16 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from processes import cli_env
+
 pytestmark = pytest.mark.e2e
 PROJECT = Path(__file__).resolve().parents[2]
 
 
 def sh(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=900)
+    # A user's environment: no tracking URI that another test's mlflow.set_tracking_uri left set.
+    proc = subprocess.run([str(a) for a in args], cwd=cwd, env=cli_env(), capture_output=True, text=True,
+                          timeout=900)  # fmt: skip
     assert proc.returncode == 0, f"{args}: {proc.stderr[-3000:]}"
     return proc
 
@@ -27,8 +31,8 @@ def test_the_wheel_runs_from_an_empty_folder(tmp_path: Path) -> None:
        PROJECT)  # fmt: skip
     (wheel,) = (tmp_path / "dist").glob("mlflow_energy-*.whl")
     with zipfile.ZipFile(wheel) as packed:  # the cluster launchers, where Hydra looks for them
-        assert {"hydra_plugins/mlflow_energy_sweeper/launchers.py", "mlflow_energy/cluster/ray_jobs.py",
-                "mlflow_energy/cluster/submitit_jobs.py"} <= set(packed.namelist())  # fmt: skip
+        assert {"hydra_plugins/mlflow_energy_sweeper/launchers.py", "mlflow_energy/sweep/ray_jobs.py",
+                "mlflow_energy/sweep/submitit_jobs.py"} <= set(packed.namelist())  # fmt: skip
     venv = tmp_path / "venv"
     sh(sys.executable, "-m", "venv", venv)
     # The dependencies come from this environment's site-packages, as a plain path: its .pth

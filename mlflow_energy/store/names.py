@@ -120,7 +120,7 @@ ENERGY_CV = _metric("measurement_energy_cv")
 WINDOW_S = _metric("measurement_window_s")
 REPETITIONS = _metric("measurement_repetitions")  # windows behind a run's own interval
 PROCESSES = _metric("measurement_processes")  # benchmark processes behind it (from 3: a repeat's interval)
-# The energy evaluator's figures (tracking/energy_evaluator.py), beside the ones above.
+# The energy evaluator's figures (integrations/energy_evaluator.py), beside the ones above.
 TOTAL_ENERGY = _metric("energy_total_j")
 ENERGY_PER_REQUEST = _metric("energy_j_per_request")
 WH_PER_1K_REQUESTS = _metric("energy_wh_per_1k_requests")
@@ -204,7 +204,7 @@ PARAM_NONZERO_PARAMETERS = "model.nonzero_parameters"  # parameters less the wei
 PARAM_DECODER_LAYERS = "model.decoder_layers"  # decoder layers left
 PARAM_LAYERS_REMOVED = "model.layers_removed"  # indices of the decoder layers removed, as numbered before
 # Params a run learnt while it ran rather than was configured with: not part of what a
-# configuration is (report/hardware.py matches configurations on the others). A new learnt
+# configuration is (report/compare_hardware.py matches configurations on the others). A new learnt
 # param belongs here.
 LEARNT_PARAMS = (PARAM_MODEL_PARAMETERS, PARAM_INT8_LAYERS, PARAM_SPARSITY_REACHED, PARAM_NONZERO_PARAMETERS,
                  PARAM_DECODER_LAYERS, PARAM_LAYERS_REMOVED)  # fmt: skip

@@ -24,7 +24,7 @@ from typing import Any
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, open_dict
 
-from mlflow_energy.cluster.engines import JobRequest, job_request
+from mlflow_energy.sweep.engines import JobRequest, job_request
 
 log = logging.getLogger("mlflow_energy.sweep")
 
@@ -52,8 +52,8 @@ class PlannedJob:
 def planned_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int,
                  cluster_has_gpus: bool) -> Iterator[PlannedJob]:  # fmt: skip
     """Each job's config, composed as the plugins compose it, and what it asks for."""
-    from mlflow_energy.tracking.run_names import point_name, replicate_run_name
-    from mlflow_energy.tracking.sweep_state import SweepState
+    from mlflow_energy.record.run_names import point_name, replicate_run_name
+    from mlflow_energy.sweep.state import SweepState
 
     sweep = SweepState.read(Path(str(launcher.config.hydra.sweep.dir)))
     warned = False

@@ -32,7 +32,7 @@ from mlflow_energy.bench.summary import emissions_figures, energy_figures, headl
 from mlflow_energy.meter.energy_meter import EnergyMeter, WindowHandle
 from mlflow_energy.meter.measurement import Measurement
 from mlflow_energy.meter.sampler import TimelineSample
-from mlflow_energy.tracking import names
+from mlflow_energy.store import names
 
 log = logging.getLogger("mlflow_energy.track")
 
@@ -224,7 +224,7 @@ def tracked_tags(t: Tracked) -> dict[str, str]:
 
 def log_tracked(t: Tracked, timeline: list[TimelineSample], failed: bool = False, pue: float = 1.0) -> str:
     """Logs to the active run, or to a new one it ends (FAILED when the block raised): the run id."""
-    from mlflow_energy.tracking.logger import log_to_active_run
+    from mlflow_energy.record.writer import log_to_active_run
 
     # Shading thousands of windows (a window per request) would take the plot minutes: the block then.
     shaded = t.windows if 0 < len(t.windows) <= MAX_SHADED_WINDOWS else [t.total]

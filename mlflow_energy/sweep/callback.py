@@ -25,17 +25,12 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict
 
-from mlflow_energy.config import ConfigError
-from mlflow_energy.tracking import names
-from mlflow_energy.tracking.run_names import override_params
-from mlflow_energy.tracking.sweep_state import SweepEnd, SweepState, read_outcomes
-from mlflow_energy.tracking.sweeper import (
-    PLAN_PREFIX,
-    ReplicatedSweeperConf,
-    override_key,
-    sweep_jobs,
-    sweeper_arguments,
-)
+from mlflow_energy.adapters.hydra import override_key
+from mlflow_energy.config import PLAN_PREFIX, ConfigError
+from mlflow_energy.record.run_names import override_params
+from mlflow_energy.store import names
+from mlflow_energy.sweep.state import SweepEnd, SweepState, read_outcomes
+from mlflow_energy.sweep.sweeper import ReplicatedSweeperConf, sweep_jobs, sweeper_arguments
 
 log = logging.getLogger("mlflow_energy.sweep")
 
@@ -107,10 +102,10 @@ class SweepCallback(Callback):
     register_error: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from mlflow_energy.cluster.shared_state import check_shared_state
-        from mlflow_energy.tracking.kept import KeptResults
-        from mlflow_energy.tracking.logger import open_sweep_parent, prepare_experiment
-        from mlflow_energy.tracking.store import TrackingError
+        from mlflow_energy.record.writer import open_sweep_parent, prepare_experiment
+        from mlflow_energy.store.kept import KeptResults
+        from mlflow_energy.store.reads import TrackingError
+        from mlflow_energy.sweep.shared_state import check_shared_state
 
         uri, experiment = config.tracking.uri, config.tracking.experiment
         try:
@@ -144,7 +139,7 @@ class SweepCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from mlflow_energy.bench.interrupt import STOP
-        from mlflow_energy.tracking.parent_run import finish_sweep
+        from mlflow_energy.sweep.parent_run import finish_sweep
 
         sweep_dir = Path(config.hydra.sweep.dir)
         state = SweepState.read(sweep_dir)
@@ -159,7 +154,7 @@ class SweepCallback(Callback):
     def _register(config: DictConfig, state: SweepState) -> None:
         """``register.enabled=true``: the sweep's most efficient qualifying model, as the
         ``register`` command would choose it."""
-        from mlflow_energy.tracking.registry import RegistryError, select_and_register
+        from mlflow_energy.registry.register import RegistryError, select_and_register
 
         r = config.register
         try:

@@ -1,5 +1,5 @@
 """What a benchmark result becomes in MLflow: its tags, params and timeline metrics (names from
-tracking/names.py). Pure: tracking/logger.py writes them."""
+store/names.py). Pure: record/writer.py writes them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from mlflow_energy.meter.sampler import HOST, TimelineSample
 from mlflow_energy.report.headline import basis_label, trust_verdict
 from mlflow_energy.report.run_card import description
 from mlflow_energy.report.timeline import phase_codes
-from mlflow_energy.tracking import names
+from mlflow_energy.store import names
 
 
 def run_tags(result: BenchResult) -> dict[str, str]:

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
-from mlflow_energy.cluster.jobs import PlannedJob, first_line, gathered, planned_jobs, wait_or_stop
+from mlflow_energy.sweep.jobs import PlannedJob, first_line, gathered, planned_jobs, wait_or_stop
 
 log = logging.getLogger("mlflow_energy.sweep")
 LOAD_AND_LOG_S = 600  # a job's time outside the benchmark's own timeout: start-up, a cold model load, logging

@@ -1,9 +1,9 @@
-"""The run searches the tool makes, in MLflow's filter syntax: built here, from tracking/names.py."""
+"""The run searches the tool makes, in MLflow's filter syntax: built here, from store/names.py."""
 
 from __future__ import annotations
 
 from mlflow_energy.bench.result import Status
-from mlflow_energy.tracking import names
+from mlflow_energy.store import names
 
 NEWEST_FIRST = ["attributes.start_time DESC"]
 

@@ -19,11 +19,10 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
-from mlflow_energy.adapters.hydra import split_grid
-from mlflow_energy.config import REPLICATE_KEY, ConfigError
+from mlflow_energy.adapters.hydra import override_key, split_grid
+from mlflow_energy.config import PLAN_PREFIX, REPLICATE_KEY, ConfigError
 
 SWEEPER_NAME = "replicated"  # its name in the hydra/sweeper config group
-PLAN_PREFIX = "sweep."  # sweep.replicates, sweep.shuffle_seed, sweep.replicate: how to sweep, not what
 REPLICATES_KEY = "sweep.replicates"
 
 
@@ -41,15 +40,11 @@ def register_sweeper() -> None:
     misses in an editable install (it cannot list modules behind setuptools' import hook)."""
     from hydra.core.config_store import ConfigStore
     from hydra.core.plugins import Plugins
-
-    from hydra_plugins.mlflow_energy_sweeper import ReplicatedSweeper
+    from hydra.utils import get_class
 
     ConfigStore.instance().store(group="hydra/sweeper", name=SWEEPER_NAME, node=ReplicatedSweeperConf)
-    Plugins.instance().register(ReplicatedSweeper)
-
-
-def override_key(override: str) -> str:
-    return override.partition("=")[0].lstrip("+~")
+    # By its target, as Hydra names every plugin: the plugin imports this package, never the reverse.
+    Plugins.instance().register(get_class(ReplicatedSweeperConf._target_))
 
 
 def sweeper_arguments(params: Mapping[str, Any] | None) -> list[str]:

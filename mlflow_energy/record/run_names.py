@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mlflow_energy.tracking.sweeper import PLAN_PREFIX, override_key
+from mlflow_energy.adapters.hydra import override_key
+from mlflow_energy.config import PLAN_PREFIX
 
 
 def point_name(overrides: list[str], keys: list[str]) -> str:
@@ -32,7 +33,7 @@ def override_params(overrides: list[str]) -> list[Any]:
     characters; ``tracking.uri`` without credentials."""
     from mlflow.entities import Param
 
-    from mlflow_energy.tracking.uris import redact_uri
+    from mlflow_energy.store.uris import redact_uri
 
     values = {k.lstrip("+~"): v for k, _, v in (o.partition("=") for o in overrides)}
     if "tracking.uri" in values:

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from mlflow_energy.cluster.engines import Engine, engine_of, may_leave_this_host
-from mlflow_energy.cluster.jobs import first_line
 from mlflow_energy.config import ConfigError
-from mlflow_energy.tracking.uris import redact_uri
+from mlflow_energy.store.uris import redact_uri
+from mlflow_energy.sweep.engines import Engine, engine_of, may_leave_this_host
+from mlflow_energy.sweep.jobs import first_line
 
 SERVER_SCHEMES = ("http", "https", "databricks")
 # Filesystems that several machines mount as one (/proc/mounts type names).
@@ -37,7 +37,8 @@ def check_shared_state(config: Any, launch_dir: Path) -> None:
     uri = str(config.tracking.uri)
     if urlparse(uri).scheme not in SERVER_SCHEMES:
         raise ConfigError(f"{where}, which cannot share the tracking store {redact_uri(uri)}; start a shared "
-                          "`mlflow server` (docs/how-to/clusters.md) and set tracking.uri=http://HOST:5000.")  # fmt: skip
+                          "`mlflow server` (docs/how-to/clusters.md) and set "
+                          "tracking.uri=http://HOST:5000.")  # fmt: skip
     if cluster_is_this_host(engine, launcher):
         return
     for what, folder in (("hydra.sweep.dir", Path(config.hydra.sweep.dir)), ("the launch folder", launch_dir)):

@@ -1,5 +1,5 @@
-"""A sweep's parent run at the end: its report built (report/sweep_report.py) and logged with it
-(tracking/logger.py), and its status; and the same report rebuilt from the store later."""
+"""A sweep's parent run at the end: its report built (sweep/report.py) and logged with it
+(record/writer.py), and its status; and the same report rebuilt from the store later."""
 
 from __future__ import annotations
 
@@ -10,14 +10,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mlflow_energy.report.sweep_answer import experiment_line, sweep_answer
-from mlflow_energy.report.sweep_report import PointRow, SweepReport, build_report
-from mlflow_energy.tracking import filters, names
-from mlflow_energy.tracking.sweep_state import Outcome, PointOutcome, SweepEnd, SweepState, count_outcomes
-from mlflow_energy.tracking.ui_view import (
+from mlflow_energy.record.ui_view import (
     TESTED_UI_VERSIONS,
     View,
-    comparison,
     ui_version,
     view_key,
     view_path,
@@ -25,7 +20,12 @@ from mlflow_energy.tracking.ui_view import (
     view_tag,
     view_url,
 )
-from mlflow_energy.tracking.uris import run_path
+from mlflow_energy.store import filters, names
+from mlflow_energy.store.uris import run_path
+from mlflow_energy.sweep.answer import experiment_line, sweep_answer
+from mlflow_energy.sweep.comparison import comparison
+from mlflow_energy.sweep.report import PointRow, SweepReport, build_report
+from mlflow_energy.sweep.state import Outcome, PointOutcome, SweepEnd, SweepState, count_outcomes
 
 log = logging.getLogger("mlflow_energy.sweep")
 
@@ -38,7 +38,7 @@ def finish_sweep(
     answer within ``wait_s``, or stops answering while the report is logged."""
     from mlflow.tracking import MlflowClient
 
-    from mlflow_energy.tracking.kept import store_failures, wait_for_server
+    from mlflow_energy.store.kept import store_failures, wait_for_server
 
     counts = count_outcomes(outcomes)
     end = SweepEnd(state.parent_run_id, state.tracking_uri, counts, interrupted)
@@ -60,7 +60,7 @@ def _log_report(client: Any, state: SweepState, report: SweepReport, status: str
     """Logs the report on the parent run with its description (the answer) and, where the MLflow
     UI is a version the comparison view was tested with, the view and the experiment's line
     pointing at it: the view's URL, None without one."""
-    from mlflow_energy.tracking.logger import log_sweep_report
+    from mlflow_energy.record.writer import log_sweep_report
 
     view = None
     if ui_version(state.tracking_uri) in TESTED_UI_VERSIONS:
@@ -79,7 +79,7 @@ def rebuild_report(tracking_uri: str, experiment: str, sweep_id: str | None, fol
     sweep_points.json), logged to the parent again and, with ``folder``, kept there."""
     from mlflow.tracking import MlflowClient
 
-    from mlflow_energy.tracking.store import search_experiment_runs
+    from mlflow_energy.store.reads import search_experiment_runs
 
     client = MlflowClient(tracking_uri=tracking_uri)
     _, parents = search_experiment_runs(

@@ -46,7 +46,7 @@ from mlflow_energy.bench.summary import energy_figures, estimate_warning, headli
 from mlflow_energy.config import CarbonConfig
 from mlflow_energy.meter.energy_meter import EnergyMeter
 from mlflow_energy.meter.measurement import DOMAINS, EnergySource, Measurement
-from mlflow_energy.tracking import names
+from mlflow_energy.store import names
 
 log = logging.getLogger(__name__)
 
@@ -468,7 +468,7 @@ def _log(run_id: str, metrics: dict[str, float], tags: dict[str, str], record: d
     the windows as an artifact; returns the artifact's EvaluationArtifact."""
     from mlflow.models.evaluation.artifacts import JsonEvaluationArtifact
 
-    from mlflow_energy.tracking.logger import log_evaluation
+    from mlflow_energy.record.writer import log_evaluation
 
     name, digest = getattr(dataset, "name", None), getattr(dataset, "digest", None)
     if name is None or digest is None:

@@ -1,7 +1,7 @@
 """A sweep's comparison in the MLflow UI, opened by one link: the measured points only, every
 one visible and sorted by the energy figure, the key columns, and one chart section with the
 energy-against-speed scatter, parallel coordinates over the swept params and the few bar charts
-that matter. Pure: tracking/logger.py writes the view and the experiment's description.
+that matter. Pure: record/writer.py writes the view and the experiment's description.
 
 MLflow keeps such a view as an experiment tag in an internal format (the runs page's "Views"
 menu reads it): ``mlflow.sharedViewState.<key>`` holding ``{"name", "createdAt", "updatedAt",
@@ -18,13 +18,10 @@ import json
 import time
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mlflow_energy.tracking import names
-from mlflow_energy.tracking.uris import is_server, ui_address
-
-if TYPE_CHECKING:
-    from mlflow_energy.report.sweep_report import Axes, PointRow
+from mlflow_energy.store import names
+from mlflow_energy.store.uris import is_server, ui_address
 
 TESTED_UI_VERSIONS = ("3.17.2",)
 VIEW_TAG_PREFIX = "mlflow.sharedViewState."
@@ -32,7 +29,6 @@ VIEW_KEY_PREFIX = "mlflow-energy-"
 KEPT_VIEWS = 10  # the tool's newest views kept per experiment (the UI lists at most 40 views in all)
 _MAX_TAG_CHARS = 20_000  # MLflow's limit on an experiment tag's value
 _SECTION = "mlflow-energy-answer"
-_MAX_PARAMS = 8  # swept params on the parallel-coordinates chart and in the columns
 # The experiment description's part the tool owns, between these markers (the rest is the user's).
 NOTE_START, NOTE_END = "<!-- mlflow-energy: newest sweep -->", "<!-- /mlflow-energy -->"
 
@@ -183,41 +179,3 @@ def experiment_note(current: str, line: str) -> str:
         user = head + rest.partition(NOTE_END)[2]
     user = user.strip()
     return f"{NOTE_START}\n{line}\n{NOTE_END}" + (f"\n\n{user}" if user else "")
-
-
-def comparison(rows: list[PointRow], axes: Axes, swept_keys: list[str]) -> Comparison:
-    """The comparison of a sweep's points: the params that tell the points that measured apart,
-    and every other metric they logged."""
-    measured = [r for r in rows if r.measured and r.run_ids]
-    quality = names.PERPLEXITY if any(names.PERPLEXITY in r.metrics for r in measured) else None
-    shown = {axes.energy, axes.speed, quality}
-    # Replicated points hold means without the runs' own interval metrics: those are named too.
-    intervals = (k for m in names.RANKED_METRICS for k in names.interval_keys(m))
-    logged = [*(k for r in measured for k in r.metrics), *intervals]
-    others = [k for k in dict.fromkeys(logged) if k not in shown]
-    run_ids = [run_id for r in measured for run_id in r.run_ids]
-    params = swept_params(measured, swept_keys)
-    everywhere = [p for p in params if all(p in r.params for r in measured)]
-    colours = {run_id: colour for r, colour in zip(measured, point_colours(len(measured)), strict=True)
-               for run_id in r.run_ids}  # fmt: skip
-    return Comparison(axes.energy, axes.speed, quality, params, run_ids, others, everywhere, colours)
-
-
-def swept_params(rows: list[PointRow], swept_keys: list[str]) -> list[str]:
-    """The params whose value differs between ``rows``, the swept keys first (a group choice such
-    as ``model`` by its ``model.name``), leaving out the ones an earlier param already determines
-    (``model.weights`` follows ``model.name``) and the plan (``sweep.*``)."""
-    differing = [k for k in dict.fromkeys(k for r in rows for k in r.params)
-                 if len({r.params.get(k) for r in rows}) > 1 and not k.startswith("sweep.")]  # fmt: skip
-    swept = [p for key in swept_keys for p in (key.lstrip("+~"), f"{key.lstrip('+~')}.name") if p in differing]
-    kept: list[str] = []
-    for key in dict.fromkeys([*swept, *differing]):
-        if not any(_determines(rows, earlier, key) for earlier in kept):
-            kept.append(key)
-    return kept[:_MAX_PARAMS]
-
-
-def _determines(rows: list[PointRow], key: str, other: str) -> bool:
-    """Every value of ``key`` goes with one value of ``other``."""
-    pairs = {(r.params.get(key), r.params.get(other)) for r in rows}
-    return len(pairs) == len({k for k, _ in pairs})

@@ -1,6 +1,6 @@
 """The tracking store as the tool reads it: whether it answers, the run `mlflow run` created for
 this command, the runs it holds, and the hardware class a run was measured on. Every write is in
-tracking/logger.py."""
+record/writer.py."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from mlflow_energy.tracking import filters, names
-from mlflow_energy.tracking.uris import is_server, redact_in
+from mlflow_energy.store import filters, names
+from mlflow_energy.store.uris import is_server, redact_in
 
 
 class TrackingError(RuntimeError):

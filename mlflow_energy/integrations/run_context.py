@@ -77,7 +77,7 @@ def gpu_tags(nvml: Any | None = None) -> dict[str, str]:
     """Count, model, driver and power limit of the GPUs CUDA would show this process."""
     # Imported here, not at the top: MLflow imports this module at every ``import mlflow``.
     from mlflow_energy.meter.gpu import resolve_visible_handles
-    from mlflow_energy.tracking import names
+    from mlflow_energy.store import names
 
     if nvml is None:
         nvml = importlib.import_module("pynvml")
@@ -95,7 +95,7 @@ def gpu_tags(nvml: Any | None = None) -> dict[str, str]:
 
 
 def _describe(nvml: Any, handles: list[Any]) -> dict[str, str]:
-    from mlflow_energy.tracking import names
+    from mlflow_energy.store import names
 
     tags = {names.TAG_GPU_COUNT: str(len(handles))}
     if not handles:
@@ -120,7 +120,7 @@ def _text(value: Any) -> str:
 
 
 def cpu_tags() -> dict[str, str]:
-    from mlflow_energy.tracking import names
+    from mlflow_energy.store import names
 
     model = cpu_model()
     return {names.TAG_CPU_MODEL: model} if model else {}

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from mlflow_energy.report.replicates import show
 from mlflow_energy.report.run_card import HEADLINE_NOTE
-from mlflow_energy.report.sweep_report import (
+from mlflow_energy.store import names
+from mlflow_energy.store.uris import run_path
+from mlflow_energy.sweep.report import (
     QUALITY,
     TIED,
     UNTESTED,
@@ -16,9 +18,7 @@ from mlflow_energy.report.sweep_report import (
     energy_answer,
     named,
 )
-from mlflow_energy.tracking import names
-from mlflow_energy.tracking.sweep_state import Outcome
-from mlflow_energy.tracking.uris import run_path
+from mlflow_energy.sweep.state import Outcome
 
 # The questions a sweep answers, in the order the description asks them: (metric, what it asks, unit).
 QUESTIONS = [

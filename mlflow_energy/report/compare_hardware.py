@@ -40,9 +40,9 @@ from rich.table import Table
 from mlflow_energy.bench.stats import Interval
 from mlflow_energy.report.console import wide_console
 from mlflow_energy.report.replicates import Figures, combine, error_bars, show
-from mlflow_energy.tracking import filters, names
-from mlflow_energy.tracking.store import all_runs, hardware_class
-from mlflow_energy.tracking.uris import redact_uri
+from mlflow_energy.store import filters, names
+from mlflow_energy.store.reads import all_runs, hardware_class
+from mlflow_energy.store.uris import redact_uri
 
 ENERGY, SPEED = names.ENERGY_PER_TOKEN, names.THROUGHPUT
 

@@ -21,12 +21,12 @@ from typing import Any
 
 from mlflow_energy.bench.stats import Interval
 from mlflow_energy.config import ModelConfig
+from mlflow_energy.record.run_names import point_of_run_name
+from mlflow_energy.record.writer import set_alias
 from mlflow_energy.report.pareto import pareto_front
 from mlflow_energy.report.replicates import Figures, combine, show
-from mlflow_energy.tracking import filters, names
-from mlflow_energy.tracking.logger import set_alias
-from mlflow_energy.tracking.run_names import point_of_run_name
-from mlflow_energy.tracking.store import hardware_class
+from mlflow_energy.store import filters, names
+from mlflow_energy.store.reads import hardware_class
 
 ENERGY, SPEED = names.ENERGY_PER_TOKEN, names.THROUGHPUT
 HIGHER_IS_BETTER_SECTIONS = ("throughput/", "efficiency/")
@@ -133,7 +133,7 @@ class Selection:
 def select(
     client: Any, experiment: str, sweep_id: str | None, metric: str, direction: str, constraints: list[Constraint]
 ) -> Selection:
-    from mlflow_energy.tracking.store import search_experiment_runs
+    from mlflow_energy.store.reads import search_experiment_runs
 
     try:
         _, found = search_experiment_runs(client, experiment, filters.FINISHED_MEASUREMENTS, sweep_id)
@@ -207,7 +207,7 @@ def register(
     a version with its evidence, then decides the alias."""
     from mlflow.tracking import MlflowClient
 
-    from mlflow_energy.tracking.logger import log_model_version
+    from mlflow_energy.record.writer import log_model_version
 
     run = selection.chosen.run
     model_config, artifacts = _model_payload(run, reference)
@@ -424,7 +424,7 @@ def select_and_register(
     from mlflow.tracking import MlflowClient
 
     from mlflow_energy.report.console import wide_console
-    from mlflow_energy.tracking.store import TrackingError, check_reachable
+    from mlflow_energy.store.reads import TrackingError, check_reachable
 
     try:
         check_reachable(tracking_uri)

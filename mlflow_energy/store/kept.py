@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mlflow_energy.bench.result import BenchResult, ResultFileError
-from mlflow_energy.tracking.store import TrackingError, check_reachable
+from mlflow_energy.store.reads import TrackingError, check_reachable
 
 KEPT_ROOT = Path(".mlflow_energy") / "kept"
 # MLflow's defaults are 7 retries, a back-off factor of 2 and 120 s per request.

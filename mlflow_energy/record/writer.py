@@ -1,7 +1,7 @@
 """Every write to MLflow the tool makes: a benchmark result (in the parent process only, after
 the child has ended), a refused grid point, a sweep's parent run and its report, a registered
 model version and its alias, and a ``track()`` block. What they write is built elsewhere
-(tracking/run_record.py, report/, tracking/registry.py); reads are in tracking/store.py."""
+(record/run_record.py, report/, registry/register.py); reads are in store/reads.py."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -25,19 +25,16 @@ from mlflow_energy.config import as_dict
 from mlflow_energy.inference.server import SERVER_LOG
 from mlflow_energy.meter.measurement import Measurement
 from mlflow_energy.meter.sampler import TimelineSample, read_timeline_csv, write_timeline_csv
+from mlflow_energy.record.datasets import log_datasets, run_datasets
+from mlflow_energy.record.run_record import run_params, run_tags, timeline_metrics
+from mlflow_energy.record.ui_view import VIEW_TAG_PREFIX, View, experiment_note, views_to_prune
 from mlflow_energy.report import run_card
 from mlflow_energy.report.headline import load_label
 from mlflow_energy.report.requests import plot_latency_cdf, write_requests_csv
 from mlflow_energy.report.timeline import phase_legend, plot_timeline
-from mlflow_energy.tracking import filters, names
-from mlflow_energy.tracking.datasets import log_datasets, run_datasets
-from mlflow_energy.tracking.run_record import run_params, run_tags, timeline_metrics
-from mlflow_energy.tracking.store import TrackingError, check_reachable, first_run
-from mlflow_energy.tracking.ui_view import VIEW_TAG_PREFIX, View, experiment_note, views_to_prune
-from mlflow_energy.tracking.uris import redact_in, redact_uri
-
-if TYPE_CHECKING:
-    from mlflow_energy.report.sweep_report import SweepReport
+from mlflow_energy.store import filters, names
+from mlflow_energy.store.reads import TrackingError, check_reachable, first_run
+from mlflow_energy.store.uris import redact_in, redact_uri
 
 _BATCH = 1000  # MLflow's per-request limit on metrics in log_batch
 LOG_REQUEST_FILE = "logging.json"
@@ -251,7 +248,7 @@ def log_refused(
     from mlflow.entities import RunTag
     from mlflow.tracking import MlflowClient
 
-    from mlflow_energy.tracking.run_names import override_params
+    from mlflow_energy.record.run_names import override_params
 
     client = MlflowClient(tracking_uri=tracking_uri)
     run_id = client.create_run(experiment_id, run_name=run_name).info.run_id
@@ -276,7 +273,7 @@ def open_sweep_parent(tracking_uri: str, experiment_id: str, sweep_id: str, run_
     set RUNNING: (run id, whether it was found). TrackingError when the store fails meanwhile."""
     from mlflow.tracking import MlflowClient
 
-    from mlflow_energy.tracking.kept import store_failures
+    from mlflow_energy.store.kept import store_failures
 
     client = MlflowClient(tracking_uri=tracking_uri)
     try:
@@ -295,7 +292,15 @@ def open_sweep_parent(tracking_uri: str, experiment_id: str, sweep_id: str, run_
         raise TrackingError(redact_in(message, tracking_uri)) from None
 
 
-def log_sweep_report(client: Any, parent_run_id: str, report: SweepReport, status: str | None,
+class ParentRunReport(Protocol):
+    """What a sweep's report puts on its parent run (sweep/report.py's ``SweepReport``)."""
+
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    folder: Path
+
+
+def log_sweep_report(client: Any, parent_run_id: str, report: ParentRunReport, status: str | None,
                      view: View | None, experiment_line: str | None) -> None:  # fmt: skip
     """The report's files, metrics and tags on the parent run; the comparison ``view`` on the
     experiment and its colours on the runs, the tool's oldest views pruned, and

@@ -24,19 +24,19 @@ from rich.table import Table
 
 from mlflow_energy.bench.result import BenchResult, ResultFileError
 from mlflow_energy.bench.stats import Interval
+from mlflow_energy.record.run_record import run_params
 from mlflow_energy.report.console import wide_console
 from mlflow_energy.report.headline import trust_verdict
 from mlflow_energy.report.pareto import pareto_front, place_labels
 from mlflow_energy.report.replicates import combine, error_bars, show
-from mlflow_energy.tracking import names
-from mlflow_energy.tracking.run_record import run_params
-from mlflow_energy.tracking.sweep_state import (
+from mlflow_energy.store import names
+from mlflow_energy.store.uris import is_server, redact_uri, run_page
+from mlflow_energy.sweep.state import (
     Outcome,
     PointOutcome,
     SweepState,
     count_outcomes,
 )
-from mlflow_energy.tracking.uris import is_server, redact_uri, run_page
 
 log = logging.getLogger("mlflow_energy.sweep")
 
@@ -503,7 +503,7 @@ class SweepReport:
 
 def build_report(client: Any, state: SweepState, outcomes: list[PointOutcome], folder: Path) -> SweepReport:
     """Writes the report files into ``folder`` and prints the table; reads the children's runs
-    through ``client`` and writes nothing to MLflow (tracking/logger.py logs the report)."""
+    through ``client`` and writes nothing to MLflow (record/writer.py logs the report)."""
     rows = point_rows(client, outcomes)
     axes = axes_for(rows)
     mark_pareto(rows, axes)

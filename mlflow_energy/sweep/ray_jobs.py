@@ -13,7 +13,7 @@ from hydra.core.utils import JobReturn, configure_log, setup_globals
 from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.hydra_ray_launcher.ray_launcher import RayLauncher
-from mlflow_energy.cluster.jobs import first_line, gathered, planned_jobs, wait_or_stop
+from mlflow_energy.sweep.jobs import first_line, gathered, planned_jobs, wait_or_stop
 
 RAY_LOCAL_OBJECT_STORE_BYTES = 78_643_200  # as the plugin sets it: a local Ray that fits a small machine
 
