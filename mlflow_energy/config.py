@@ -1,12 +1,11 @@
-"""The structured run configuration (Hydra schema) and its validation."""
+"""The run configuration in one place: the structured schema Hydra composes (a dataclass per
+section, each field with its default and its docstring, from which docs/reference/config.md is
+generated), the checks that need no machine, and the config hash."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -41,77 +40,130 @@ class PruningConfig:
     removed, a count (the deepest ones before the last) or a list of indices; 0 keeps them all."""
 
     method: str = "none"
+    """`none`, `magnitude` (the smallest weights of each decoder projection zeroed; dense kernels, no compute
+    saved), `semi_structured` (2:4 on GPUs with sparse tensor cores, bfloat16/float16, eager backend)"""
     sparsity: float = 0.5
+    """`magnitude`: the fraction of each projection's weights zeroed (above 0, below 1); `semi_structured` is
+    always 0.5"""
     drop_layers: Any = 0  # int | list[int]: OmegaConf's structured configs have no unions
+    """decoder layers removed: a count (the deepest ones before the last) or a list of indices (`'[1,2]'`); at
+    least one layer stays"""
 
 
 @dataclass
 class ModelConfig:
-    name: str = "tiny-stories"  # shipped model or config name, local folder, or hub id
-    weights: str = "pretrained"  # pretrained | random
+    name: str = "tiny-stories"
+    """a shipped model (`tiny-stories`, trained; `tiny-stories-distilled`, its distilled student) or
+    architecture (`tiny`, `gpt2`, `qwen2.5-0.5b`, `llama-3.2-1b`, `llama-3.1-8b`), a local model folder, or a
+    Hugging Face hub id"""
+    weights: str = "pretrained"
+    """`pretrained`: load saved weights; `random`: build from the config with random weights (no download, real
+    compute)"""
     dtype: str = "float32"
+    """`float32`, `float16`, `bfloat16`"""
     attn_implementation: str = "sdpa"
-    quantization: str = "none"  # none | dynamic_int8 (CPU) | int8_weight_only (GPU, torchao)
-    device_map: str | None = None  # auto: shard the model over every visible GPU (accelerate)
+    """`eager`, `sdpa`, `flash_attention_2`, `flash_attention_3`, `flex_attention`"""
+    quantization: str = "none"
+    """`none`, `dynamic_int8` (CPU, float32: int8 nn.Linear weights, dynamic int8 activations),
+    `int8_weight_only` (GPU, bfloat16/float16 activations, needs torchao)"""
+    device_map: str | None = None
+    """`auto`: shard the model over every visible GPU (accelerate), all of them measured"""
     revision: str | None = None
+    """hub revision (branch, tag or commit)"""
     trust_remote_code: bool = False
+    """allow custom model code from the hub"""
     use_safetensors: bool = True
+    """load only safetensors weights"""
     seed: int = 0
+    """seed for random weights and synthetic prompts"""
     pruning: PruningConfig = field(default_factory=PruningConfig)
 
 
 @dataclass
 class WorkloadConfig:
-    prompts: str = "synthetic"  # synthetic | shipped | path to a JSONL file with a "text" field
+    prompts: str = "synthetic"
+    """`synthetic` token ids, `shipped` (32 CC0 prompts), or a JSONL file with a `text` field per line"""
     batch_size: int = 4
+    """prompts per generate call (batch)"""
     prompt_tokens: int = 64
+    """prompt length; text prompts are truncated or left-padded to it"""
     new_tokens: int = 32
+    """tokens generated per prompt, exactly (batch; serving: `serving.max_tokens`)"""
 
 
 @dataclass
 class BackendConfig:
-    name: str = "eager"  # eager | static_compile (static KV cache + torch.compile, compiled in the warm-up)
-    cache: str = "dynamic"  # KV cache: dynamic (grows per token) | static (preallocated); static_compile: static
+    name: str = "eager"
+    """`eager` (PyTorch eager execution) or `static_compile` (static KV cache + `torch.compile` of the decoding
+    step, CUDA graphs on a GPU; compiled in the warm-up, and cached for the next run of the shape under
+    `~/.cache/mlflow-energy/torchinductor`, or `$TORCHINDUCTOR_CACHE_DIR`)"""
+    cache: str = "dynamic"
+    """KV cache: `dynamic` (grows each token) or `static` (preallocated to the full length)"""
 
 
 @dataclass
 class QualityConfig:
     enabled: bool = True
-    dataset: str = "shipped"  # shipped | a text file | hf:NAME[:CONFIG]:SPLIT (needs datasets)
-    max_tokens: int = 4096  # evaluated tokens, at most
-    context_tokens: int = 256  # window length (capped at the model's maximum positions)
+    """compute perplexity after the energy windows"""
+    dataset: str = "shipped"
+    """`shipped` (CC0 held-out stories), a text file, or `hf:NAME[:CONFIG]:SPLIT` (needs `datasets`)"""
+    max_tokens: int = 4096
+    """evaluated tokens, at most"""
+    context_tokens: int = 256
+    """window length (capped at the model's maximum positions)"""
     batch_size: int = 8
+    """windows per forward pass"""
 
 
 @dataclass
 class BenchConfig:
     warmup_runs: int = 1
+    """warm-up calls identical to the measured call"""
     min_repetitions: int = 3
+    """measured generate windows, at least"""
     min_duration_s: float = 5.0
+    """measured generate time, at least"""
     # Windows continue until the 95% interval of the headline J/token is at most target_ci of it
     # (half-width / value), or until max_duration_s of measured windows.
     target_ci: float = 0.02
+    """windows continue until the 95% interval of the headline J/token is within this fraction of it"""
     max_duration_s: float = 20.0
+    """or until this much measured window time per process (the run is then flagged as noisy)"""
     # Independent benchmark processes per run (scenario=batch): each loads, warms up and measures
     # on its own, as a repeat of the run would. A process keeps its own level for its whole life
     # (seen on an H100: three runs 5% apart, each +-0.5%), so from 3 processes the J/token and
     # tokens/s intervals are where a repeat of the run lands; with 1 or 2, they are one process's
     # windows and say so.
     processes: int = 3
+    """independent benchmark processes per run (`scenario=batch`), each loading, warming up and measuring on its
+    own; from 3, the J/token and tokens/s intervals are where a repeat of the run lands ([Metrics, "What an
+    interval covers"](metrics.md#what-an-interval-covers))"""
     # Where the headline is CodeCarbon's estimate (no measured energy source, as on a CPU without
     # RAPL), processes after the first repeat a model of the machine, not a measurement: this many.
     estimate_processes: int = 1
-    min_window_s: float = 1.0  # each measured window lasts at least this long (counter updates ~10 Hz)
-    align_to_counter: bool = True  # GPU window edges wait for the next energy-counter update
+    """benchmark processes of a run whose headline is CodeCarbon's estimate (no measured source, as on a CPU
+    without RAPL): more would repeat a model, not a measurement"""
+    min_window_s: float = 1.0
+    """each window repeats its call until it lasts this long (NVML counters update about every 100 ms)"""
+    align_to_counter: bool = True
+    """GPU window edges wait for the energy counter's next update"""
     idle_s: float = 2.0
+    """idle baseline length; `0` skips it (no net figures)"""
     timeout_s: float = 1800.0
+    """the child process is stopped after this many seconds"""
     sample_period_s: float = 0.1
+    """power timeline period: GPU power and SM clock every tick; temperature, utilisation, memory and the host
+    row once a second"""
     # Before the workload, a GPU run waits cooldown_s, then until the GPU is below
     # cooldown_below_c (null: no temperature wait), for at most cooldown_max_s.
     cooldown_s: float = 0.0
+    """GPU: fixed wait before the workload"""
     cooldown_below_c: float | None = 60.0
+    """GPU: then wait until every measured GPU is below this temperature (`null`: don't)"""
     cooldown_max_s: float = 60.0
-    resume: bool = True  # in a sweep, skip grid points already FINISHED with the same config hash
+    """at most this long for the temperature wait"""
+    resume: bool = True
+    """in a sweep, skip grid points already FINISHED with the same config hash"""
 
 
 @dataclass
@@ -123,10 +175,16 @@ class SweepConfig:
     one GPU for a GPU point, none for a CPU point; the engine's default CPUs)."""
 
     replicates: int = 1
+    """in a multirun, measure each grid point this many times, in shuffled rounds"""
     shuffle_seed: int = 0
+    """seed of the rounds' order (the same seed, the same order)"""
     replicate: int = 0
+    """set by the sweeper: which replicate a job is (part of the config hash)"""
     gpus_per_job: int | None = None
+    """on Ray or SLURM, the GPUs each job asks for (null: one for a GPU point, none for a CPU point); not part
+    of the config hash"""
     cpus_per_job: int | None = None
+    """on Ray or SLURM, the CPUs each job asks for (null: the engine's default); not part of the config hash"""
 
 
 @dataclass
@@ -143,49 +201,83 @@ class ServingConfig:
     in it. ``slo_*``: bounds a request must meet to count towards goodput (null: no bound)."""
 
     url: str | None = None
-    model_name: str | None = None  # the model requests name; null: the one the server lists
+    """attach to this OpenAI base URL (`http://127.0.0.1:8000/v1`); `null`: start `transformers serve`"""
+    model_name: str | None = None
+    """the model requests name; `null`: the one the server lists"""
     gpus: list[int] | None = None
+    """attach mode: CUDA indices of this host to measure; `null`: every visible GPU"""
     concurrency: int = 4
+    """requests in flight at most: a closed loop of this many users, or the cap of an open loop"""
     request_rate: float | None = None
+    """Poisson arrivals per second (open loop); `null`: closed loop"""
     duration_s: float = 20.0
+    """steady state measured for this long..."""
     num_requests: int | None = None
-    warmup_requests: int | None = None  # sent at full load before the measurement; null: concurrency
+    """...or until this many requests completed inside it"""
+    warmup_requests: int | None = None
+    """requests sent at full load before the measurement; `null`: `serving.concurrency`"""
     # Each request's max_tokens: drawn from chat-like lengths (chat), all max_tokens (same), or a
     # JSONL file of {"output_tokens": N, "prompt_tokens": M} (inference/lengths.py).
     lengths: str = "chat"
+    """each request's length: `chat` (drawn, LMSYS-Chat-1M's means), `same` (`max_tokens` each), or a JSONL file
+    of `{"output_tokens": N, "prompt_tokens": M}`"""
     # The cap on every request's length; null: what the model's positions leave after the
     # longest prompt (1024 where the tool cannot read the model's positions).
     max_tokens: int | None = None
-    output_length: str = "natural"  # natural (the model stops, capped by its max_tokens) | fixed (exactly that)
+    """output tokens per request, at most (null: what the model's positions leave after the prompt; 1024 for an
+    attached server's model)"""
+    output_length: str = "natural"
+    """`natural` (the model stops, capped by `max_tokens`) or `fixed` (exactly `max_tokens`; attached servers
+    that honour `min_tokens`/`ignore_eos`)"""
     continuous_batching: bool = True
+    """`transformers serve --continuous-batching`"""
     # More arguments for the managed `transformers serve`: ["--cb-num-blocks", "256"] sizes the
     # continuous-batching cache (its default sizing took 18 s on a CPU's first request).
     server_args: list[str] = field(default_factory=list)
+    """more arguments for the server the tool starts: `'serving.server_args=["--cb-num-blocks","256"]'` (the
+    options it sets from the run's config are refused)"""
     ramp_up_s: float | None = None
+    """excluded before the first window; `null`: until the first request completes"""
     window_s: float = 2.0
+    """steady-state window length (the intervals' samples)"""
     startup_timeout_s: float = 600.0
+    """the managed server must answer `/health` within this"""
     request_timeout_s: float = 300.0
-    max_error_share: float = 0.05  # the run fails when a larger share of the requests fail
+    """one request's timeout; also how long the drain waits"""
+    max_error_share: float = 0.05
+    """the run fails when a larger share of its requests fail"""
     slo_ttft_s: float | None = None
+    """bounds a request must meet to count towards goodput (`null`: no bound)"""
     slo_tpot_ms: float | None = None
+    """bounds a request must meet to count towards goodput (`null`: no bound)"""
     slo_request_s: float | None = None
+    """bounds a request must meet to count towards goodput (`null`: no bound)"""
 
 
 @dataclass
 class CarbonConfig:
     country_iso_code: str = "USA"
+    """ISO 3166-1 alpha-3 country for grid carbon intensity"""
     region: str | None = None
+    """region (for example `california`) where CodeCarbon has regional data"""
     pue: float = 1.0
+    """data-centre power usage effectiveness; multiplies emissions"""
 
 
 @dataclass
 class TrackingConfig:
     uri: str = "sqlite:///mlflow.db"
+    """MLflow tracking URI"""
     experiment: str = "mlflow-energy"
+    """MLflow experiment name; a single run under `mlflow run` fills the run `mlflow run` made, in its
+    `--experiment-name` (else MLflow's `Default`)"""
     run_name: str | None = None
+    """MLflow run name (MLflow picks one when null); under `mlflow run` it renames the run filled in"""
     # How long a run (each point of a sweep) waits for a tracking server that does not answer
     # before it keeps its result on disk and goes on.
     wait_s: float = 10.0
+    """seconds a run (each point of a sweep) waits for a tracking server that does not answer before its result
+    is kept on disk (see [What happens when things fail](../how-to/failures.md))"""
 
 
 @dataclass
@@ -194,14 +286,23 @@ class RegisterConfig:
     the same on demand). ``max``/``min``: constraints as ``METRIC=NUMBER`` strings."""
 
     enabled: bool = False
+    """at the end of a sweep, register its most efficient qualifying model"""
     name: str | None = None
+    """registered model name (required when enabled)"""
     metric: str = "energy/j_per_token"  # names.ENERGY_PER_TOKEN
-    direction: str = "auto"  # auto (max for throughput/ and efficiency/, else min) | min | max
+    """metric to optimise"""
+    direction: str = "auto"
+    """`auto`, `min` or `max`"""
     alias: str = "efficient"
+    """alias of the champion version"""
     max: list[str] = field(default_factory=list)
+    """constraints, `METRIC=NUMBER` strings: `'register.max=["quality/perplexity=12"]'`"""
     min: list[str] = field(default_factory=list)
-    reference: bool = False  # hub models: record hub id and revision instead of copying weights
-    allow_overlap: bool = False  # move the alias on a better value even when the 95% intervals overlap
+    """constraints, `METRIC=NUMBER` strings: `'register.max=["quality/perplexity=12"]'`"""
+    reference: bool = False
+    """hub models: record hub id and revision instead of copying weights"""
+    allow_overlap: bool = False
+    """move the champion alias on a better value even when the two 95% intervals overlap"""
 
 
 @dataclass
@@ -216,8 +317,11 @@ class RunConfig:
     register: RegisterConfig = field(default_factory=RegisterConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
-    scenario: str = "batch"  # batch (one fixed-shape generate call, repeated) | serving (a server under load)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    scenario: str = "batch"
+    """`batch` (one fixed-shape generate call, repeated) or `serving` (a server under load; see
+    [Serving](../how-to/serving.md))"""
+    device: str = "auto"
+    """`auto` (first GPU if any, else CPU), `cpu`, `cuda`, `cuda:N`"""
 
 
 def register_schema() -> None:
@@ -316,8 +420,9 @@ def require(condition: bool, message: str) -> None:
 
 
 def validate(config: RunConfig) -> None:
-    """Checks that need no model, no input file and no GPU work; raises ConfigError on the first
-    mistake (inference/inputs.py checks the files the configuration names)."""
+    """The checks that need no machine, no model and no input file; ConfigError on the first
+    mistake (inference/hardware_support.py checks what this machine can run, inference/inputs.py
+    the files the configuration names)."""
     _validate_choices(config)
     _validate_sizes(config)
     _validate_serving(config)
@@ -325,7 +430,6 @@ def validate(config: RunConfig) -> None:
     _validate_tracking(config)
     require(config.carbon.pue >= 1.0, f"carbon.pue={config.carbon.pue} must be at least 1.0 (1.0 = no overhead).")
     _validate_country(config.carbon.country_iso_code)
-    _validate_device(config.device, config.model.dtype)
 
 
 def _require_choice(key: str, value: object, choices: tuple[str, ...]) -> None:
@@ -454,94 +558,3 @@ def _validate_country(code: str) -> None:
         f"carbon.country_iso_code={code!r} is not a country CodeCarbon has grid data for; "
         "use an ISO 3166-1 alpha-3 code such as USA, FRA or DEU.",
     )
-
-
-def read_jsonl_objects(path: Path, key: str, field: str) -> list[tuple[str, dict[str, Any]]]:
-    """Each non-blank line of the JSONL file named under ``key``, as (where: ``KEY: line N of
-    PATH``, its object); ConfigError naming the first line that is not a JSON object with
-    ``field``."""
-    objects = []
-    for number, line in enumerate(read_text_file(path, key).splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{key}: line {number} of {path}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            record = None
-        if not isinstance(record, dict) or field not in record:
-            article = "an" if field[0] in "aeiou" else "a"
-            raise ConfigError(f'{where} is not a JSON object with {article} "{field}" field; fix that line.')
-        objects.append((where, record))
-    return objects
-
-
-def read_text_file(path: Path, key: str) -> str:
-    """A file the user named under ``key``, as UTF-8 text (a leading byte-order mark, as some
-    editors save, dropped); ConfigError when it cannot be read."""
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{key}: {path} is not UTF-8 text (byte {exc.start} cannot be decoded); save it as UTF-8."
-        ) from None
-    except OSError as exc:
-        raise ConfigError(
-            f"{key}: {path} cannot be read ({exc.strerror or exc}); make it readable or point {key} elsewhere."
-        ) from None
-
-
-def validate_output_folder(folder: Path, key: str) -> None:
-    """Creates ``folder`` and writes a small file in it (synced to disk), so a read-only folder or a
-    full disk is refused before any run exists instead of failing the first result written."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".mlflow-energy-write-check-") as probe:
-            probe.write(bytes(4096))
-            probe.flush()
-            os.fsync(probe.fileno())
-    except OSError as exc:
-        raise ConfigError(
-            f"{key}={str(folder)!r} cannot be written ({exc.strerror or exc}); "
-            f"point {key} at a writable folder with free space."
-        ) from None
-
-
-def _validate_device(device: str, dtype: str) -> None:
-    kind, _, index = device.partition(":")
-    require(
-        device in ("auto", "cpu", "cuda") or (kind == "cuda" and index.isdigit()),
-        f"device={device!r} is not auto, cpu, cuda or cuda:N; pick one.",
-    )
-    if kind != "cuda":
-        return
-    import torch
-
-    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    require(visible > 0, f"device={device!r} asks for a GPU but none is visible here; use device=cpu or device=auto.")
-    require(
-        not index or int(index) < visible,
-        f"device={device!r} asks for GPU {index} but only {visible} visible; pick cuda:0 to cuda:{visible - 1}.",
-    )
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda:0`` where a GPU is visible, else ``cpu``; ``cuda`` -> ``cuda:0``."""
-    if device == "auto":
-        return "cuda:0" if _gpu_driver_present() and _torch_sees_a_gpu() else "cpu"
-    return "cuda:0" if device == "cuda" else device
-
-
-# The device files a GPU driver makes on Linux: NVIDIA's, ROCm's and WSL's. Where none exists, torch
-# cannot see a GPU, and its import (a second on a small CPU) is not paid to be told so.
-GPU_DRIVER_FILES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
-
-
-def _gpu_driver_present() -> bool:
-    return not sys.platform.startswith("linux") or any(os.path.exists(p) for p in GPU_DRIVER_FILES)
-
-
-def _torch_sees_a_gpu() -> bool:
-    import torch
-
-    return torch.cuda.is_available()

@@ -107,13 +107,30 @@ def test_config_folder_found_from_the_checkout() -> None:
 
 
 def test_auto_asks_torch_for_a_gpu_only_where_a_driver_is_there(monkeypatch, tmp_path: Path) -> None:
-    import mlflow_energy.config as config
+    import mlflow_energy.inference.hardware_support as support
 
-    monkeypatch.setattr(config.sys, "platform", "linux")
-    monkeypatch.setattr(config, "GPU_DRIVER_FILES", (str(tmp_path / "nvidiactl"),))
-    monkeypatch.setattr(config, "_torch_sees_a_gpu", lambda: pytest.fail("torch was asked with no driver there"))
-    assert config.resolve_device("auto") == "cpu"
+    monkeypatch.setattr(support.sys, "platform", "linux")
+    monkeypatch.setattr(support, "GPU_DRIVER_FILES", (str(tmp_path / "nvidiactl"),))
+    monkeypatch.setattr(support, "_torch_sees_a_gpu", lambda: pytest.fail("torch was asked with no driver there"))
+    assert support.resolve_device("auto") == "cpu"
     (tmp_path / "nvidiactl").touch()
     for answer, device in ((True, "cuda:0"), (False, "cpu")):  # a driver, but a CPU build of torch: cpu
-        monkeypatch.setattr(config, "_torch_sees_a_gpu", lambda answer=answer: answer)
-        assert config.resolve_device("auto") == device
+        monkeypatch.setattr(support, "_torch_sees_a_gpu", lambda answer=answer: answer)
+        assert support.resolve_device("auto") == device
+
+
+def test_the_configuration_reference_is_the_schemas_field_docs() -> None:
+    """docs/reference/config.md's table is generated from the schema: every key, the default a run
+    gets and the field's docstring; `python scripts/config_reference.py` rewrites it."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "config_reference.py"
+    spec = importlib.util.spec_from_file_location("config_reference", script)
+    assert spec is not None and spec.loader is not None
+    reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference)
+    page = reference.PAGE.read_text()
+    assert reference.page_with_table(page) == page, "out of date: run python scripts/config_reference.py"
+    listed = [key for keys, _, _ in reference.rows() for key in keys]
+    assert sorted(listed) == sorted(flatten(as_dict(RunConfig())))
+    assert "| `model.dtype` | `float32` | `float32`, `float16`, `bfloat16` |" in page

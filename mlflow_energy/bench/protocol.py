@@ -31,8 +31,9 @@ from mlflow_energy.bench.result import (
 from mlflow_energy.bench.run_state import Run, cool_down, measure_idle
 from mlflow_energy.bench.serving import measure_serving, served_gpus
 from mlflow_energy.bench.summary import conclude, headline_domains, j_per_token_interval
-from mlflow_energy.config import BenchConfig, RunConfig, config_hash, point_hash, resolve_device
+from mlflow_energy.config import BenchConfig, RunConfig, config_hash, point_hash
 from mlflow_energy.inference import generation
+from mlflow_energy.inference.hardware_support import resolve_device
 from mlflow_energy.inference.models import input_device, load_model, load_tokenizer, parameter_count, resolve_model
 from mlflow_energy.inference.prompts import make_batch
 from mlflow_energy.inference.quality import heldout_text, perplexity

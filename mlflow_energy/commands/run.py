@@ -80,7 +80,8 @@ def execute(cfg: DictConfig) -> None:
 def _single_run(cfg: DictConfig, out_dir: Path) -> None:
     from mlflow_energy.bench import stages
     from mlflow_energy.bench.isolation import prepare, run_isolated
-    from mlflow_energy.config import ConfigError, resolve_device
+    from mlflow_energy.config import ConfigError
+    from mlflow_energy.inference.hardware_support import resolve_device
     from mlflow_energy.store.kept import wait_for_server
     from mlflow_energy.store.reads import TrackingError
 

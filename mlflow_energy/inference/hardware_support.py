@@ -4,13 +4,17 @@ The configuration's own checks, which need no machine, are config.py's ``validat
 
 from __future__ import annotations
 
-from mlflow_energy.config import ConfigError, RunConfig, require, resolve_device
+import os
+import sys
+
+from mlflow_energy.config import ConfigError, RunConfig, require
 from mlflow_energy.inference import pruning, quantization
 
 
 def check_hardware_support(config: RunConfig) -> None:
     """Refuses, before any work, what this machine cannot run: a dtype its CPU cannot multiply,
     a quantization method on the wrong device or without its library."""
+    check_device(config.device)
     device = resolve_device(config.device)
     require(
         config.model.device_map in (None, "auto"),
@@ -56,3 +60,44 @@ def _check_pruning(config: RunConfig, device: str) -> None:
                 f"{config.model.quantization} are two ways to store the weights; pick one.")  # fmt: skip
         require(config.backend.name == "eager", f"model.pruning.method={p.method} runs with backend.name=eager; "
                 "this tool does not compile PyTorch's semi-structured sparse weights.")  # fmt: skip
+
+
+def check_device(device: str) -> None:
+    """The device is one this machine has."""
+    kind, _, index = device.partition(":")
+    require(
+        device in ("auto", "cpu", "cuda") or (kind == "cuda" and index.isdigit()),
+        f"device={device!r} is not auto, cpu, cuda or cuda:N; pick one.",
+    )
+    if kind != "cuda":
+        return
+    import torch
+
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    require(visible > 0, f"device={device!r} asks for a GPU but none is visible here; use device=cpu or device=auto.")
+    require(
+        not index or int(index) < visible,
+        f"device={device!r} asks for GPU {index} but only {visible} visible; pick cuda:0 to cuda:{visible - 1}.",
+    )
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda:0`` where a GPU is visible, else ``cpu``; ``cuda`` -> ``cuda:0``."""
+    if device == "auto":
+        return "cuda:0" if _gpu_driver_present() and _torch_sees_a_gpu() else "cpu"
+    return "cuda:0" if device == "cuda" else device
+
+
+# The device files a GPU driver makes on Linux: NVIDIA's, ROCm's and WSL's. Where none exists, torch
+# cannot see a GPU, and its import (a second on a small CPU) is not paid to be told so.
+GPU_DRIVER_FILES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
+
+
+def _gpu_driver_present() -> bool:
+    return not sys.platform.startswith("linux") or any(os.path.exists(p) for p in GPU_DRIVER_FILES)
+
+
+def _torch_sees_a_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlflow_energy.config import ConfigError, read_jsonl_objects
+from mlflow_energy.config import ConfigError
+from mlflow_energy.inference.files import read_jsonl_objects
 
 CHAT_PROMPT_MEAN_TOKENS = 69.5  # LMSYS-Chat-1M, mean tokens per prompt
 CHAT_OUTPUT_MEAN_TOKENS = 214.5  # LMSYS-Chat-1M, mean tokens per response

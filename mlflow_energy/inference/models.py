@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlflow_energy.config import ConfigError, ModelConfig, RunConfig, pruning_on, read_text_file
+from mlflow_energy.config import ConfigError, ModelConfig, RunConfig, pruning_on
+from mlflow_energy.inference.files import read_text_file
 from mlflow_energy.inference.pruning import PruningOutcome, layers_to_drop, prune
 from mlflow_energy.inference.quantization import quantize
 

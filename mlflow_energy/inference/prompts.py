@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlflow_energy.config import ConfigError, WorkloadConfig, read_jsonl_objects
+from mlflow_energy.config import ConfigError, WorkloadConfig
+from mlflow_energy.inference.files import read_jsonl_objects
 
 SHIPPED_PROMPTS = Path(__file__).resolve().parent / "data" / "prompts.jsonl"
 

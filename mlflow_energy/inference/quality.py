@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlflow_energy.config import ConfigError, QualityConfig, read_text_file
+from mlflow_energy.config import ConfigError, QualityConfig
+from mlflow_energy.inference.files import read_text_file
 
 SHIPPED_HELDOUT = Path(__file__).resolve().parent / "data" / "heldout.txt"
 HF_PREFIX = "hf:"

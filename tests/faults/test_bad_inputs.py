@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from mlflow_energy.commands.checks import check_run
-from mlflow_energy.config import ConfigError, RunConfig, as_dict, read_text_file, validate_output_folder
+from mlflow_energy.commands.exits import validate_output_folder
+from mlflow_energy.config import ConfigError, RunConfig, as_dict
+from mlflow_energy.inference.files import read_text_file
 from mlflow_energy.inference.models import SHIPPED_DIR, resolve_model, validate_workload_fits
 from mlflow_energy.store.uris import redact_uri
 
