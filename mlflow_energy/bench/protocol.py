@@ -12,7 +12,7 @@ import logging
 import math
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,9 +38,7 @@ from mlflow_energy.inference.models import input_device, load_model, load_tokeni
 from mlflow_energy.inference.prompts import make_batch
 from mlflow_energy.inference.quality import heldout_text, perplexity
 from mlflow_energy.inference.quantization import int8_linear_count
-from mlflow_energy.meter.energy_meter import EnergyMeter
-from mlflow_energy.meter.gpu import NvmlGpus, cuda_uuids
-from mlflow_energy.meter.host import HostEnergy
+from mlflow_energy.meter.energy_meter import EnergyMeter, open_meter
 from mlflow_energy.meter.sampler import write_timeline_csv
 
 log = logging.getLogger("mlflow_energy.bench")
@@ -64,21 +62,19 @@ def _meter_for(device: str, config: RunConfig, out_dir: Path) -> tuple[EnergyMet
     CodeCarbon."""
     import torch
 
-    host = HostEnergy(config.carbon.country_iso_code, config.carbon.region, out_dir / CODECARBON_DIR)
+    gpus: Sequence[int] | str
+    sync: Callable[[], None] = lambda: None  # noqa: E731
     if config.scenario == "serving":  # the server's process does the CUDA work: nothing to synchronise here
-        served = served_gpus(config, device)
-        gpus = NvmlGpus(cuda_uuids=cuda_uuids(served)) if served else NvmlGpus(disabled_reason="no GPU serves this run")
-        return EnergyMeter(lambda: None, config.bench.sample_period_s, host, gpus, config.bench.align_to_counter), (
-            lambda: None
-        )
-    if device.startswith("cuda"):
-        used = range(torch.cuda.device_count()) if config.model.device_map else [int(device.partition(":")[2] or 0)]
-        gpus = NvmlGpus(cuda_uuids=cuda_uuids(used))
-        sync: Callable[[], None] = torch.cuda.synchronize
+        gpus = served_gpus(config, device) or "no GPU serves this run"
+    elif device.startswith("cuda"):
+        gpus = range(torch.cuda.device_count()) if config.model.device_map else [int(device.partition(":")[2] or 0)]
+        sync = torch.cuda.synchronize
     else:
-        gpus = NvmlGpus(disabled_reason="the run uses the CPU, so no GPU is measured")
-        sync = lambda: None  # noqa: E731
-    return EnergyMeter(sync, config.bench.sample_period_s, host, gpus, config.bench.align_to_counter), sync
+        gpus = "the run uses the CPU, so no GPU is measured"
+    carbon, bench = config.carbon, config.bench
+    meter = open_meter(out_dir / CODECARBON_DIR, carbon.country_iso_code, carbon.region, gpus, sync,
+                       bench.sample_period_s, bench.align_to_counter)  # fmt: skip
+    return meter, sync
 
 
 @dataclass

@@ -44,7 +44,7 @@ from mlflow_energy.bench.result import Summary
 from mlflow_energy.bench.stats import MIN_SAMPLES, percentile, positive_interval
 from mlflow_energy.bench.summary import energy_figures, estimate_warning, headline_domains
 from mlflow_energy.config import CarbonConfig
-from mlflow_energy.meter.energy_meter import EnergyMeter
+from mlflow_energy.meter.energy_meter import EnergyMeter, open_meter
 from mlflow_energy.meter.measurement import DOMAINS, EnergySource, Measurement
 from mlflow_energy.store import names
 
@@ -222,28 +222,25 @@ def output_texts(output: Any, column: str | None = None) -> list[str] | None:
 # --- measuring --------------------------------------------------------------------------------
 
 
-def _gpus(config: EnergyEvaluatorConfig, python_model: Any | None) -> tuple[Any, Callable[[], None]]:
-    """The GPUs to measure (as bench/protocol.py's ``_meter_for`` picks them) and the sync."""
-    from mlflow_energy.meter.gpu import NvmlGpus, cuda_uuids
-
+def _gpus(config: EnergyEvaluatorConfig, python_model: Any | None) -> tuple[list[int] | str, Callable[[], None]]:
+    """The GPUs to measure (as bench/protocol.py's ``_meter_for`` picks them), or why none is,
+    and the sync."""
     if config.gpus == "none":
-        return NvmlGpus(disabled_reason="gpus=none"), _no_sync
+        return "gpus=none", _no_sync
     try:
         import torch
     except ImportError:
-        return NvmlGpus(disabled_reason="torch is not installed"), _no_sync
+        return "torch is not installed", _no_sync
     if not torch.cuda.is_available():
-        return NvmlGpus(disabled_reason="no CUDA device: the model runs on the CPU"), _no_sync
+        return "no CUDA device: the model runs on the CPU", _no_sync
     device = str(getattr(python_model, "device", ""))
     if isinstance(config.gpus, list):
-        used = config.gpus
-    elif device.startswith("cuda"):
-        used = [int(device.partition(":")[2] or 0)]
-    elif device == "cpu":
-        return NvmlGpus(disabled_reason="the model runs on the CPU"), _no_sync
-    else:
-        used = list(range(torch.cuda.device_count()))
-    return NvmlGpus(cuda_uuids=cuda_uuids(used)), torch.cuda.synchronize
+        return config.gpus, torch.cuda.synchronize
+    if device.startswith("cuda"):
+        return [int(device.partition(":")[2] or 0)], torch.cuda.synchronize
+    if device == "cpu":
+        return "the model runs on the CPU", _no_sync
+    return list(range(torch.cuda.device_count())), torch.cuda.synchronize
 
 
 def _no_sync() -> None:
@@ -252,22 +249,21 @@ def _no_sync() -> None:
 
 def _open_meter(config: EnergyEvaluatorConfig, python_model: Any | None, scratch: Path, notes: Notes
                 ) -> EnergyMeter | None:  # fmt: skip
-    from mlflow_energy.meter.host import HostEnergy
+    def failed(part: str, exc: Exception) -> None:
+        if part == "gpus":
+            notes.failed(f"the GPUs could not be measured ({type(exc).__name__}: {str(exc)[:200]})")
+        else:
+            notes.failed(f"CodeCarbon did not start ({type(exc).__name__}: {str(exc)[:200]}): CPU and RAM not measured")
 
+    gpus: list[int] | str
     try:
         gpus, sync = _gpus(config, python_model)
     except Exception as exc:
-        from mlflow_energy.meter.gpu import NvmlGpus
-
-        notes.failed(f"the GPUs could not be measured ({type(exc).__name__}: {str(exc)[:200]})")
-        gpus, sync = NvmlGpus(disabled_reason=str(exc)), _no_sync
-    host = None
+        failed("gpus", exc)
+        gpus, sync = str(exc), _no_sync
     try:
-        host = HostEnergy(config.country_iso_code, config.region, scratch / "codecarbon")
-    except Exception as exc:
-        notes.failed(f"CodeCarbon did not start ({type(exc).__name__}: {str(exc)[:200]}): CPU and RAM not measured")
-    try:
-        return EnergyMeter(sync, config.sample_period_s, host, gpus, config.align_to_counter)
+        return open_meter(scratch / "codecarbon", config.country_iso_code, config.region, gpus, sync,
+                          config.sample_period_s, config.align_to_counter, on_failure=failed)  # fmt: skip
     except Exception as exc:
         notes.failed(f"the energy meter did not start ({type(exc).__name__}: {str(exc)[:200]}): latency only")
         return None

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from mlflow_energy.bench.result import Assessment, Summary
 from mlflow_energy.bench.summary import emissions_figures, energy_figures, headline_domains, idle_power
-from mlflow_energy.meter.energy_meter import EnergyMeter, WindowHandle
+from mlflow_energy.meter.energy_meter import EnergyMeter, WindowHandle, open_meter
 from mlflow_energy.meter.measurement import Measurement
 from mlflow_energy.meter.sampler import TimelineSample
 from mlflow_energy.store import names
@@ -150,13 +150,8 @@ class Tracker(ContextDecorator):
 
 @contextlib.contextmanager
 def _meter(gpus: list[int] | None, period: float | None, country: str, region: str | None) -> Iterator[EnergyMeter]:
-    from mlflow_energy.meter.gpu import NvmlGpus, cuda_uuids
-    from mlflow_energy.meter.host import HostEnergy
-
     with tempfile.TemporaryDirectory(prefix="mlflow-energy-track-") as folder:
-        host = HostEnergy(country, region, Path(folder))
-        gpu_set = NvmlGpus(cuda_uuids=None if gpus is None else cuda_uuids(gpus))  # None: every visible GPU
-        meter = EnergyMeter(_synchronize, period, host, gpu_set)
+        meter = open_meter(Path(folder), country, region, gpus, _synchronize, period)  # gpus None: every visible one
         try:
             yield meter
         finally:

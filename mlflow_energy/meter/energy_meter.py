@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from mlflow_energy.meter.gpu import NvmlGpus
 from mlflow_energy.meter.host import HostEnergy
@@ -237,3 +239,41 @@ class EnergyMeter:
         if self.host:
             self.host.close()
         self.gpus.close()
+
+
+def open_meter(
+    codecarbon_dir: Path,
+    country: str,
+    region: str | None,
+    gpus: Sequence[int] | str | None,
+    synchronize: Callable[[], None] = _no_sync,
+    sample_period_s: float | None = 0.1,
+    align_to_counter: bool = False,
+    on_failure: Callable[[str, Exception], None] | None = None,
+) -> EnergyMeter:
+    """The one way the tool builds a meter (the benchmark protocol, ``track()`` and the
+    ``energy`` evaluator): the GPUs ``gpus`` names (CUDA indices; None: every visible one; a
+    sentence: why none is measured) and the CPU and RAM through CodeCarbon (writing into
+    ``codecarbon_dir``, with the grid of ``country``/``region``).
+
+    ``on_failure``: where a part that does not start is reported (``"gpus"`` or ``"host"``, and
+    the error), the meter then going on without it; without it the error propagates."""
+    from mlflow_energy.meter import gpu, host  # as modules: tests put fakes in them
+
+    def started(part: str, start: Callable[[], Any], instead: Any) -> Any:
+        try:
+            return start()
+        except Exception as exc:
+            if on_failure is None:
+                raise
+            on_failure(part, exc)
+            return instead(exc)
+
+    if isinstance(gpus, str):
+        gpu_set = gpu.NvmlGpus(disabled_reason=gpus)
+    else:
+        indices = gpus
+        gpu_set = started("gpus", lambda: gpu.NvmlGpus(cuda_uuids=None if indices is None else gpu.cuda_uuids(indices)),
+                          lambda exc: gpu.NvmlGpus(disabled_reason=str(exc)))  # fmt: skip
+    energy = started("host", lambda: host.HostEnergy(country, region, codecarbon_dir), lambda exc: None)
+    return EnergyMeter(synchronize, sample_period_s, energy, gpu_set, align_to_counter)

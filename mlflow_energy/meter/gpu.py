@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,7 @@ def _normalise_uuid(uuid: str) -> str:
     return uuid if uuid.startswith(("GPU-", "MIG-")) else f"GPU-{uuid}"
 
 
-def cuda_uuids(indices: list[int] | range) -> dict[int, str]:
+def cuda_uuids(indices: Sequence[int]) -> dict[int, str]:
     """CUDA index -> UUID of the named devices, as torch sees them: how NvmlGpus finds their NVML
     handles (NVML's order is not CUDA's)."""
     import torch
