@@ -403,15 +403,10 @@ def _hardware(meter: EnergyMeter | None) -> dict[str, str]:
     ``hardware`` tag (store.hardware_class)."""
     import platform
 
-    tags = {names.TAG_GPU_COUNT: "0"}
     host = meter.host if meter is not None else None
     cpu = host.hardware.get("cpu_model") if host is not None else platform.processor()
-    if cpu:
-        tags[names.TAG_CPU_MODEL] = str(cpu)
-    if meter is not None and meter.gpus.devices:
-        tags[names.TAG_GPU_COUNT] = str(len(meter.gpus.devices))
-        tags[names.TAG_GPU_MODEL] = ", ".join(sorted({d.name for d in meter.gpus.devices}))
-    return tags
+    gpus = [d.name for d in meter.gpus.devices] if meter is not None else []
+    return names.hardware_tags(str(cpu) if cpu else None, gpus)
 
 
 def _tags(sources: dict[str, str], calls: list[Call], notes: Notes) -> dict[str, str]:

@@ -67,45 +67,36 @@ def _cached_tags() -> dict[str, str]:
 def collect_tags(nvml: Any | None = None) -> dict[str, str]:
     """The hardware tags; none, and a warning, where anything goes wrong."""
     try:
-        return {**gpu_tags(nvml), **cpu_tags()}
+        from mlflow_energy.store import names
+
+        return names.hardware_tags(cpu_model(), *visible_gpus(nvml))
     except Exception as exc:  # a run context must never fail a run
         log.warning("mlflow-energy could not read this machine's hardware, so runs get no hardware tags (%r).", exc)
         return {}
 
 
-def gpu_tags(nvml: Any | None = None) -> dict[str, str]:
-    """Count, model, driver and power limit of the GPUs CUDA would show this process."""
+def visible_gpus(nvml: Any | None = None) -> tuple[list[str], str | None, list[float]]:
+    """The model of each GPU CUDA would show this process, the driver and their power limits (W)."""
     # Imported here, not at the top: MLflow imports this module at every ``import mlflow``.
     from mlflow_energy.meter.gpu import resolve_visible_handles
-    from mlflow_energy.store import names
 
     if nvml is None:
         nvml = importlib.import_module("pynvml")
     try:
         nvml.nvmlInit()
     except Exception:  # no driver or no GPU (NVMLError_LibraryNotFound, DriverNotLoaded...): a CPU machine
-        return {names.TAG_GPU_COUNT: "0"}
+        return [], None, []
     try:
         # pynvml, not NvmlGpus: that one also probes each GPU's energy counter and clocks, 2.5 times
         # the NVML time per GPU (on an H100, first calls in a process: about 17 ms against 7).
         handles = [handle for _, handle in resolve_visible_handles(nvml, os.environ.get("CUDA_VISIBLE_DEVICES"))]
-        return _describe(nvml, handles)
+        if not handles:
+            return [], None, []
+        limits = [w for h in handles if (w := _power_limit_w(nvml, h)) is not None]
+        models = [_text(nvml.nvmlDeviceGetName(h)) for h in handles]
+        return models, _text(nvml.nvmlSystemGetDriverVersion()), limits
     finally:
         nvml.nvmlShutdown()
-
-
-def _describe(nvml: Any, handles: list[Any]) -> dict[str, str]:
-    from mlflow_energy.store import names
-
-    tags = {names.TAG_GPU_COUNT: str(len(handles))}
-    if not handles:
-        return tags
-    tags[names.TAG_GPU_MODEL] = ", ".join(sorted({_text(nvml.nvmlDeviceGetName(h)) for h in handles}))  # as logged
-    tags[names.TAG_GPU_DRIVER] = _text(nvml.nvmlSystemGetDriverVersion())
-    limits = {w for h in handles if (w := _power_limit_w(nvml, h)) is not None}
-    if limits:
-        tags[names.TAG_GPU_POWER_LIMIT] = ", ".join(f"{w:g}" for w in sorted(limits))
-    return tags
 
 
 def _power_limit_w(nvml: Any, handle: Any) -> float | None:
@@ -117,13 +108,6 @@ def _power_limit_w(nvml: Any, handle: Any) -> float | None:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def cpu_tags() -> dict[str, str]:
-    from mlflow_energy.store import names
-
-    model = cpu_model()
-    return {names.TAG_CPU_MODEL: model} if model else {}
 
 
 def cpu_model(cpuinfo: Path = CPUINFO) -> str | None:

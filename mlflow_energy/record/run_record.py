@@ -19,18 +19,10 @@ def run_tags(result: BenchResult) -> dict[str, str]:
     """Status, hashes, hardware, energy sources, versions, error, rejected readings, and trust."""
     env = result.environment
     gpus = env.get("gpus") or []
-    tags = {
-        names.TAG_STATUS: result.status.value,
-        names.TAG_CONFIG_HASH: result.config_hash,
-        names.TAG_GPU_COUNT: str(len(gpus)),
-    }
+    tags = {names.TAG_STATUS: result.status.value, names.TAG_CONFIG_HASH: result.config_hash}
+    tags |= names.hardware_tags(env.get("cpu_model"), [g["name"] for g in gpus], env.get("gpu_driver"))
     if result.device:  # unknown when the run failed before it chose one
         tags[names.TAG_DEVICE] = result.device
-    if env.get("cpu_model"):
-        tags[names.TAG_CPU_MODEL] = str(env["cpu_model"])
-    if gpus:
-        tags[names.TAG_GPU_MODEL] = ", ".join(sorted({g["name"] for g in gpus}))
-        tags[names.TAG_GPU_DRIVER] = str(env.get("gpu_driver"))
     for domain, source in (env.get("energy_sources") or {}).items():
         tags[names.TAG_SOURCE_PREFIX + domain] = source
     for package, version in (env.get("packages") or {}).items():

@@ -14,6 +14,7 @@ metric is ``<metric>_ci95_low`` / ``_ci95_high`` (``interval_keys``). Constants 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, fields
 
 from mlflow_energy.bench.result import Summary
@@ -35,6 +36,24 @@ TAG_GPU_COUNT = TAG_PREFIX + "gpu_count"
 TAG_GPU_DRIVER = TAG_PREFIX + "gpu_driver"
 TAG_CPU_MODEL = TAG_PREFIX + "cpu_model"
 TAG_GPU_POWER_LIMIT = TAG_PREFIX + "gpu_power_limit_w"  # the visible GPUs' power limits, each once
+
+
+def hardware_tags(cpu_model: str | None, gpu_models: list[str], gpu_driver: str | None = None,
+                  gpu_power_limits_w: Iterable[float] = ()) -> dict[str, str]:  # fmt: skip
+    """The hardware tags, however the hardware was read (a benchmark's environment, the run
+    context provider, the evaluator's meter): the GPU count and models (one name per GPU), the
+    driver and power limits where known, and the CPU model."""
+    tags = {TAG_GPU_COUNT: str(len(gpu_models))}
+    if cpu_model:
+        tags[TAG_CPU_MODEL] = cpu_model
+    if gpu_models:
+        tags[TAG_GPU_MODEL] = ", ".join(sorted(set(gpu_models)))
+    if gpu_models and gpu_driver:
+        tags[TAG_GPU_DRIVER] = gpu_driver
+    limits = sorted(set(gpu_power_limits_w))
+    if limits:
+        tags[TAG_GPU_POWER_LIMIT] = ", ".join(f"{w:g}" for w in limits)
+    return tags
 TAG_PROBLEMS = TAG_PREFIX + "warning.rejected_readings"
 TAG_BELOW_NOISE_FLOOR = TAG_PREFIX + "warning.below_noise_floor"  # metrics left out, and why
 TAG_HEADLINE = TAG_PREFIX + "headline"  # what the headline energy counts: measured or estimate
