@@ -1,19 +1,20 @@
 """One GPU per concurrent job: parallel sweep jobs on one host lease GPUs through lock files.
 
 Concurrent jobs on one device disturb each other's energy figures, so each job of a parallel
-sweep takes a free GPU (an ``fcntl`` lock on ``<sweep dir>/gpu_leases/<index>.lock``) for the
+sweep takes a free GPU (a file lock on ``<sweep dir>/gpu_leases/<index>.lock``) for the
 whole benchmark and hands its child process only that GPU through CUDA_VISIBLE_DEVICES.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from filelock import FileLock, Timeout
 
 log = logging.getLogger("mlflow_energy.sweep")
 
@@ -35,17 +36,15 @@ def gpu_lease(lease_dir: Path, gpu_ids: list[str], poll_s: float = 0.5) -> Itera
     waited = False
     while True:
         for gpu in gpu_ids:
-            handle = (lease_dir / f"{gpu}.lock").open("w")
+            lock = FileLock(lease_dir / f"{gpu}.lock")
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
+                lock.acquire(timeout=0)
+            except Timeout:
                 continue
             try:
                 yield gpu
             finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-                handle.close()
+                lock.release()
             return
         if not waited:
             log.info("all %d GPUs are leased to other jobs of this sweep; waiting for one", len(gpu_ids))

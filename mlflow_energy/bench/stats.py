@@ -92,13 +92,11 @@ def describe(values: list[float]) -> Stats:
 
 def percentile(values: list[float], q: float) -> float:
     """Linear-interpolated percentile, q in [0, 100] (numpy's default method)."""
+    import numpy as np
+
     if not values:
         raise ValueError("no samples for a percentile")
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100.0
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    return float(np.percentile(values, q))
 
 
 @dataclass(frozen=True)
