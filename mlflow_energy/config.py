@@ -22,7 +22,7 @@ ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2", "flash_attention_3
 SCENARIOS = ("batch", "serving")
 OUTPUT_LENGTHS = ("natural", "fixed")
 # inference/pruning.py and inference/quantization.py ship inside every registered model, standalone,
-# so they cannot import these; tests/test_structure.py checks that their lists are these.
+# so they cannot import these; tests/unit/test_structure.py checks that their lists are these.
 PRUNING_METHODS = ("none", "magnitude", "semi_structured")
 QUANTIZATIONS = ("none", "dynamic_int8", "int8_weight_only")
 

@@ -2,7 +2,7 @@
 ``fake_nvml`` (the NVML fake), ``processes`` (the real CLI, its short settings, its store, a
 tracking server), ``postgres_server`` and ``slurm_cluster`` (the real servers the cluster tests
 start).
-No test module imports from another test module; tests/faults/conftest.py adds the fixtures of
+No test module imports from another test module; tests/e2e/faults/conftest.py adds the fixtures of
 the fault-injection tests."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The real CLI from tests: one command path, one environment, one way to read a run's store,
 the short benchmark settings the end-to-end tests share, a command started in a session of its
-own (``Launch``; the ``launch`` fixture in tests/faults/conftest.py ends what a test leaves), and
+own (``Launch``; the ``launch`` fixture in tests/e2e/faults/conftest.py ends what a test leaves), and
 a real `mlflow server` (``TrackingServer``) on a free port (``free_port``).
 
 A helper module, not a test module: tests import from here (and from fake_nvml.py), never from
@@ -26,6 +26,7 @@ from typing import Any
 
 import psutil
 
+REPO = Path(__file__).resolve().parents[1]  # the repository's root: tests/ sits in it
 CLI = str(Path(sys.executable).parent / "mlflow-energy")
 _TERMINAL = ("COLUMNS", "FORCE_COLOR", "TTY_COMPATIBLE")
 

@@ -13,7 +13,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-ROOT = Path(__file__).resolve().parents[1]
+from processes import REPO
+
+ROOT = REPO
 SCRIPT = ROOT / "scripts" / "distill_tiny.py"
 SHIPPED = ROOT / "mlflow_energy" / "inference" / "shipped"
 TEACHER, STUDENT = SHIPPED / "tiny-stories", SHIPPED / "tiny-stories-distilled"

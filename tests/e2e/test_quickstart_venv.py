@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from processes import cli_env
+from processes import REPO, cli_env
 
 pytestmark = pytest.mark.e2e
 
 QUICK_START = "python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 -e . && mlflow-energy run"
-VENV_PYTHON = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "python"
+VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 
 # Imports transformers first: after it, `mlflow.autolog()` hung in a venv that had boto3.
 USER_SCRIPT = textwrap.dedent("""

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from processes import cli_env
+from processes import REPO, cli_env
 
 pytestmark = pytest.mark.e2e
-PROJECT = Path(__file__).resolve().parents[2]
+PROJECT = REPO
 
 
 def sh(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -2,7 +2,7 @@
 started here on 127.0.0.1) with Hydra's submitit launcher: jobs lost mid-run (cancelled with
 `scancel`, or killed) become FAILED children with their causes, and launching again measures
 them. And the refusal of a cluster sweep that has no shared tracking server. (The Ray sweep on a
-tracking server backed by PostgreSQL is tests/test_sweep_e2e.py's four-point sweep.)"""
+tracking server backed by PostgreSQL is tests/e2e/test_sweep_e2e.py's four-point sweep.)"""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import pytest
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
-from processes import Launch, cli_env, result_of, run_cli, wait_until
+from processes import REPO, Launch, cli_env, result_of, run_cli, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -207,7 +207,7 @@ def test_child_crash_ends_the_run_failed_with_its_error(tmp_path: Path) -> None:
      ([], "Default")],  # where `mlflow run` puts a run unless told; a run cannot move to tracking.experiment
 )  # fmt: skip
 def test_mlproject_entry_point_logs_into_the_mlflow_run(tmp_path: Path, flags: list[str], experiment: str) -> None:
-    repo = Path(__file__).resolve().parent.parent
+    repo = REPO
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = cli_env({"MLFLOW_TRACKING_URI": uri, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
     overrides = f"bench=quick quality=off workload.batch_size=2 tracking.run_name=quick hydra.run.dir={tmp_path}/out"

@@ -8,6 +8,8 @@ from mlflow_energy.commands.checks import check_run
 from mlflow_energy.config import ConfigError, RunConfig, as_dict, config_dir, config_hash, flatten, validate
 from mlflow_energy.inference.models import resolve_model, shipped_models
 
+from processes import REPO
+
 
 def config(**overrides: object) -> RunConfig:
     c = RunConfig()
@@ -124,7 +126,7 @@ def test_the_configuration_reference_is_the_schemas_field_docs() -> None:
     gets and the field's docstring; `python scripts/config_reference.py` rewrites it."""
     import importlib.util
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "config_reference.py"
+    script = REPO / "scripts" / "config_reference.py"
     spec = importlib.util.spec_from_file_location("config_reference", script)
     assert spec is not None and spec.loader is not None
     reference = importlib.util.module_from_spec(spec)

@@ -8,7 +8,9 @@ import re
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "mlflow_energy"
+from processes import REPO
+
+PACKAGE = REPO / "mlflow_energy"
 PLUGINS = PACKAGE.parent / "hydra_plugins" / "mlflow_energy_sweeper"
 NAMES = PACKAGE / "store" / "names.py"
 SECTIONS = "energy|efficiency|emissions|power|throughput|latency|memory|measurement|quality|sweep"

@@ -19,9 +19,9 @@ from mlflow_energy import shipped_model_path
 from mlflow_energy.config import ModelConfig
 from mlflow_energy.inference.server import ManagedServer, transformers_serve
 
-from processes import EXIT_CONFIG_ERROR, QUICK_NO_QUALITY, cli_env, experiment_runs, run_cli
+from processes import EXIT_CONFIG_ERROR, QUICK_NO_QUALITY, REPO, cli_env, experiment_runs, run_cli
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = REPO / "examples"
 
 
 def example(cwd: Path, *argv: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:

@@ -6,7 +6,7 @@ exit codes, signals, timeouts, Ctrl-C, environment changes, a zygote that dies o
 nonsense, and the error each leaves in the result.
 
 Only the work is a stand-in: a ``sitecustomize`` on the zygote's PYTHONPATH (inherited by the
-children it spawns) replaces the protocol module, as tests/faults/test_bad_inputs.py's
+children it spawns) replaces the protocol module, as tests/e2e/faults/test_bad_inputs.py's
 TIMED_OUT_CHILD does, with one that does what ``act.json`` in the output folder asks and
 reports what it saw (``seen.json``), and torch with a stub; the zygote skips its preload. The
 handle is given the process instead of starting ``python -m mlflow_energy.bench.zygote`` itself
@@ -33,9 +33,9 @@ from mlflow_energy.bench.result import BenchResult, Status
 from mlflow_energy.bench.zygote import INTERRUPTED, ORPHANED, TIMED_OUT, ChildEnd, Zygote
 from mlflow_energy.config import BenchConfig, RunConfig, as_dict
 
-from processes import command_line, wait_until
+from processes import REPO, command_line, wait_until
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_ROOT = REPO
 ACT, SEEN = "act.json", "seen.json"
 
 STAND_IN = '''

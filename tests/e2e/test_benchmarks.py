@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from processes import cli_env
+from processes import REPO, cli_env
 
 pytestmark = pytest.mark.e2e
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+BENCHMARKS = REPO / "benchmarks"
 TINY = ["--batch", "2", "--prompt-tokens", "16", "--new-tokens", "8", "--device", "cpu"]
 DESCRIPTION = "tiny (random, float32) on cpu, batch 2, 16 prompt + 8 new tokens"
 NUMBER = r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
