@@ -1,1 +1,3 @@
-"""Tables and figures built from results: console summary, power timeline plot."""
+"""Tables and figures built from results and runs: the console summary, a run's card, the power
+timeline, replicates, the Pareto front and the hardware comparison. It writes files, never to
+MLflow (record/ does)."""
