@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlflow_energy.config import ModelConfig, WorkloadConfig, resolve_device
+from mlflow_energy.config import ModelConfig, WorkloadConfig
 from mlflow_energy.inference import generation
+from mlflow_energy.inference.hardware_support import resolve_device
 from mlflow_energy.inference.models import load_model, load_tokenizer, resolve_model
 from mlflow_energy.inference.prompts import make_batch
 

@@ -53,9 +53,11 @@ EXIT_RUN_FAILED, EXIT_CONFIG_ERROR, EXIT_TRACKING_ERROR, EXIT_INTERRUPTED = 1, 2
 
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without an inherited tracking store (``MLFLOW_*``) or terminal
-    settings: what a command prints must not depend on them."""
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") and k not in _TERMINAL}
+    """This process's environment without an inherited tracking store (``MLFLOW_*``), terminal
+    settings (what a command prints must not depend on them) or torch.compile's cache folder
+    (torch sets ``TORCHINDUCTOR_CACHE_DIR`` in the environment of a test process that compiled)."""
+    inherited = {k: v for k, v in os.environ.items()
+                 if not k.startswith(("MLFLOW_", "TORCHINDUCTOR_")) and k not in _TERMINAL}  # fmt: skip
     return inherited | (extra or {})
 
 
