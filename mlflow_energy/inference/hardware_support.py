@@ -1,5 +1,6 @@
-"""What this machine can run of a configuration, checked before any work: a dtype its CPU
-cannot multiply, a quantization or pruning method on the wrong device or without its library.
+"""What this machine can run of a configuration, checked before any work: a device it lacks, a
+dtype its CPU cannot multiply, a quantization or pruning method on the wrong device or without
+its library; and which device ``auto`` means here.
 The configuration's own checks, which need no machine, are config.py's ``validate``."""
 
 from __future__ import annotations
