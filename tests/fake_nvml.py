@@ -20,6 +20,7 @@ class NVMLError_NotSupported(NVMLError):
 class FakeGpu:
     uuid: str
     name: str = "Fake H100"
+    compute_capability: tuple[int, int] = (9, 0)
     energy_mj: list[int] | None = field(default_factory=lambda: [0])  # successive counter reads; None: no counter
     power_mw: int = 100_000
     counter: Callable[[], int] | None = None  # a counter read off a clock (ClockedCounter) instead
@@ -70,6 +71,9 @@ class FakeNvml:
 
     def nvmlDeviceGetName(self, gpu: FakeGpu) -> str:
         return gpu.name
+
+    def nvmlDeviceGetCudaComputeCapability(self, gpu: FakeGpu) -> tuple[int, int]:
+        return gpu.compute_capability
 
     def nvmlDeviceGetTotalEnergyConsumption(self, gpu: FakeGpu) -> int:
         return gpu.next_energy()

@@ -1,9 +1,9 @@
 """The benchmark child's body: the protocol on the configuration its parent saved, with every
 phase's result written beside it. The zygote forks it, or starts it as
 ``python -m mlflow_energy.bench.child OUT_DIR ZYGOTE_PID`` where it cannot fork, or ahead of the
-request as ``python -m mlflow_energy.bench.child --standby ZYGOTE_PID``: a standby child does its
-imports while the command checks the configuration, then reads its request (one JSON line:
-``out_dir``, ``env``) from stdin."""
+request as ``python -m mlflow_energy.bench.child --standby ZYGOTE_PID READY_FD``: a standby child
+does its imports while the command checks the configuration, closes READY_FD, then reads its
+request (one JSON line: ``out_dir``, ``env``) from stdin."""
 
 from __future__ import annotations
 
@@ -30,18 +30,14 @@ REQUEST_FILE = "bench_config.json"
 STANDBY_FLAG = "--standby"
 
 
-def preload() -> None:
+def preload(will_fork: bool = True) -> None:
     """Imports the benchmark child needs (the model classes of the shipped architectures too),
-    and CodeCarbon's hardware detection where it is fork-safe (no NVIDIA GPU: detection there
-    opens NVML, whose state must not be forked). The detection waits a second on a program it
-    runs (py-cpuinfo), so it runs in a thread meanwhile, once CodeCarbon's own imports are done.
-    No tensor work: OpenMP must not start before a fork."""
-    from mlflow_energy.meter.gpu import NvmlGpus
-
-    probe = NvmlGpus()
-    has_gpu = bool(probe.devices)
-    probe.close()
-    detection = None if has_gpu else threading.Thread(target=_detect_host_hardware, name="codecarbon-detection")
+    and CodeCarbon's hardware detection where it is fork-safe (a process that will not fork, or
+    no NVIDIA GPU: detection there opens NVML, whose state must not be forked). The detection
+    waits a second on a program it runs (py-cpuinfo), so it runs in a thread meanwhile, once
+    CodeCarbon's own imports are done. No tensor work: OpenMP must not start before a fork."""
+    detect = not will_fork or not _has_nvidia_gpu()
+    detection = threading.Thread(target=_detect_host_hardware, name="codecarbon-detection") if detect else None
     if detection is not None:
         # CodeCarbon's modules imported first, here: the two threads do not import them at once.
         import codecarbon.output_methods.file  # noqa: F401
@@ -62,6 +58,16 @@ def preload() -> None:
         MODEL_FOR_CAUSAL_LM_MAPPING[type(AutoConfig.from_pretrained(SHIPPED_DIR / name))]  # imports the class
     if detection is not None:
         detection.join()
+
+
+def _has_nvidia_gpu() -> bool:
+    from mlflow_energy.meter.gpu import NvmlGpus
+
+    probe = NvmlGpus()
+    try:
+        return bool(probe.devices)
+    finally:
+        probe.close()
 
 
 def _detect_host_hardware() -> None:
@@ -131,9 +137,11 @@ def _run_protocol(out_dir: Path) -> int:
     return 0
 
 
-def _standby() -> int:
-    """Imports, then waits for the request; its exit code (0 when none came: not needed)."""
-    preload()
+def _standby(ready_fd: int) -> int:
+    """Imports, says so by closing ``ready_fd``, then waits for the request; its exit code (0
+    when none came: not needed)."""
+    preload(will_fork=False)
+    os.close(ready_fd)
     line = sys.stdin.readline()
     if not line:
         return 0
@@ -149,4 +157,4 @@ def _standby() -> int:
 
 if __name__ == "__main__":
     die_with_parent(signal.SIGTERM, int(sys.argv[2]))
-    exit_without_teardown(_standby() if sys.argv[1] == STANDBY_FLAG else run_child(Path(sys.argv[1])))
+    exit_without_teardown(_standby(int(sys.argv[3])) if sys.argv[1] == STANDBY_FLAG else run_child(Path(sys.argv[1])))

@@ -47,10 +47,12 @@ def _stop_cause(why: str, config: RunConfig, phase: str, stop: StopRequest) -> s
     }[why]
 
 
-def prepare() -> None:
-    """Starts the benchmark's zygote while a single run's command checks its configuration, with a
-    standby benchmark process that does its imports meanwhile: the run's first process."""
-    _ZYGOTE.start(standby=True)
+def prepare(processes: int) -> None:
+    """Starts the benchmark's zygote while a single run's command checks its configuration, with
+    standby benchmark processes that do their imports meanwhile: one for each of the run's
+    ``processes`` where the machine has 4 cores per standby, else one. (Each import keeps a core
+    busy for seconds; on a small machine more of them would slow the checks beside them.)"""
+    _ZYGOTE.start(standbys=max(1, min(processes, (os.cpu_count() or 1) // 4)))
 
 
 def run_isolated(config: RunConfig, out_dir: Path, stop: StopRequest = STOP,

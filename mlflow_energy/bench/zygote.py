@@ -112,43 +112,69 @@ def _spawn_child(request: dict) -> tuple[int, Callable[[], int]]:
     return child.pid, child.wait
 
 
-def _start_standby() -> subprocess.Popen:
-    """A fresh child doing its imports ahead of its request (bench/child.py)."""
-    return subprocess.Popen([sys.executable, "-m", "mlflow_energy.bench.child", STANDBY_FLAG, str(os.getpid())],
-                            stdin=subprocess.PIPE, stdout=sys.stderr)  # fmt: skip
+@dataclass
+class _Standby:
+    """A fresh child doing its imports ahead of its request (bench/child.py); ``ready`` becomes
+    readable when they are done (or the child ended)."""
+
+    process: subprocess.Popen
+    ready: int
+
+    @classmethod
+    def start(cls) -> _Standby:
+        ready, ready_w = os.pipe()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow_energy.bench.child", STANDBY_FLAG, str(os.getpid()), str(ready_w)],
+            stdin=subprocess.PIPE, stdout=sys.stderr, pass_fds=(ready_w,),
+        )  # fmt: skip
+        os.close(ready_w)
+        return cls(process, ready)
+
+    def end(self) -> None:
+        self.process.terminate()
+        self.process.wait()
 
 
-def _hand_over(standby: subprocess.Popen | None, request: dict) -> tuple[int, Callable[[], int]] | None:
+def _wait_ready(standbys: list[_Standby]) -> None:
+    """Until every standby has done its imports: none may still be busy while a benchmark measures."""
+    for standby in standbys:
+        select.select([standby.ready], [], [])
+        os.close(standby.ready)
+
+
+def _hand_over(standby: _Standby, request: dict) -> tuple[int, Callable[[], int]] | None:
     """``request`` run by the standby child, where it is alive and the request's environment is the
     one it started with (CUDA_VISIBLE_DEVICES may be read by its imports); None otherwise, the
     standby ended."""
-    if standby is None:
-        return None
-    usable = standby.poll() is None and all(
-        os.environ.get(k) == v for k, v in request["env"].items())
-    assert standby.stdin is not None
+    process = standby.process
+    usable = process.poll() is None and all(os.environ.get(k) == v for k, v in request["env"].items())
+    assert process.stdin is not None
     with contextlib.suppress(OSError):  # a standby that died meanwhile: a new child is spawned
         if usable:
-            standby.stdin.write((json.dumps(request) + "\n").encode())
-        standby.stdin.close()
+            process.stdin.write((json.dumps(request) + "\n").encode())
+        process.stdin.close()
     if not usable:  # its imports need not finish
-        standby.terminate()
-        standby.wait()
+        standby.end()
         return None
-    return standby.pid, standby.wait
+    return process.pid, process.wait
 
 
-def _serve(parent_pid: int, standby_wanted: bool) -> None:
+def _serve(parent_pid: int, standbys_wanted: int) -> None:
     die_with_parent(signal.SIGKILL, parent_pid)
     reply = sys.stdout
-    # A run of fresh processes gets its first one ready while the command still checks.
-    standby = _start_standby() if standby_wanted else None
+    # A run of fresh processes gets them ready while the command still checks.
+    standbys = [_Standby.start() for _ in range(standbys_wanted)]
     print("ready", file=reply, flush=True)
+    _wait_ready(standbys)  # the first request comes once the command's checks are done: seldom a wait
     preloaded, no_fork = False, None
     for line in sys.stdin:
         request = json.loads(line)
-        # The standby takes the first request, whatever it asks (a single run's one process too).
-        handed, standby = _hand_over(standby, request), None
+        # The standbys take the first requests, whatever they ask (a single run's one process too).
+        handed = _hand_over(standbys.pop(0), request) if standbys else None
+        if handed is None:  # the others started with the same environment: none would do
+            for standby in standbys:
+                standby.end()
+            standbys.clear()
         # A fresh interpreter for a run's independent processes: forked children of one zygote
         # share its level (seen on an H100: three forked processes within 0.5%, runs 2.6% apart).
         # The imports are paid on the first fork only: a run of fresh processes never needs them.
@@ -209,19 +235,19 @@ class Zygote:
         self._process: subprocess.Popen | None = None
         self._pending = b""  # reply bytes read but not yet consumed as lines
 
-    def start(self, standby: bool) -> None:
-        """Starts the zygote now, where a command knows it will measure; ``standby``: with a fresh
-        child doing its imports meanwhile, for a first request of a fresh child."""
-        self._ensure_started(standby)
+    def start(self, standbys: int) -> None:
+        """Starts the zygote now, where a command knows it will measure, with ``standbys`` fresh
+        children doing their imports meanwhile, for its first requests."""
+        self._ensure_started(standbys)
 
-    def _ensure_started(self, standby: bool = False) -> subprocess.Popen:
+    def _ensure_started(self, standbys: int = 0) -> subprocess.Popen:
         if self._process is None or self._process.poll() is not None:
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
             env[COMPILE_CACHE_ENV] = compile_cache_dir(env)
             self._pending = b""
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "mlflow_energy.bench.zygote", str(os.getpid()), *([STANDBY_FLAG] * standby)],
+                [sys.executable, "-m", "mlflow_energy.bench.zygote", str(os.getpid()), str(standbys)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, start_new_session=True,
             )  # fmt: skip
             self._expect("ready")
@@ -321,5 +347,5 @@ class Zygote:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]), STANDBY_FLAG in sys.argv[2:])
+    _serve(int(sys.argv[1]), int(sys.argv[2]))
     exit_without_teardown(0)

@@ -87,7 +87,8 @@ def _single_run(cfg: DictConfig, out_dir: Path) -> None:
 
     command_stages: dict[str, float] = {}
     clock = stages.StageClock(command_stages, stages.STARTUP, stages.process_age_s())
-    prepare()  # the first benchmark process does its imports while the configuration is checked
+    # The benchmark processes do their imports while the configuration is checked.
+    prepare(cfg.bench.processes if cfg.scenario == "batch" else 1)
     try:
         config, project = validated(cfg, clock)
     except (ConfigError, TrackingError) as exc:

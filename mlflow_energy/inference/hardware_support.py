@@ -5,11 +5,15 @@ The configuration's own checks, which need no machine, are config.py's ``validat
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
+import runpy
 import sys
 
 from mlflow_energy.config import ConfigError, RunConfig, require
 from mlflow_energy.inference import pruning, quantization
+from mlflow_energy.meter.gpu import nvml_compute_capabilities
 
 
 def check_hardware_support(config: RunConfig) -> None:
@@ -51,9 +55,7 @@ def _check_pruning(config: RunConfig, device: str) -> None:
     p = config.model.pruning
     capability = None
     if device.startswith("cuda"):
-        import torch
-
-        capability = torch.cuda.get_device_capability(device)
+        capability = visible_gpus()[int(device.partition(":")[2] or 0)]
     reason = pruning.refusal(p.method, p.sparsity, config.model.dtype, device, capability)
     require(reason is None, reason or "")
     if p.method == pruning.SEMI_STRUCTURED:
@@ -72,9 +74,7 @@ def check_device(device: str) -> None:
     )
     if kind != "cuda":
         return
-    import torch
-
-    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    visible = len(visible_gpus())
     require(visible > 0, f"device={device!r} asks for a GPU but none is visible here; use device=cpu or device=auto.")
     require(
         not index or int(index) < visible,
@@ -85,12 +85,32 @@ def check_device(device: str) -> None:
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda:0`` where a GPU is visible, else ``cpu``; ``cuda`` -> ``cuda:0``."""
     if device == "auto":
-        return "cuda:0" if _gpu_driver_present() and _torch_sees_a_gpu() else "cpu"
+        return "cuda:0" if visible_gpus() else "cpu"
     return "cuda:0" if device == "cuda" else device
 
 
+def visible_gpus() -> tuple[tuple[int, int], ...]:
+    """The compute capability of each GPU this process's torch can use, by CUDA index; empty on a
+    machine without one. Asked of NVML, which answers without starting CUDA, where it can."""
+    return _visible_gpus(os.environ.get("CUDA_VISIBLE_DEVICES"))
+
+
+@functools.cache
+def _visible_gpus(cuda_visible_devices: str | None) -> tuple[tuple[int, int], ...]:
+    if not _gpu_driver_present() or not _torch_built_for_gpus():
+        return ()
+    from_nvml = nvml_compute_capabilities(cuda_visible_devices)
+    if from_nvml is not None:
+        return tuple(from_nvml)
+    import torch  # no NVML (ROCm, WSL): torch asks the driver
+
+    if not torch.cuda.is_available():
+        return ()
+    return tuple(torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count()))
+
+
 # The device files a GPU driver makes on Linux: NVIDIA's, ROCm's and WSL's. Where none exists, torch
-# cannot see a GPU, and its import (a second on a small CPU) is not paid to be told so.
+# cannot see a GPU, and nothing is asked.
 GPU_DRIVER_FILES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
 
 
@@ -98,7 +118,14 @@ def _gpu_driver_present() -> bool:
     return not sys.platform.startswith("linux") or any(os.path.exists(p) for p in GPU_DRIVER_FILES)
 
 
-def _torch_sees_a_gpu() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+def _torch_built_for_gpus() -> bool:
+    """Whether the installed torch is a CUDA or ROCm build (a CPU build sees no GPU), read from its
+    version file where torch is not imported yet: its import takes seconds."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return bool(torch.version.cuda or torch.version.hip)
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    build = runpy.run_path(os.path.join(next(iter(spec.submodule_search_locations)), "version.py"))
+    return bool(build.get("cuda") or build.get("hip"))

@@ -108,17 +108,44 @@ def test_config_folder_found_from_the_checkout() -> None:
         assert any((config_dir() / group).glob("*.yaml")), group
 
 
-def test_auto_asks_torch_for_a_gpu_only_where_a_driver_is_there(monkeypatch, tmp_path: Path) -> None:
+def test_the_visible_gpus_come_from_nvml_without_torch_and_only_where_a_driver_is_there(monkeypatch,
+                                                                                      tmp_path: Path) -> None:
     import mlflow_energy.inference.hardware_support as support
+
+    def ask_nvml(answer):
+        monkeypatch.setattr(support, "nvml_compute_capabilities", lambda visible: answer)
+        support._visible_gpus.cache_clear()
 
     monkeypatch.setattr(support.sys, "platform", "linux")
     monkeypatch.setattr(support, "GPU_DRIVER_FILES", (str(tmp_path / "nvidiactl"),))
-    monkeypatch.setattr(support, "_torch_sees_a_gpu", lambda: pytest.fail("torch was asked with no driver there"))
+    monkeypatch.setattr(support, "nvml_compute_capabilities", lambda visible: pytest.fail("asked with no driver"))
+    support._visible_gpus.cache_clear()
     assert support.resolve_device("auto") == "cpu"
     (tmp_path / "nvidiactl").touch()
-    for answer, device in ((True, "cuda:0"), (False, "cpu")):  # a driver, but a CPU build of torch: cpu
-        monkeypatch.setattr(support, "_torch_sees_a_gpu", lambda answer=answer: answer)
+    ask_nvml([(9, 0)])
+    assert support._torch_built_for_gpus() is False  # this machine's torch is a CPU build: it sees no GPU
+    assert support.resolve_device("auto") == "cpu"
+    monkeypatch.setattr(support, "_torch_built_for_gpus", lambda: True)
+    for answer, device in (([(9, 0)], "cuda:0"), ([], "cpu"), (None, "cpu")):  # None: no NVML, torch asked
+        ask_nvml(answer)
         assert support.resolve_device("auto") == device
+    ask_nvml([(9, 0), (8, 0)])
+    support.check_device("cuda:1")
+    with pytest.raises(support.ConfigError, match="asks for GPU 2 but only 2 visible"):
+        support.check_device("cuda:2")
+    support._visible_gpus.cache_clear()
+
+
+def test_the_torch_build_is_read_from_its_version_file_without_importing_it(monkeypatch) -> None:
+    import sys
+
+    import torch
+
+    import mlflow_energy.inference.hardware_support as support
+
+    monkeypatch.delitem(sys.modules, "torch")
+    assert support._torch_built_for_gpus() == bool(torch.version.cuda or torch.version.hip)
+    assert "torch" not in sys.modules
 
 
 def test_the_configuration_reference_is_the_schemas_field_docs() -> None:

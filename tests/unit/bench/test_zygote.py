@@ -19,6 +19,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -70,9 +72,10 @@ if os.environ.get("STAND_IN_REAL_TORCH") != "1":  # a standby child's real impor
 '''
 # The zygote's own body without its preload (imports of torch, transformers, CodeCarbon).
 ZYGOTE_MAIN = ("import sys; import mlflow_energy.bench.zygote as z; z.preload = lambda: None; "
-               "z._serve(int(sys.argv[1]), False)")
-# The same with a standby child, which does its real imports (the stand-in keeps the real torch).
-STANDBY_MAIN = ZYGOTE_MAIN.replace("False", "True")
+               "z._serve(int(sys.argv[1]), 0)")
+# The same with standby children, which do their real imports (the stand-in keeps the real torch).
+STANDBY_MAIN = ZYGOTE_MAIN.replace(", 0)", ", 1)")
+TWO_STANDBYS_MAIN = ZYGOTE_MAIN.replace(", 0)", ", 2)")
 STANDBY_ENV = {"STAND_IN_REAL_TORCH": "1", "CUDA_VISIBLE_DEVICES": "3"}
 
 
@@ -380,23 +383,22 @@ def test_a_sweep_job_leaves_sigterm_to_its_engine() -> None:
         signal.signal(signal.SIGINT, previous[1])
 
 
-def standby_of(handle: Zygote) -> psutil.Process:
-    """The zygote's standby child, once it has replaced its copy of the zygote (a busy machine
-    may show the forked copy's command line for a moment)."""
+def standbys_of(handle: Zygote, count: int = 1) -> list[psutil.Process]:
+    """The zygote's standby children, once they have replaced their copies of the zygote (a busy
+    machine may show a forked copy's command line for a moment)."""
 
     def standbys() -> list[psutil.Process]:
         return [p for p in children(handle) if zygote.STANDBY_FLAG in command_line(p)]
 
-    wait_until(standbys, "the standby child")
-    (standby,) = standbys()
-    return standby
+    wait_until(lambda: len(standbys()) == count, f"{count} standby children")
+    return standbys()
 
 
 @pytest.mark.parametrize("first_fresh", [True, False])  # False: a single run's one process, forked elsewhere
 def test_a_standby_child_takes_the_first_request_and_the_next_is_spawned(start_zygote, tmp_path: Path,
                                                                          first_fresh: bool) -> None:  # fmt: skip
     handle = start_zygote(STANDBY_ENV, main=STANDBY_MAIN)
-    standby = standby_of(handle)
+    (standby,) = standbys_of(handle)
     first, second = benchmark(tmp_path / "a", exit=3), benchmark(tmp_path / "b")
     assert handle.run(first, {"CUDA_VISIBLE_DEVICES": "3"}, 120, NO_STOP, fresh=first_fresh) == ChildEnd(3)
     assert seen(first)["pid"] == standby.pid and seen(first)["CUDA_VISIBLE_DEVICES"] == "3"
@@ -404,11 +406,37 @@ def test_a_standby_child_takes_the_first_request_and_the_next_is_spawned(start_z
     assert seen(second)["pid"] != standby.pid and seen(second)["spawned"] is True
 
 
+def test_a_run_of_fresh_processes_gets_a_standby_for_each_and_they_wait_until_all_are_ready(
+        start_zygote, tmp_path: Path) -> None:  # fmt: skip
+    # No benchmark may measure while another standby still imports: the first starts after both.
+    handle = start_zygote(STANDBY_ENV, main=TWO_STANDBYS_MAIN)
+    standbys = standbys_of(handle, count=2)
+    folders = [benchmark(tmp_path / name) for name in "abc"]
+    for folder in folders:
+        assert handle.run(folder, {"CUDA_VISIBLE_DEVICES": "3"}, 120, NO_STOP, fresh=True) == ChildEnd(0)
+    assert [seen(f)["pid"] for f in folders[:2]] == [p.pid for p in standbys]
+    assert seen(folders[2])["spawned"] is True and seen(folders[2])["pid"] not in {p.pid for p in standbys}
+
+
+def test_the_zygote_waits_for_the_slowest_standby_and_for_one_that_died() -> None:
+    slow = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1)"])
+    died = subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"])
+    pipes = [os.pipe(), os.pipe()]
+    standbys = [zygote._Standby(process, ready) for process, (ready, _) in zip((slow, died), pipes, strict=True)]
+    os.close(pipes[1][1])  # the one that died never said it was ready
+    started = time.monotonic()
+    threading.Timer(0.5, os.close, (pipes[0][1],)).start()  # the slow one says so after its imports
+    zygote._wait_ready(standbys)
+    assert time.monotonic() - started >= 0.5
+    for standby in standbys:
+        standby.end()
+
+
 def test_a_standby_child_is_not_given_another_environment(start_zygote, tmp_path: Path) -> None:
     # Its imports may have read CUDA_VISIBLE_DEVICES (a library that initialises CUDA): a request
     # for other GPUs gets a new interpreter, and the standby ends.
     handle = start_zygote(STANDBY_ENV, main=STANDBY_MAIN)
-    standby = standby_of(handle)
+    (standby,) = standbys_of(handle)
     folder = benchmark(tmp_path / "a")
     assert handle.run(folder, {"CUDA_VISIBLE_DEVICES": "1"}, 120, NO_STOP, fresh=True) == ChildEnd(0)
     assert seen(folder)["pid"] != standby.pid and seen(folder)["CUDA_VISIBLE_DEVICES"] == "1"

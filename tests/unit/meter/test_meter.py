@@ -8,7 +8,7 @@ import time
 import pytest
 
 from mlflow_energy.meter.energy_meter import EnergyMeter
-from mlflow_energy.meter.gpu import NvmlGpus, resolve_visible_handles
+from mlflow_energy.meter.gpu import NvmlGpus, nvml_compute_capabilities, resolve_visible_handles
 from mlflow_energy.meter.measurement import EnergySource
 from mlflow_energy.meter.sampler import PowerSampler
 
@@ -121,6 +121,13 @@ def test_no_nvml_measures_no_gpu_and_says_why() -> None:
 def test_cuda_visible_devices_mapping(visible: str | None, expected: list[str]) -> None:
     nvml = FakeNvml([FakeGpu(u) for u in UUIDS])
     assert [h.uuid for _, h in resolve_visible_handles(nvml, visible)] == expected
+
+
+def test_compute_capabilities_follow_the_visible_devices_and_leave_nvml_closed() -> None:
+    nvml = FakeNvml([FakeGpu(UUIDS[0], compute_capability=(8, 0)), FakeGpu(UUIDS[1], compute_capability=(9, 0))])
+    assert nvml_compute_capabilities("1,0", nvml) == [(9, 0), (8, 0)]
+    assert nvml_compute_capabilities("", nvml) == []
+    assert not nvml.initialised
 
 
 def test_torch_uuids_win_over_the_environment() -> None:
