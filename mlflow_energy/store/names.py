@@ -247,3 +247,17 @@ VERSION_SELECTED_LOW, VERSION_SELECTED_HIGH = interval_keys("selected")
 VERSION_SELECTED_COVERS = "selected_interval"  # what the interval covers: N replicates or one run's windows
 VERSION_PARAMS = (PARAM_MODEL_NAME, PARAM_MODEL_DTYPE, PARAM_MODEL_QUANTIZATION, PARAM_PRUNING_METHOD,
                   PARAM_PRUNING_DROP_LAYERS, PARAM_BATCH_SIZE, PARAM_RESOLVED_DEVICE)  # fmt: skip
+
+# Span attributes and trace tags of traced GenAI calls (integrations/span_energy.py). A span's
+# figures are its own share of the GPU energy; the trace's totals sum its spans' shares.
+SPAN_PREFIX = "mlflow_energy."
+SPAN_ENERGY_J = SPAN_PREFIX + "energy_j"  # GPU joules of the span (its share while spans overlapped)
+SPAN_OUTPUT_TOKENS = SPAN_PREFIX + "output_tokens"  # from the span's token usage, where it has one
+SPAN_J_PER_OUTPUT_TOKEN = SPAN_PREFIX + "j_per_output_token"
+SPAN_ENERGY_SOURCE = SPAN_PREFIX + "energy_source"  # "gpu:nvml_counter", or "none" where nothing reads the GPU
+SPAN_ENERGY_KIND = SPAN_PREFIX + "energy_kind"  # "measured" or "estimate"; absent where no figure
+SPAN_ENERGY_NOTE = SPAN_PREFIX + "energy_note"  # why a span has no figure (too short, no counter)
+SPAN_CONCURRENT = SPAN_PREFIX + "concurrent_spans"  # the most LLM spans open at once during the span
+TRACE_ENERGY_J = SPAN_PREFIX + "trace_energy_j"  # on the root span and as a trace tag: the LLM spans' sum
+TRACE_OUTPUT_TOKENS = SPAN_PREFIX + "trace_output_tokens"
+TRACE_LLM_SPANS = SPAN_PREFIX + "trace_llm_spans"  # LLM spans in the trace, and how many have a figure

@@ -1,0 +1,85 @@
+"""MLflow Tracing, beyond and around its public API (tested with mlflow 3.4 and 3.17):
+
+- span processors (``mlflow.tracing.configure(span_processors=...)``, public) run as a span ends;
+  this module adds and removes one without dropping the user's own;
+- the spans still open, with their start times (``InMemoryTraceManager``'s traces, private):
+  what a span shares the GPU with while it runs. Where this MLflow keeps them elsewhere, no span
+  counts as open, and a warning says once that overlapping calls may be over-counted;
+- tags on a trace still being recorded (the trace manager's ``TraceInfo.tags``, private), so
+  they are exported with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+log = logging.getLogger("mlflow_energy.adapters")
+
+CHAT_USAGE = "mlflow.chat.tokenUsage"  # mlflow.tracing.constant.SpanAttributeKey.CHAT_USAGE
+_warned: set[str] = set()
+_lock = threading.Lock()
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(message)
+
+
+def add_span_processor(processor: Callable[[Any], None]) -> None:
+    from mlflow.tracing.config import get_config
+
+    with _lock:
+        import mlflow
+
+        mlflow.tracing.configure(span_processors=[*get_config().span_processors, processor])
+
+
+def remove_span_processor(processor: Callable[[Any], None]) -> None:
+    from mlflow.tracing.config import get_config
+
+    with _lock:
+        import mlflow
+
+        mlflow.tracing.configure(span_processors=[p for p in get_config().span_processors if p is not processor])
+
+
+def _live_traces() -> Iterable[Any] | None:
+    try:
+        from mlflow.tracing.trace_manager import InMemoryTraceManager
+
+        return list(InMemoryTraceManager.get_instance()._traces.values())
+    except Exception:
+        return None
+
+
+def open_span_starts(span_types: tuple[str, ...], exclude_span_id: str) -> list[int]:
+    """Start times (ns) of the spans of these types still open in this process, but one."""
+    traces = _live_traces()
+    if traces is None:
+        _warn_once("open", "this MLflow keeps its open spans elsewhere: overlapping LLM spans each get the "
+                           "energy of the whole overlap")  # fmt: skip
+        return []
+    starts = []
+    for trace in traces:
+        for span in list(getattr(trace, "span_dict", {}).values()):
+            if span.span_id != exclude_span_id and span.span_type in span_types and span.end_time_ns is None:
+                starts.append(span.start_time_ns)
+    return starts
+
+
+def set_trace_tags(trace_id: str, tags: dict[str, str]) -> None:
+    """Tags on the trace being recorded (it is exported with them)."""
+    try:
+        from mlflow.tracing.trace_manager import InMemoryTraceManager
+
+        with InMemoryTraceManager.get_instance().get_trace(trace_id) as trace:
+            if trace is not None:
+                trace.info.tags.update(tags)
+                return
+    except Exception:
+        pass
+    _warn_once("tags", "this MLflow keeps its traces elsewhere: the energy totals stay on the root span only")
