@@ -29,6 +29,21 @@ def _warn_once(key: str, message: str) -> None:
         log.warning(message)
 
 
+def output_tokens(span: Any) -> int | None:
+    """The output tokens of a model call's span: MLflow's token usage attribute (chat completions,
+    responses, most autologgers), else the ``usage`` of the OpenAI-style response it recorded as
+    its outputs (MLflow's openai autolog records no usage for the completions API); None where
+    the span has neither."""
+    usage = span.get_attribute(CHAT_USAGE)
+    if isinstance(usage, dict) and isinstance(usage.get("output_tokens"), int):
+        return usage["output_tokens"]
+    outputs = span.outputs  # as MLflow serialised it: a dict for a pydantic response
+    usage = outputs.get("usage") if isinstance(outputs, dict) else None
+    if isinstance(usage, dict) and isinstance(usage.get("completion_tokens"), int):
+        return usage["completion_tokens"]
+    return None
+
+
 def add_span_processor(processor: Callable[[Any], None]) -> None:
     from mlflow.tracing.config import get_config
 

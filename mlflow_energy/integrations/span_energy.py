@@ -151,7 +151,7 @@ class SpanEnergy:
 
     def _on_llm_span(self, span: Any, end_ns: int, totals: _TraceTotals) -> None:
         start_ns = span.start_time_ns
-        tokens = _output_tokens(span)
+        tokens = mlflow_tracing.output_tokens(span)
         totals.llm_spans += 1
         totals.output_tokens += tokens or 0
         if tokens is not None:
@@ -213,14 +213,6 @@ def shared_energy(energy_j: Any, start_ns: int, end_ns: int,
             return None, most_open
         share += stretch / open_here
     return share, most_open
-
-
-def _output_tokens(span: Any) -> int | None:
-    """Output tokens from MLflow's token usage attribute, where the call set one."""
-    usage = span.get_attribute(mlflow_tracing.CHAT_USAGE)
-    if isinstance(usage, dict) and isinstance(usage.get("output_tokens"), int):
-        return usage["output_tokens"]
-    return None
 
 
 def _set_trace_totals(root: Any, totals: _TraceTotals) -> None:
