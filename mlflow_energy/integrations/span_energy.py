@@ -27,7 +27,6 @@ import contextlib
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -40,7 +39,8 @@ from mlflow_energy.store import names
 LLM_SPAN_TYPES = ("LLM", "CHAT_MODEL")  # MLflow's span types of a model call
 NS_PER_S = 1_000_000_000
 DEFAULT_COUNTER_PERIOD_S = 0.1  # until the counter's own updates have been seen
-KEEP_S = 3600.0  # how far back the timeline and the ended spans are kept
+KEEP_S = 3600.0  # how far back the counter's timeline is kept: the longest span it can measure
+KEEP_ENDED_TRACES = 10_000  # ids of ended traces remembered (MLflow keeps them until exported)
 
 
 class CounterTimeline:
@@ -53,8 +53,8 @@ class CounterTimeline:
         self._indices = None if cuda_indices is None else set(cuda_indices)
         self._period_s = period_s
         self._lock = threading.Lock()
-        self._times: deque[int] = deque()  # ns: when each counter value was first seen
-        self._joules: deque[float] = deque()
+        self._times: list[int] = []  # ns: when each counter value was first seen
+        self._joules: list[float] = []
         self._last_read_ns = 0
         self._stop = threading.Event()
         self.read_now()
@@ -75,14 +75,14 @@ class CounterTimeline:
             if not self._joules or joules != self._joules[-1]:
                 self._times.append(now)
                 self._joules.append(joules)
-            while self._times and now - self._times[0] > KEEP_S * NS_PER_S and len(self._times) > 2:
-                self._times.popleft()
-                self._joules.popleft()
+            if now - self._times[0] > 1.1 * KEEP_S * NS_PER_S:  # forgotten in batches: a cut copies the lists
+                cut = bisect.bisect_left(self._times, now - int(KEEP_S * NS_PER_S))
+                del self._times[:cut], self._joules[:cut]
 
     def resolution_s(self) -> float:
         """The counter's update period: the median time between its last 20 moves."""
         with self._lock:
-            times = list(self._times)[-21:]
+            times = self._times[-21:]
         gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
         return gaps[len(gaps) // 2] / NS_PER_S if len(gaps) >= 4 else DEFAULT_COUNTER_PERIOD_S
 
@@ -129,8 +129,9 @@ class SpanEnergy:
 
     timeline: CounterTimeline | None
     no_counter_reason: str | None = None
-    _ended: list[tuple[int, int]] = field(default_factory=list)  # (start, end) ns of ended LLM spans
+    _ended: list[tuple[int, int]] = field(default_factory=list)  # (start, end) ns of ended LLM spans, recent
     _traces: dict[str, _TraceTotals] = field(default_factory=dict)
+    _ended_traces: dict[str, None] = field(default_factory=dict)  # insertion-ordered: the oldest first
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, span: Any) -> None:
@@ -147,6 +148,9 @@ class SpanEnergy:
                 self._on_llm_span(span, end_ns, totals)
             if span.parent_id is None:
                 del self._traces[span.trace_id]
+                self._ended_traces[span.trace_id] = None
+                if len(self._ended_traces) > KEEP_ENDED_TRACES:
+                    del self._ended_traces[next(iter(self._ended_traces))]
                 _set_trace_totals(span, totals)
 
     def _on_llm_span(self, span: Any, end_ns: int, totals: _TraceTotals) -> None:
@@ -164,8 +168,6 @@ class SpanEnergy:
         self.timeline.read_now()
         span.set_attribute(names.SPAN_ENERGY_SOURCE, f"gpu:{EnergySource.NVML_COUNTER}")
         others = self._overlapping(start_ns, end_ns, span.span_id)
-        self._ended.append((start_ns, end_ns))
-        self._forget_before(end_ns - int(KEEP_S * NS_PER_S))
         share, most_open = shared_energy(self.timeline.energy_j, start_ns, end_ns, others)
         span.set_attribute(names.SPAN_CONCURRENT, most_open)
         resolution_s = self.timeline.resolution_s()
@@ -184,13 +186,16 @@ class SpanEnergy:
             span.set_attribute(names.SPAN_J_PER_OUTPUT_TOKEN, share / tokens)
 
     def _overlapping(self, start_ns: int, end_ns: int, span_id: str) -> list[tuple[int, int | None]]:
-        """The other LLM spans open at some time in [start, end]: (start, end), end None while open."""
+        """The other LLM spans open at some time in [start, end]: (start, end), end None while
+        open. This span joins the ended ones, which are kept while a span still open (or one
+        starting later) may overlap them: until the earliest start of an open span."""
+        still_open = [s for s in mlflow_tracing.open_span_starts(LLM_SPAN_TYPES, span_id, self._ended_traces)
+                      if s < end_ns]  # fmt: skip
         ended: list[tuple[int, int | None]] = [(s, e) for s, e in self._ended if s < end_ns and e > start_ns]
-        still_open = mlflow_tracing.open_span_starts(LLM_SPAN_TYPES, exclude_span_id=span_id)
-        return ended + [(s, None) for s in still_open if s < end_ns]
-
-    def _forget_before(self, t_ns: int) -> None:
-        self._ended = [(s, e) for s, e in self._ended if e >= t_ns]
+        self._ended.append((start_ns, end_ns))
+        horizon = min(still_open, default=end_ns)
+        self._ended = [(s, e) for s, e in self._ended if e > horizon]
+        return ended + [(s, None) for s in still_open]
 
     def close(self) -> None:
         if self.timeline is not None:

@@ -237,3 +237,18 @@ def test_serving_waves(tmp_path: Path) -> None:
         rf"window \[[\d, ]+\] \(coefficient of variation ({NUMBER})\); {NUMBER} J/token "
         rf"(?:\[{NUMBER}-{NUMBER}\]|no interval); {NUMBER} s", lines[0])  # fmt: skip
     assert distinct > 1 and 1 <= low < high <= 24 and spread >= 0
+
+
+def test_span_energy_overhead(tmp_path: Path) -> None:
+    lines = bench(tmp_path, "span_energy_overhead.py", "--calls", "5", "--gap-ms", "1")
+    assert lines[0] == ("span_energy_overhead: 5 rounds of a traced call (root + LLM span) against SQLite, 1 ms apart, "
+                        "GPU counter: an in-process stand-in counter")  # fmt: skip
+    on, off, difference = numbers(rf"median on ({NUMBER}) ms, off ({NUMBER}) ms, difference \+?({NUMBER}) ms", lines[1])
+    assert on > 0 and off > 0 and difference == pytest.approx(on - off, abs=0.002)
+    control, _ = numbers(rf"control \(off again\) ({NUMBER}) ms, difference \+?({NUMBER}) ms: what this host can "
+                         r"resolve", lines[2])  # fmt: skip
+    assert control > 0
+    median, p99 = numbers(rf"the processor's own time per call \(its LLM span and root span\): median ({NUMBER}) ms, "
+                          rf"p99 ({NUMBER}) ms", lines[3])  # fmt: skip
+    assert 0 < median <= p99
+    assert len(lines) == 4
