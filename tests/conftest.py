@@ -78,6 +78,27 @@ def tracking_uri(_empty_store: Path, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def traced_store(tracking_uri: str) -> Iterator[str]:
+    """``tracking_uri`` as the active store with the active experiment ``traces``, as a tracing
+    user sets them; the active experiment (a global and MLFLOW_EXPERIMENT_ID) is put back after
+    the test, so the next test on this worker does not look for it in its own store."""
+    import os
+
+    import mlflow
+    import mlflow.tracking.fluent as fluent
+
+    before = fluent._active_experiment_id, os.environ.get("MLFLOW_EXPERIMENT_ID")
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment("traces")
+    yield tracking_uri
+    fluent._active_experiment_id = before[0]
+    if before[1] is None:
+        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    else:
+        os.environ["MLFLOW_EXPERIMENT_ID"] = before[1]
+
+
+@pytest.fixture
 def client(tracking_uri: str) -> Any:
     """An MlflowClient of ``tracking_uri``."""
     from mlflow.tracking import MlflowClient

@@ -37,11 +37,9 @@ def tiny_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedSer
 
 
 @pytest.fixture
-def openai_traced(tracking_uri: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def openai_traced(traced_store: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     fake = FakeNvml([FakeGpu("GPU-aaaa1111", counter=ClockedCounter(power_w=POWER_W, period_s=PERIOD_S))])
     monkeypatch.setattr(span_energy, "NvmlGpus", lambda **kwargs: NvmlGpus(nvml=fake, **kwargs))
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment("client")
     mlflow.openai.autolog()
     mlflow_energy.autolog(period_s=0.002)
     yield

@@ -30,11 +30,9 @@ def answered(outputs: str) -> bool:
 
 
 @pytest.fixture
-def evaluate(tracking_uri: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+def evaluate(traced_store: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     fake = FakeNvml([FakeGpu("GPU-aaaa1111", counter=ClockedCounter(power_w=POWER_W, period_s=PERIOD_S))])
     monkeypatch.setattr(span_energy, "NvmlGpus", lambda **kwargs: NvmlGpus(nvml=fake, **kwargs))
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment("evaluation")
     monkeypatch.setenv("MLFLOW_GENAI_EVAL_MAX_WORKERS", "1")  # rows one after another: each alone on the GPU
 
     @mlflow.trace(span_type="LLM")

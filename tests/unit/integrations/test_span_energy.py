@@ -25,10 +25,8 @@ POWER_W, PERIOD_S = 100.0, 0.02
 
 
 @pytest.fixture
-def traces(tracking_uri: str) -> Iterator[Any]:
+def traces(traced_store: str) -> Iterator[Any]:
     """The test's traces, read back from its store once flushed."""
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment("traces")
 
     def read() -> list[Any]:
         mlflow.flush_trace_async_logging()
