@@ -22,7 +22,7 @@ from mlflow_energy.bench.progress import ProgressHandler
 from mlflow_energy.bench.stages import restart_clock
 from mlflow_energy.config import to_run_config
 from mlflow_energy.inference.server import ServerError
-from mlflow_energy.lifetime import die_with_parent, exit_without_teardown
+from mlflow_energy.lifetime import die_with_parent, exit_once_saved
 
 LOG_FORMAT = "[mlflow-energy %(asctime)s] %(message)s"
 BENCH_LOG = "bench.log"  # the child's progress, beside result.json
@@ -157,4 +157,4 @@ def _standby(ready_fd: int) -> int:
 
 if __name__ == "__main__":
     die_with_parent(signal.SIGTERM, int(sys.argv[2]))
-    exit_without_teardown(_standby(int(sys.argv[3])) if sys.argv[1] == STANDBY_FLAG else run_child(Path(sys.argv[1])))
+    exit_once_saved(_standby(int(sys.argv[3])) if sys.argv[1] == STANDBY_FLAG else run_child(Path(sys.argv[1])))

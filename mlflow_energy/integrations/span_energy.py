@@ -40,13 +40,14 @@ LLM_SPAN_TYPES = ("LLM", "CHAT_MODEL")  # MLflow's span types of a model call
 NS_PER_S = 1_000_000_000
 DEFAULT_COUNTER_PERIOD_S = 0.1  # until the counter's own updates have been seen
 KEEP_S = 3600.0  # how far back the counter's timeline is kept: the longest span it can measure
+STALE_S = 0.25  # a span's end this long after the last read has no figure (a reading thread that stopped)
 KEEP_ENDED_TRACES = 10_000  # ids of ended traces remembered (MLflow keeps them until exported)
 
 
 class CounterTimeline:
     """The GPUs' summed energy counter over wall-clock time (ns since the epoch, as span times
-    are), read every ``period_s`` by a daemon thread and at each span's end. Keeps the points
-    where the counter moved, for ``KEEP_S``."""
+    are), read every ``period_s`` by a daemon thread (never at a span's end: one NVML read took
+    5 ms there on an H100). Keeps the points where the counter moved, for ``KEEP_S``."""
 
     def __init__(self, gpus: NvmlGpus, cuda_indices: list[int] | None = None, period_s: float = 0.01) -> None:
         self._gpus = gpus
@@ -88,9 +89,10 @@ class CounterTimeline:
 
     def joules_at(self, t_ns: int) -> float | None:
         """The cumulative energy at ``t_ns``, linear between the counter's moves and, after the
-        last one, at the last stretch's power until the last read; None outside what was read."""
+        last one, at the last stretch's power (for at most ``STALE_S`` after the last read: the
+        span that just ended); None outside what was read."""
         with self._lock:
-            if not self._times or t_ns < self._times[0] or t_ns > self._last_read_ns:
+            if not self._times or t_ns < self._times[0] or t_ns - self._last_read_ns > STALE_S * NS_PER_S:
                 return None
             i = bisect.bisect_right(self._times, t_ns)
             if i == len(self._times):  # after the last move
@@ -165,7 +167,6 @@ class SpanEnergy:
             span.set_attribute(names.SPAN_ENERGY_NOTE, f"no GPU energy counter is readable here: "
                                                        f"{self.no_counter_reason}")  # fmt: skip
             return
-        self.timeline.read_now()
         span.set_attribute(names.SPAN_ENERGY_SOURCE, f"gpu:{EnergySource.NVML_COUNTER}")
         others = self._overlapping(start_ns, end_ns, span.span_id)
         share, most_open = shared_energy(self.timeline.energy_j, start_ns, end_ns, others)

@@ -169,16 +169,21 @@ def test_the_users_exception_reaches_them_and_the_trace_keeps_its_figures(traces
 
 def test_a_counter_that_fails_never_fails_the_users_call(traces, gpu, monkeypatch: pytest.MonkeyPatch) -> None:
     mlflow_energy.autolog(period_s=0.002)
+    timeline = span_energy._active.timeline
 
-    def broken() -> None:
+    def broken(*args: Any) -> None:
         raise RuntimeError("NVML_ERROR_GPU_IS_LOST")
 
-    monkeypatch.setattr(span_energy._active.timeline, "read_now", broken)
-    llm_call(0.05)
-    (trace,) = traces()
-    span = spans_named(trace, "generate")[0]
-    assert span.attributes[names.SPAN_ENERGY_NOTE] == "not measured: RuntimeError: NVML_ERROR_GPU_IS_LOST"
-    assert names.SPAN_ENERGY_J not in span.attributes
+    monkeypatch.setattr(timeline, "energy_j", broken)
+    llm_call(0.15)
+    monkeypatch.undo()
+    monkeypatch.setattr(timeline, "read_now", broken)  # the reading thread's reads fail from now on
+    time.sleep(2 * span_energy.STALE_S)
+    llm_call(0.15)
+    failed, unread = (spans_named(t, "generate")[0] for t in traces())
+    assert failed.attributes[names.SPAN_ENERGY_NOTE] == "not measured: RuntimeError: NVML_ERROR_GPU_IS_LOST"
+    assert unread.attributes[names.SPAN_ENERGY_NOTE] == "the counter was not read over the whole span: no figure"
+    assert names.SPAN_ENERGY_J not in failed.attributes and names.SPAN_ENERGY_J not in unread.attributes
 
 
 def test_the_shipped_models_generate_traced_by_the_user_carries_the_energy(traces, gpu) -> None:
