@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlflow.entities import Feedback
+from mlflow.entities import AssessmentError, Feedback
 from mlflow.genai.scorers import scorer
 
 from mlflow_energy.integrations.span_energy import LLM_SPAN_TYPES
@@ -25,6 +25,7 @@ from mlflow_energy.store import names
 SCORER_NAME = "energy"
 PER_REQUEST = f"j_per_request/{SCORER_NAME}"
 PER_OUTPUT_TOKEN = f"j_per_output_token/{SCORER_NAME}"
+NOT_MEASURED = "ENERGY_NOT_MEASURED"  # the error code of a row without a figure
 
 
 def request_energy(trace: Any) -> list[Feedback]:
@@ -53,7 +54,11 @@ def request_energy(trace: Any) -> list[Feedback]:
 
 
 def _unmeasured(name: str, reason: str) -> Feedback:
-    return Feedback(name=name, value=None, rationale=f"not measured: {reason}")
+    """No value, with the reason as the rationale and as the feedback's error (MLflow 3.4 takes
+    no feedback without one of the two)."""
+    why = f"not measured: {reason}"
+    error = AssessmentError(error_code=NOT_MEASURED, error_message=why)
+    return Feedback(name=name, value=None, rationale=why, error=error)
 
 
 energy = scorer(name=SCORER_NAME, aggregations=["mean", "median", "p90"])(
