@@ -61,6 +61,4 @@ def _unmeasured(name: str, reason: str) -> Feedback:
     return Feedback(name=name, value=None, rationale=why, error=error)
 
 
-energy = scorer(name=SCORER_NAME, aggregations=["mean", "median", "p90"])(
-    lambda trace: request_energy(trace)  # noqa: PLW0108 (the scorer's signature is read from this function)
-)
+energy = scorer(name=SCORER_NAME, aggregations=["mean", "median", "p90"])(request_energy)
