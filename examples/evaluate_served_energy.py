@@ -20,6 +20,7 @@ import mlflow
 import openai
 import pandas as pd
 from mlflow.genai.scorers import scorer
+from track_openai_client import served_model  # the example beside this one (this folder is on sys.path)
 
 import mlflow_energy
 
@@ -30,17 +31,6 @@ ANIMALS = ["cat", "dog", "bird", "fish", "fox", "bear", "frog", "owl"]
 def names_the_animal(inputs: dict, outputs: str) -> bool:
     """Quality: the story mentions the animal the prompt asked about."""
     return inputs["animal"] in outputs.lower()
-
-
-def served_model(client: openai.OpenAI, base_url: str) -> str:
-    """The one model the server lists; SystemExit with one sentence otherwise."""
-    try:
-        listed = [m.id for m in client.models.list()]
-    except openai.APIConnectionError:
-        raise SystemExit(f"nothing answers at {base_url}; start the server first (examples/README.md).") from None
-    if len(listed) != 1:
-        raise SystemExit(f"the server at {base_url} lists {', '.join(listed) or 'no model'}; name one with --model.")
-    return listed[0]
 
 
 def main() -> None:
