@@ -1,4 +1,4 @@
-"""MLflow Tracing, beyond and around its public API (tested with mlflow 3.4 and 3.17):
+"""MLflow Tracing, beyond and around its public API (tested with mlflow 3.4, 3.17 and 3.18):
 
 - span processors (``mlflow.tracing.configure(span_processors=...)``, public) run as a span ends;
   this module adds and removes one without dropping the user's own;

@@ -23,7 +23,7 @@ from typing import Any
 from mlflow_energy.store import names
 from mlflow_energy.store.uris import is_server, ui_address
 
-TESTED_UI_VERSIONS = ("3.17.2",)
+TESTED_UI_VERSIONS = ("3.17.2", "3.18.0")
 VIEW_TAG_PREFIX = "mlflow.sharedViewState."
 VIEW_KEY_PREFIX = "mlflow-energy-"
 KEPT_VIEWS = 10  # the tool's newest views kept per experiment (the UI lists at most 40 views in all)
