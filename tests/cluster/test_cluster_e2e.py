@@ -24,9 +24,11 @@ from processes import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
-# Each point measures for 3 s: long enough to end both mid-run.
-SLOW_POINTS = ["bench=quick", "bench.idle_s=0.2", "bench.min_repetitions=2", "bench.min_duration_s=3",
-               "bench.max_duration_s=3", "quality=off", "workload.batch_size=1,2"]  # fmt: skip
+# Each point measures for 10 s, so that both are mid-run together even when one job starts
+# seconds after the other on a busy machine (with 3 s, the first had once logged its run before
+# the second began measuring). Only the relaunch measures them to the end.
+SLOW_POINTS = ["bench=quick", "bench.idle_s=0.2", "bench.min_repetitions=2", "bench.min_duration_s=10",
+               "bench.max_duration_s=10", "quality=off", "workload.batch_size=1,2"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

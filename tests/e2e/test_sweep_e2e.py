@@ -177,10 +177,8 @@ def test_two_parallel_joblib_jobs_share_one_sqlite_store_and_replicate(tmp_path:
     assert all(f"(#/experiments/{c.info.experiment_id}/runs/{c.info.run_id})" in answer for c in children)
 
 
-def test_the_compression_grid_measures_each_lever_with_quality_beside_energy(tmp_path: Path) -> None:
-    proc = run_cli(tmp_path, "run", "-m", "+experiment=compression", *QUICK, "bench.max_duration_s=1")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    client, parents, children = sweep_runs(tmp_path)
+def test_the_compression_grid_measures_each_lever_with_quality_beside_energy(compression_sweep, tmp_path: Path) -> None:
+    client, parents, children = sweep_runs(compression_sweep[0])
     by_name = {c.info.run_name.removeprefix("+compression="): c for c in children}
     assert set(by_name) == {"teacher", "distilled", "magnitude_50", "drop_2_layers", "dynamic_int8"}
     for child in children:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from processes import QUICK, run_cli, sweep_runs
+from processes import sweep_runs
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = "/usr/bin/chromium"
@@ -52,14 +52,11 @@ if not Path(CHROMIUM).exists() and not os.environ.get("CI"):  # CI installs it: 
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory: pytest.TempPathFactory):
-    """A 2-point sweep logged to SQLite, the page its console output links, and a real
-    `mlflow server` on that store."""
-    folder = tmp_path_factory.mktemp("ui")
-    # Only the pruned points log model.pruning.*: MLflow's parallel coordinates would drop the rest.
-    proc = run_cli(folder, "run", "-m", *QUICK, "bench.max_duration_s=1", "model=tiny,tiny-stories",
-                   "+compression=teacher,magnitude_50")  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def sweep(compression_sweep):
+    """The compression sweep (5 points logged to SQLite), the page its console output links, and
+    a real `mlflow server` on that store. Only the pruned and shrunk points log params such as
+    model.pruning.*: MLflow's parallel coordinates would drop the rest."""
+    folder, proc = compression_sweep
     line = (r"^Compare the sweep's points in the MLflow UI: mlflow ui --backend-store-uri sqlite:///mlflow\.db, "
             r"then open http://127\.0\.0\.1:5000/(#/\S+)$")
     printed = re.search(line, proc.stdout, re.M)
@@ -127,7 +124,7 @@ def expect_comparison(page, children: list) -> None:
 def test_the_printed_link_and_two_clicks_open_the_comparison(sweep, browser) -> None:
     folder, base, printed = sweep
     _, _, children = sweep_runs(folder)
-    assert len(children) == 4
+    assert len(children) == 5
     page = browser.new_page()
     page.goto(f"{base}/{printed}")
     expect_comparison(page, children)
