@@ -65,7 +65,8 @@ def resolve_model(model: ModelConfig) -> ModelSource:
     else:
         return _resolve_hub(model)
     config = _read_model_config(folder, name)
-    _check_custom_code(config, model)
+    if folder.parent != SHIPPED_DIR:  # the shipped configs are architectures transformers knows (a test checks)
+        _check_custom_code(config, model)
     tokenizer = folder if _has_tokenizer(folder) else SHIPPED_TOKENIZER
     source = ModelSource(
         kind="shipped" if folder.parent == SHIPPED_DIR else "local",
@@ -123,12 +124,12 @@ def _check_custom_code(config: dict[str, Any], model: ModelConfig) -> None:
 
 
 def _config_int(config: dict[str, Any], key: str) -> int | None:
-    """A number of the model's config under the name its class stores it (GPT-2: n_positions
-    for max_position_embeddings, n_layer for num_hidden_layers)."""
-    known = _known_model_types()
-    if config.get("model_type") in known:
-        key = known[config["model_type"]].attribute_map.get(key, key)
+    """A number of the model's config: under its own name, else under the name its class stores
+    it (GPT-2: n_positions for max_position_embeddings, n_layer for num_hidden_layers). The class
+    is looked up only then: transformers' config classes import torch (seconds on a fresh machine)."""
     value = config.get(key)
+    if not isinstance(value, int) and config.get("model_type") in (known := _known_model_types()):
+        value = config.get(known[config["model_type"]].attribute_map.get(key, key))
     return value if isinstance(value, int) else None
 
 

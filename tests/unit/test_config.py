@@ -79,6 +79,23 @@ def test_shipped_config_without_weights_needs_random() -> None:
         resolve_model(config(model__name="llama-3.2-1b", model__weights="pretrained").model)
 
 
+def test_the_shipped_configs_are_read_without_transformers_as_transformers_reads_them() -> None:
+    """A shipped model's checks skip the custom-code check and read its sizes from config.json
+    directly (no transformers import, seconds on a fresh machine): every shipped architecture is
+    one transformers knows, and the sizes read are the ones its config class gives."""
+    from transformers import AutoConfig
+
+    from mlflow_energy.inference import models
+    from mlflow_energy.inference.models import SHIPPED_DIR
+
+    for name in shipped_models():
+        source = resolve_model(config(model__name=name, model__weights="random").model)
+        loaded = AutoConfig.from_pretrained(SHIPPED_DIR / name)
+        assert loaded.model_type in models._known_model_types(), name
+        assert (source.max_positions, source.decoder_layers) == (loaded.max_position_embeddings,
+                                                                 loaded.num_hidden_layers), name  # fmt: skip
+
+
 def test_a_batch_run_keeps_its_config_hash_whatever_the_serving_keys_say() -> None:
     """A batch run does not use serving.*: its hash (what resumes a sweep) ignores them."""
     a, b = RunConfig(), RunConfig()
