@@ -4,6 +4,8 @@ alternating bare / tool / bare / tool / bare so drift hits both.
 
     python benchmarks/vs_bare.py --model llama-3.2-1b --batch 8 --prompt-tokens 256 --new-tokens 256 --device cuda
 
+Everything after `--` is passed to the tool's runs (bench.* settings, for example).
+
 Goal: tool / bare at least 0.97.
 """
 
@@ -25,7 +27,7 @@ def tool_tokens_per_s(args: argparse.Namespace, dtype: str, folder: Path) -> flo
     overrides = [f"model.name={args.model}", f"model.weights={args.weights}", f"model.dtype={dtype}",
                  f"device={args.device}", f"workload.batch_size={args.batch}",
                  f"workload.prompt_tokens={args.prompt_tokens}", f"workload.new_tokens={args.new_tokens}",
-                 "quality=off"]  # fmt: skip
+                 "quality=off", *args.overrides]  # fmt: skip
     return run_tool(folder, overrides)["summary"]["throughput_tokens_per_s"]
 
 
@@ -34,6 +36,7 @@ def main() -> None:
     add_workload_arguments(parser)
     parser.add_argument("--calls", type=int, default=3, help="generate calls per bare measurement")
     parser.add_argument("--rounds", type=int, default=2, help="tool runs (bare runs: one more)")
+    parser.add_argument("overrides", nargs="*", help="more overrides for mlflow-energy run (after --)")
     args = parser.parse_args()
     work = build_workload(args)
     work.timed(1)

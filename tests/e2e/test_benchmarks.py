@@ -120,7 +120,8 @@ def test_repeatability(tmp_path: Path) -> None:
 
 
 def test_vs_bare(tmp_path: Path) -> None:
-    lines = bench(tmp_path, "vs_bare.py", *TINY, "--rounds", "1", "--calls", "1")
+    lines = bench(tmp_path, "vs_bare.py", *TINY, "--rounds", "1", "--calls", "1", "--", "bench=quick",
+                  "bench.idle_s=0.2", "bench.min_duration_s=0.5", "bench.max_duration_s=1")  # fmt: skip
     assert lines[0] == f"vs_bare: {DESCRIPTION}"
     found = re.fullmatch(r"bare tokens/s (.+); tool tokens/s (.+)", lines[1])
     assert found, lines[1]
