@@ -178,3 +178,18 @@ def compression_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, s
     proc = run_cli(folder, "run", "-m", "+experiment=compression", *QUICK, "bench.max_duration_s=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return folder, proc
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """`transformers serve` of the shipped tiny model on 127.0.0.1 (CPU, no continuous batching),
+    started and stopped by the tool's own code, as examples/README.md starts it."""
+    from mlflow_energy.config import ModelConfig
+    from mlflow_energy.inference.server import transformers_serve
+
+    server = transformers_serve(ModelConfig(), "cpu", False, [], tmp_path_factory.mktemp("server") / "server.log")
+    server.start(timeout_s=300)
+    try:
+        yield server
+    finally:
+        server.stop()

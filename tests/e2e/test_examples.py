@@ -9,17 +9,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mlflow_energy import shipped_model_path
-from mlflow_energy.config import ModelConfig
-from mlflow_energy.inference.server import ManagedServer, transformers_serve
+from mlflow_energy.inference.server import ManagedServer
 
-from processes import EXIT_CONFIG_ERROR, QUICK_NO_QUALITY, REPO, cli_env, experiment_runs, run_cli
+from processes import EXIT_CONFIG_ERROR, QUICK_NO_QUALITY, REPO, cli_env, experiment_runs, free_port, run_cli
 
 EXAMPLES = REPO / "examples"
 
@@ -100,25 +98,13 @@ def test_track_own_loop_logs_the_prefill_and_decode_windows(tmp_path: Path) -> N
     assert proc.stdout.startswith(f"run {run.info.run_id}: 24 tokens, ")
 
 
-@pytest.fixture
-def tiny_server(tmp_path: Path) -> Iterator[ManagedServer]:
-    """`transformers serve` of the shipped tiny model on 127.0.0.1, started and stopped by the
-    tool's own code, as examples/README.md starts it (CPU, no continuous batching)."""
-    server = transformers_serve(ModelConfig(), "cpu", False, [], tmp_path / "server.log")
-    server.start(timeout_s=300)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.mark.e2e
 def test_track_openai_client_measures_requests_to_a_real_transformers_serve(
     tiny_server: ManagedServer, client: Any, tmp_path: Path
 ) -> None:
-    url = tiny_server.base_url
-    proc = python(tmp_path, "track_openai_client.py", "--base-url", url, "--requests", "3", "--max-tokens", "8",
-                  "--idle-s", "0.5")  # fmt: skip
+    answered = tiny_server.log_path.read_text().count('"POST /v1/completions HTTP/1.1" 200')  # the server is shared
+    proc = python(tmp_path, "track_openai_client.py", "--base-url", tiny_server.base_url, "--requests", "3",
+                  "--max-tokens", "8", "--idle-s", "0.5")  # fmt: skip
     succeeded(proc)
     (run,) = experiment_runs(tmp_path, "serving-client")
     m = run.data.metrics
@@ -129,12 +115,12 @@ def test_track_openai_client_measures_requests_to_a_real_transformers_serve(
     assert m["energy/j_per_request"] >= 0 and "energy/idle_w" in m
     tokens = m["measurement/generated_tokens"]
     assert proc.stdout.startswith(f"run {run.info.run_id}: 3 requests, {tokens:.0f} tokens; ")
-    assert tiny_server.log_path.read_text().count('"POST /v1/completions HTTP/1.1" 200') == 3
+    assert tiny_server.log_path.read_text().count('"POST /v1/completions HTTP/1.1" 200') == answered + 3
     # Nothing answering: one sentence, and no run.
-    tiny_server.stop()
-    gone = python(tmp_path, "track_openai_client.py", "--base-url", url)
+    nobody = f"http://127.0.0.1:{free_port()}/v1"
+    gone = python(tmp_path, "track_openai_client.py", "--base-url", nobody)
     assert gone.returncode == 1
-    assert gone.stderr == f"nothing answers at {url}; start the server first (examples/README.md).\n"
+    assert gone.stderr == f"nothing answers at {nobody}; start the server first (examples/README.md).\n"
     assert len(all_runs(client)) == 1
 
 

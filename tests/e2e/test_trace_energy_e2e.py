@@ -12,8 +12,7 @@ import mlflow
 import pytest
 
 import mlflow_energy
-from mlflow_energy.config import ModelConfig
-from mlflow_energy.inference.server import ManagedServer, transformers_serve
+from mlflow_energy.inference.server import ManagedServer
 from mlflow_energy.integrations import span_energy
 from mlflow_energy.meter.gpu import NvmlGpus
 from mlflow_energy.store import names
@@ -24,16 +23,6 @@ from processes import REPO, cli_env
 pytestmark = pytest.mark.e2e
 
 POWER_W, PERIOD_S = 100.0, 0.02
-
-
-@pytest.fixture(scope="module")
-def tiny_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedServer]:
-    server = transformers_serve(ModelConfig(), "cpu", False, [], tmp_path_factory.mktemp("server") / "server.log")
-    server.start(timeout_s=300)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
