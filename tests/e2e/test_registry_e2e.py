@@ -27,15 +27,39 @@ def register(folder: Path, *args: str):
     return run_cli(folder, "register", "--experiment", "mlflow-energy", "--name", "tiny-chat", *args)
 
 
-def test_register_picks_the_cheapest_qualifying_run_and_serves_text(two_point_sweep, tmp_path: Path) -> None:
-    folder, sweep_id, children = two_point_sweep
-    cheapest = min(children, key=lambda c: c.data.metrics["energy/j_per_token"])
+def registry(folder: Path) -> MlflowClient:
+    return MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+
+
+# The registrations build on one another: version 1 (the champion), then version 2 (a worse
+# challenger). Fixtures make them in that order in whichever test comes first, so each test holds
+# in any order and on any worker.
+@pytest.fixture(scope="module")
+def champion(two_point_sweep):
+    """The first registration: the command's output and version 1 as it was registered."""
+    folder, sweep_id, _ = two_point_sweep
     proc = register(folder, "--sweep", sweep_id, "--max", "quality/perplexity=12", "--min", "throughput/tokens_per_s=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, registry(folder).get_model_version_by_alias("tiny-chat", "efficient")
+
+
+@pytest.fixture(scope="module")
+def challenger(two_point_sweep, champion):
+    """The second: only the slow, costlier point qualifies. The command's output and that run."""
+    folder, sweep_id, children = two_point_sweep
+    slowest = min(children, key=lambda c: c.data.metrics["throughput/tokens_per_s"])
+    ceiling = slowest.data.metrics["throughput/tokens_per_s"] * 1.01
+    proc = register(folder, "--sweep", sweep_id, "--max", f"throughput/tokens_per_s={ceiling}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, slowest
+
+
+def test_register_picks_the_cheapest_qualifying_run_and_serves_text(two_point_sweep, champion) -> None:
+    folder, _, children = two_point_sweep
+    proc, version = champion
+    cheapest = min(children, key=lambda c: c.data.metrics["energy/j_per_token"])
     assert "candidates by min energy/j_per_token" in proc.stdout and "first champion" in proc.stdout
-    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
-    version = client.get_model_version_by_alias("tiny-chat", "efficient")
-    assert version.tags["source_run_id"] == cheapest.info.run_id
+    assert str(version.version) == "1" and version.tags["source_run_id"] == cheapest.info.run_id
     for tag, metric in [("energy.j_per_token", "energy/j_per_token"), ("quality.perplexity", "quality/perplexity")]:
         assert float(version.tags[tag]) == pytest.approx(cheapest.data.metrics[metric], rel=1e-5)
     assert version.tags["hardware"].startswith("cpu:")
@@ -47,22 +71,18 @@ def test_register_picks_the_cheapest_qualifying_run_and_serves_text(two_point_sw
     assert len(texts) == 1 and len(texts[0].split()) >= 5
 
 
-def test_a_worse_challenger_leaves_the_alias(two_point_sweep) -> None:
-    folder, sweep_id, children = two_point_sweep
-    slowest = min(children, key=lambda c: c.data.metrics["throughput/tokens_per_s"])
-    ceiling = slowest.data.metrics["throughput/tokens_per_s"] * 1.01  # only the slow, costlier point qualifies
-    proc = register(folder, "--sweep", sweep_id, "--max", f"throughput/tokens_per_s={ceiling}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
-    champion = client.get_model_version_by_alias("tiny-chat", "efficient")
-    assert str(champion.version) == "1" and "stays on version 1" in proc.stdout
-    latest = client.get_model_version("tiny-chat", "2")
-    assert latest.tags["source_run_id"] == slowest.info.run_id
+def test_a_worse_challenger_leaves_the_alias(two_point_sweep, challenger) -> None:
+    folder, _, _ = two_point_sweep
+    proc, slowest = challenger
+    client = registry(folder)
+    assert str(client.get_model_version_by_alias("tiny-chat", "efficient").version) == "1"
+    assert "stays on version 1" in proc.stdout
+    assert client.get_model_version("tiny-chat", "2").tags["source_run_id"] == slowest.info.run_id
 
 
-def test_other_hardware_is_not_compared(two_point_sweep) -> None:
+def test_other_hardware_is_not_compared(two_point_sweep, challenger) -> None:
     folder, sweep_id, _ = two_point_sweep
-    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    client = registry(folder)
     client.set_model_version_tag("tiny-chat", "1", "hardware", "gpu:NVIDIA H100 80GB HBM3")
     proc = register(folder, "--sweep", sweep_id)
     assert proc.returncode == 0 and "figures from different hardware do not compare" in proc.stdout
@@ -81,7 +101,7 @@ def test_other_hardware_is_not_compared(two_point_sweep) -> None:
 )
 def test_refusals_leave_the_registry_untouched(tmp_path: Path, two_point_sweep, args: list[str], message: str) -> None:
     folder, _, _ = two_point_sweep
-    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    client = registry(folder)
     before = [(v.name, v.version) for v in client.search_model_versions()]
     proc = register(folder, *args)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
@@ -100,8 +120,7 @@ def test_a_pruned_sweep_registers_when_it_ends_and_the_model_loads_pruned(tmp_pa
                    "model.pruning.method=magnitude", "model.pruning.drop_layers=2", "register.enabled=true",
                    "register.name=tiny-sweep", "register.max=['quality/perplexity=12']")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    version = client.get_model_version_by_alias("tiny-sweep", "efficient")
+    version = registry(tmp_path).get_model_version_by_alias("tiny-sweep", "efficient")
     _, _, (child,) = sweep_runs(tmp_path)
     assert version.tags["source_run_id"] == child.info.run_id
     assert (version.tags["model.pruning.method"], version.tags["model.pruning.drop_layers"]) == ("magnitude", "2")
