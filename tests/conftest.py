@@ -170,18 +170,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def compression_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
-    """The compression experiment's sweep (5 points, quality on) in a SQLite store: its folder
-    and the finished command. Shared by the test of the grid and the UI test, which browses it."""
-    from processes import QUICK, run_cli
-
-    folder = tmp_path_factory.mktemp("compression")
-    proc = run_cli(folder, "run", "-m", "+experiment=compression", *QUICK, "bench.max_duration_s=1")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return folder, proc
-
-
-@pytest.fixture(scope="session")
 def tiny_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """`transformers serve` of the shipped tiny model on 127.0.0.1 (CPU, no continuous batching),
     started and stopped by the tool's own code, as examples/README.md starts it."""

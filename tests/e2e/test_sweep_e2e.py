@@ -177,35 +177,6 @@ def test_two_parallel_joblib_jobs_share_one_sqlite_store_and_replicate(tmp_path:
     assert all(f"(#/experiments/{c.info.experiment_id}/runs/{c.info.run_id})" in answer for c in children)
 
 
-def test_the_compression_grid_measures_each_lever_with_quality_beside_energy(compression_sweep, tmp_path: Path) -> None:
-    client, parents, children = sweep_runs(compression_sweep[0])
-    by_name = {c.info.run_name.removeprefix("+compression="): c for c in children}
-    assert set(by_name) == {"teacher", "distilled", "magnitude_50", "drop_2_layers", "dynamic_int8"}
-    for child in children:
-        assert child.info.status == "FINISHED"
-        assert child.data.metrics["quality/perplexity"] > 1 and child.data.metrics["energy/j_per_token"] > 0
-    params = {name: child.data.params for name, child in by_name.items()}
-    perplexity = {name: child.data.metrics["quality/perplexity"] for name, child in by_name.items()}
-    assert int(params["dynamic_int8"]["model.int8_layers"]) >= 28
-    assert "model.int8_layers" not in params["teacher"] and "model.pruning.method" not in params["teacher"]
-    magnitude = params["magnitude_50"]
-    assert magnitude["model.pruning.method"] == "magnitude" and magnitude["model.sparsity_reached"] == "0.5000"
-    assert int(magnitude["model.nonzero_parameters"]) < int(magnitude["model.parameters"])
-    dropped = params["drop_2_layers"]
-    assert dropped["model.decoder_layers"] == "2" and dropped["model.layers_removed"] == "[1, 2]"
-    # The student has the shape of the teacher without layers 1 and 2, and distillation won back
-    # most of what dropping those layers cost.
-    assert params["distilled"]["model.name"] == "tiny-stories-distilled"
-    assert params["distilled"]["model.parameters"] == dropped["model.parameters"]
-    assert perplexity["distilled"] < perplexity["drop_2_layers"] * 0.8
-    assert perplexity["teacher"] < perplexity["drop_2_layers"]
-    artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
-    assert {"pareto.png", "summary.csv"} <= artifacts
-    rows = list(csv.DictReader(Path(client.download_artifacts(parents[0].info.run_id, "summary.csv",
-                                                               str(tmp_path))).open()))  # fmt: skip
-    assert all(float(r["quality/perplexity"]) > 1 for r in rows)
-
-
 def test_an_unreachable_tracking_server_stops_the_sweep_before_any_job(tmp_path: Path) -> None:
     proc = run_cli(tmp_path, "run", "-m", *QUICK, "workload.batch_size=1,2", "tracking.uri=http://127.0.0.1:9")
     assert proc.returncode == 2 and "does not answer" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,10 +1,13 @@
-"""The MLflow UI, in headless Chromium against a real `mlflow server`, as a user sees it after a
-sweep: the link the console printed opens the comparison (no click), the experiment page gets
-there in two, a child's description and System metrics tab show, and a link in the parent's
-answer opens a child. ``MLFLOW_ENERGY_UI_SCREENSHOTS=DIR`` keeps the screenshots (docs/ui/)."""
+"""A sweep as its user reads it, on the compression experiment (5 points, quality on): the
+figures of each lever in its runs; then the MLflow UI, in headless Chromium against a real
+`mlflow server`: the link the console printed opens the comparison (no click), the experiment
+page gets there in two, a child's description and System metrics tab show, and a link in the
+parent's answer opens a child. One sweep serves both, as one module: a worker builds it once.
+``MLFLOW_ENERGY_UI_SCREENSHOTS=DIR`` keeps the screenshots (docs/ui/)."""
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import socket
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from processes import sweep_runs
+from processes import QUICK, run_cli, sweep_runs
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = "/usr/bin/chromium"
@@ -47,15 +50,51 @@ PLOTTED_JS = """(() => {
           colours: scatter.flatMap(t => [].concat(t.marker.color))};
 })()"""
 
-if not Path(CHROMIUM).exists() and not os.environ.get("CI"):  # CI installs it: there a missing browser fails
-    pytest.skip("Chromium is not installed (apt-get install chromium); CI installs it", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def compression_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The compression experiment's sweep in a SQLite store: its folder and the finished command."""
+    folder = tmp_path_factory.mktemp("compression")
+    proc = run_cli(folder, "run", "-m", "+experiment=compression", *QUICK, "bench.max_duration_s=1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return folder, proc
+
+
+def test_the_compression_grid_measures_each_lever_with_quality_beside_energy(compression_sweep, tmp_path: Path) -> None:
+    client, parents, children = sweep_runs(compression_sweep[0])
+    by_name = {c.info.run_name.removeprefix("+compression="): c for c in children}
+    assert set(by_name) == {"teacher", "distilled", "magnitude_50", "drop_2_layers", "dynamic_int8"}
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert child.data.metrics["quality/perplexity"] > 1 and child.data.metrics["energy/j_per_token"] > 0
+    params = {name: child.data.params for name, child in by_name.items()}
+    perplexity = {name: child.data.metrics["quality/perplexity"] for name, child in by_name.items()}
+    assert int(params["dynamic_int8"]["model.int8_layers"]) >= 28
+    assert "model.int8_layers" not in params["teacher"] and "model.pruning.method" not in params["teacher"]
+    magnitude = params["magnitude_50"]
+    assert magnitude["model.pruning.method"] == "magnitude" and magnitude["model.sparsity_reached"] == "0.5000"
+    assert int(magnitude["model.nonzero_parameters"]) < int(magnitude["model.parameters"])
+    dropped = params["drop_2_layers"]
+    assert dropped["model.decoder_layers"] == "2" and dropped["model.layers_removed"] == "[1, 2]"
+    # The student has the shape of the teacher without layers 1 and 2, and distillation won back
+    # most of what dropping those layers cost.
+    assert params["distilled"]["model.name"] == "tiny-stories-distilled"
+    assert params["distilled"]["model.parameters"] == dropped["model.parameters"]
+    assert perplexity["distilled"] < perplexity["drop_2_layers"] * 0.8
+    assert perplexity["teacher"] < perplexity["drop_2_layers"]
+    artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert {"pareto.png", "summary.csv"} <= artifacts
+    rows = list(csv.DictReader(Path(client.download_artifacts(parents[0].info.run_id, "summary.csv",
+                                                               str(tmp_path))).open()))  # fmt: skip
+    assert all(float(r["quality/perplexity"]) > 1 for r in rows)
 
 
 @pytest.fixture(scope="module")
 def sweep(compression_sweep):
-    """The compression sweep (5 points logged to SQLite), the page its console output links, and
-    a real `mlflow server` on that store. Only the pruned and shrunk points log params such as
-    model.pruning.*: MLflow's parallel coordinates would drop the rest."""
+    """The page the sweep's console output links, and a real `mlflow server` on its store. Only
+    the pruned and shrunk points log params such as model.pruning.*: MLflow's parallel
+    coordinates would drop the rest."""
     folder, proc = compression_sweep
     line = (r"^Compare the sweep's points in the MLflow UI: mlflow ui --backend-store-uri sqlite:///mlflow\.db, "
             r"then open http://127\.0\.0\.1:5000/(#/\S+)$")
@@ -84,6 +123,8 @@ def sweep(compression_sweep):
 
 @pytest.fixture(scope="module")
 def browser():
+    if not Path(CHROMIUM).exists() and not os.environ.get("CI"):  # CI installs it: there a missing browser fails
+        pytest.skip("Chromium is not installed (apt-get install chromium); CI installs it")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
