@@ -32,10 +32,9 @@ def _window(name: str, start: float, duration: float, gpu: float, cpu: float = 1
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slowest modules first (clusters, then the other end-to-end tests, then the unit tests;
-    the order within each kept): pytest-xdist's workers, which take a module at a time, then end
-    on short ones instead of one worker running a minute-long test alone while the other has
-    nothing left."""
+    """The slowest tests first (clusters, then the other end-to-end tests, then the unit tests;
+    the order within each kept): pytest-xdist's workers then end on short tests, instead of one
+    worker running a minute-long test alone while the other has nothing left."""
 
     def weight(item: pytest.Item) -> int:
         return 0 if item.get_closest_marker("cluster") else 1 if item.get_closest_marker("e2e") else 2
