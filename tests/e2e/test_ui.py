@@ -2,7 +2,7 @@
 figures of each lever in its runs; then the MLflow UI, in headless Chromium against a real
 `mlflow server`: the link the console printed opens the comparison (no click), the experiment
 page gets there in two, a child's description and System metrics tab show, and a link in the
-parent's answer opens a child. One sweep serves both, as one module: a worker builds it once.
+parent's answer opens a child. One sweep serves both.
 ``MLFLOW_ENERGY_UI_SCREENSHOTS=DIR`` keeps the screenshots (docs/ui/)."""
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ PLOTTED_JS = """(() => {
           scatter: scatter.reduce((n, t) => n + t.x.length, 0),
           colours: scatter.flatMap(t => [].concat(t.marker.color))};
 })()"""
-
 
 
 @pytest.fixture(scope="module")
