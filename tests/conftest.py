@@ -31,17 +31,6 @@ def _window(name: str, start: float, duration: float, gpu: float, cpu: float = 1
                        **kw)  # fmt: skip
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slowest tests first (clusters, then the other end-to-end tests, then the unit tests;
-    the order within each kept): pytest-xdist's workers then end on short tests, instead of one
-    worker running a minute-long test alone while the other has nothing left."""
-
-    def weight(item: pytest.Item) -> int:
-        return 0 if item.get_closest_marker("cluster") else 1 if item.get_closest_marker("e2e") else 2
-
-    items.sort(key=weight)
-
-
 @pytest.fixture
 def window() -> Callable[..., Measurement]:
     """Makes one measured window: ``window(name, start_s, duration_s, gpu_j, cpu_j=1, ram_j=0.5)``,
