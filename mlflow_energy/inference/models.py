@@ -65,11 +65,12 @@ def resolve_model(model: ModelConfig) -> ModelSource:
     else:
         return _resolve_hub(model)
     config = _read_model_config(folder, name)
-    if folder.parent != SHIPPED_DIR:  # the shipped configs are architectures transformers knows (a test checks)
+    shipped = folder.parent == SHIPPED_DIR
+    if not shipped:  # the shipped configs are architectures transformers knows (a test checks)
         _check_custom_code(config, model)
     tokenizer = folder if _has_tokenizer(folder) else SHIPPED_TOKENIZER
     source = ModelSource(
-        kind="shipped" if folder.parent == SHIPPED_DIR else "local",
+        kind="shipped" if shipped else "local",
         location=str(folder),
         tokenizer_location=str(tokenizer),
         has_weights=_has_files(folder, _SAFETENSORS + _PICKLED_WEIGHTS),
