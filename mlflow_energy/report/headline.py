@@ -23,7 +23,10 @@ def headline(result: BenchResult) -> str | None:
         if s.energy_j_per_token_ci95_low is not None
         else ", no interval"
     )
-    per_request = f"energy per request {s.energy_j_per_request:.4g} J, " if result.serving is not None else ""
+    # A serving run stopped early may have tokens in its windows but no request that ended there.
+    per_request = ""
+    if result.serving is not None and s.energy_j_per_request is not None:
+        per_request = f"energy per request {s.energy_j_per_request:.4g} J, "
     noisy = ""
     if a.target_reached is False and s.measurement_ci_relative is not None:  # said here, not only in a tag
         noisy = (f"; TOO NOISY for the {result.config.bench.target_ci * 100:g}% asked "

@@ -11,6 +11,8 @@ from mlflow_energy.bench.summary import conclude
 from mlflow_energy.config import RunConfig, ServingConfig, config_hash
 from mlflow_energy.inference.load_generator import ERROR, STEADY, WARMUP, RequestRecord
 from mlflow_energy.meter.measurement import Measurement
+from mlflow_energy.report.headline import headline
+from mlflow_energy.report.run_card import description
 from mlflow_energy.store import names
 
 
@@ -90,3 +92,17 @@ def test_a_serving_result_round_trips_through_json(serving_result: BenchResult, 
     again = BenchResult.read(tmp_path)
     assert again.serving == serving_result.serving and again.summary == serving_result.summary
     assert [phase for phase, _ in again.windows()] == ["idle", "steady state", "steady state"]
+
+
+def test_a_run_stopped_before_any_request_ended_in_a_window_has_a_headline_without_per_request(
+        serving_result: BenchResult) -> None:  # fmt: skip
+    # The server died in the second window: tokens were generated in the first, but no request ended there.
+    assert serving_result.serving is not None
+    serving_result.serving.windows = serving_result.serving.windows[:1]
+    serving_result.serving.requests = [_request(0, None, 10.5, 10)]  # still running at the window's end
+    conclude(serving_result, [])
+    s = serving_result.summary
+    assert s is not None and s.energy_j_per_request is None and s.energy_j_per_token is not None
+    line = headline(serving_result)
+    assert line is not None and line.startswith("energy per token ") and "per request" not in line
+    assert description(serving_result).startswith(f"**{line}**")
