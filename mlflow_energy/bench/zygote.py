@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import json
 import os
 import select
@@ -39,6 +40,7 @@ import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from mlflow_energy.bench.child import STANDBY_FLAG, preload, run_child
 from mlflow_energy.bench.interrupt import StopRequest
@@ -135,11 +137,22 @@ class _Standby:
         self.process.wait()
 
 
-def _wait_ready(standbys: list[_Standby]) -> None:
-    """Until every standby has done its imports: none may still be busy while a benchmark measures."""
-    for standby in standbys:
-        select.select([standby.ready], [], [])
-        os.close(standby.ready)
+def _wait_ready(standbys: list[_Standby], requests: TextIO) -> str | None:
+    """Until every standby has done its imports: none may still be busy while a benchmark
+    measures. The requests are watched meanwhile: the first one read, to be served once the
+    standbys are ready; "" when their input ended first (a command that refused its
+    configuration: the imports are of no use, and it need not wait for them); else None."""
+    pending, first = {standby.ready for standby in standbys}, None
+    while pending:
+        readable, _, _ = select.select([*pending, *([requests] if first is None else [])], [], [])
+        if requests in readable:
+            first = requests.readline()  # one whole line: the parent writes and flushes each at once
+            if not first:
+                break
+        for ready in pending.intersection(readable):
+            os.close(ready)
+            pending.remove(ready)
+    return first
 
 
 def _hand_over(standby: _Standby, request: dict) -> tuple[int, Callable[[], int]] | None:
@@ -165,9 +178,13 @@ def _serve(parent_pid: int, standbys_wanted: int) -> None:
     # A run of fresh processes gets them ready while the command still checks.
     standbys = [_Standby.start() for _ in range(standbys_wanted)]
     print("ready", file=reply, flush=True)
-    _wait_ready(standbys)  # the first request comes once the command's checks are done: seldom a wait
+    first = _wait_ready(standbys, sys.stdin)
+    if first == "":
+        for standby in standbys:
+            standby.end()
+        return
     preloaded, no_fork = False, None
-    for line in sys.stdin:
+    for line in itertools.chain([first] if first else [], sys.stdin):
         request = json.loads(line)
         # The standbys take the first requests, whatever they ask (a single run's one process too).
         handed = _hand_over(standbys.pop(0), request) if standbys else None

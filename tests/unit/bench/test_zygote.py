@@ -65,6 +65,11 @@ def run_protocol(config, out_dir, save):
     time.sleep(act.get("sleep", 0))
     sys.exit(act.get("exit", 0))
 
+if os.environ.get("STAND_IN_STANDBY_HANGS") == "1":  # a standby child whose imports never end
+    with open("/proc/self/cmdline", "rb") as f:
+        if b"--standby" in f.read().split(b"\\0"):
+            time.sleep(3600)
+
 sys.modules["mlflow_energy.bench.protocol"] = types.SimpleNamespace(run_protocol=run_protocol)
 cuda = types.SimpleNamespace(is_initialized=lambda: os.environ.get("STAND_IN_CUDA_INITIALIZED") == "1")
 if os.environ.get("STAND_IN_REAL_TORCH") != "1":  # a standby child's real imports need the real one
@@ -418,18 +423,36 @@ def test_a_run_of_fresh_processes_gets_a_standby_for_each_and_they_wait_until_al
     assert seen(folders[2])["spawned"] is True and seen(folders[2])["pid"] not in {p.pid for p in standbys}
 
 
-def test_the_zygote_waits_for_the_slowest_standby_and_for_one_that_died() -> None:
+@pytest.mark.parametrize("request_meanwhile", [False, True])
+def test_the_zygote_waits_for_the_slowest_standby_and_for_one_that_died(request_meanwhile: bool) -> None:
     slow = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1)"])
     died = subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"])
     pipes = [os.pipe(), os.pipe()]
     standbys = [zygote._Standby(process, ready) for process, (ready, _) in zip((slow, died), pipes, strict=True)]
     os.close(pipes[1][1])  # the one that died never said it was ready
+    requests, requests_w = os.pipe()
+    if request_meanwhile:  # read while it waits, and served once the standbys are ready
+        os.write(requests_w, b'{"out_dir": "a"}\n')
     started = time.monotonic()
     threading.Timer(0.5, os.close, (pipes[0][1],)).start()  # the slow one says so after its imports
-    zygote._wait_ready(standbys)
+    with os.fdopen(requests) as stream:
+        first = zygote._wait_ready(standbys, stream)
     assert time.monotonic() - started >= 0.5
+    assert first == ('{"out_dir": "a"}\n' if request_meanwhile else None)
+    os.close(requests_w)
     for standby in standbys:
         standby.end()
+
+
+def test_a_command_that_ends_without_a_request_does_not_wait_for_the_standbys_imports(start_zygote) -> None:
+    # A command that refused its configuration closes the zygote's input at once: the zygote ends
+    # its standbys and exits by itself, though their imports never finish.
+    handle = start_zygote({**STANDBY_ENV, "STAND_IN_STANDBY_HANGS": "1"}, main=STANDBY_MAIN)
+    (standby,) = standbys_of(handle)
+    process = handle._process
+    assert process is not None
+    handle.close()  # the zygote gets STOP_GRACE_S to end by itself before its group is killed
+    assert process.returncode == 0 and gone(standby.pid)
 
 
 def test_a_standby_child_is_not_given_another_environment(start_zygote, tmp_path: Path) -> None:
