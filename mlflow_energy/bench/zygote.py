@@ -144,8 +144,8 @@ def _wait_ready(standbys: list[_Standby], requests: TextIO) -> str | None:
     configuration: the imports are of no use, and it need not wait for them); else None."""
     pending, first = {standby.ready for standby in standbys}, None
     while pending:
-        readable, _, _ = select.select([*pending, *([requests] if first is None else [])], [], [])
-        if requests in readable:
+        readable, _, _ = select.select([*pending, *([requests.fileno()] if first is None else [])], [], [])
+        if requests.fileno() in readable:
             first = requests.readline()  # one whole line: the parent writes and flushes each at once
             if not first:
                 break
