@@ -7,6 +7,13 @@ the fault-injection tests."""
 
 from __future__ import annotations
 
+import os
+
+# One compute thread per process: the workers (one per core) and the tool's processes they start
+# run side by side, and torch's thread pools, each as wide as the machine, would only fight over
+# the cores (set here, before torch is imported, so that every process started from now inherits it).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import shutil
 import subprocess
 import sys
