@@ -19,7 +19,7 @@ from mlflow_energy.inference.files import read_text_file
 from mlflow_energy.inference.models import SHIPPED_DIR, resolve_model, validate_workload_fits
 from mlflow_energy.store.uris import redact_uri
 
-from processes import run_cli
+from processes import QUICK_NO_QUALITY, run_cli
 
 TINY_CONFIG = json.loads((SHIPPED_DIR / "tiny" / "config.json").read_text())
 
@@ -252,8 +252,8 @@ def test_report_against_a_dead_server_fails_at_once(tmp_path: Path) -> None:
 @pytest.mark.e2e
 def test_sentences_stay_on_one_line_in_a_narrow_terminal(tmp_path: Path) -> None:
     # TTY_COMPATIBLE=1: Rich takes the output for a terminal of COLUMNS=40, as an interactive shell would be.
-    proc = run_cli(tmp_path, "run", "bench=quick", "quality=off", "workload.batch_size=1", "workload.new_tokens=8",
-                   "bench.idle_s=0.1", timeout=300, env_extra={"COLUMNS": "40", "TTY_COMPATIBLE": "1"})  # fmt: skip
+    proc = run_cli(tmp_path, "run", *QUICK_NO_QUALITY, "workload.batch_size=1", "workload.new_tokens=8", timeout=300,
+                   env_extra={"COLUMNS": "40", "TTY_COMPATIBLE": "1"})  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout)  # Rich's colours for a terminal
     assert re.search(r"^Headline: energy per token \S+ J, .+, (measured|ESTIMATE) \(.+\)$", out, re.MULTILINE), out

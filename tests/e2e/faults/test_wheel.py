@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from processes import REPO, cli_env
+from processes import QUICK_NO_QUALITY, REPO, cli_env
 
 pytestmark = pytest.mark.e2e
 PROJECT = REPO
@@ -48,8 +48,8 @@ def test_the_wheel_runs_from_an_empty_folder(tmp_path: Path) -> None:
     work = tmp_path / "empty"
     work.mkdir()
     cli = venv / "bin" / "mlflow-energy"
-    sh(cli, "run", "bench=quick", "quality=off", cwd=work)
-    sh(cli, "run", "-m", "bench=quick", "quality=off", "workload.batch_size=1,2", cwd=work)
+    sh(cli, "run", *QUICK_NO_QUALITY, cwd=work)
+    sh(cli, "run", "-m", *QUICK_NO_QUALITY, "workload.batch_size=1,2", cwd=work)
     client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("mlflow-energy").experiment_id])
     assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}  # 1 run, 1 parent, 2 children
