@@ -84,14 +84,18 @@ def test_each_request_asks_for_a_length_drawn_from_the_plan_and_records_it() -> 
 def test_open_loop_waits_the_drawn_poisson_gaps_and_caps_requests_in_flight() -> None:
     state = StubState(token_s=0.02)
     with StubServer(state) as url:
-        generator = LoadGenerator(_plan(url, request_rate=200.0, concurrency=2), time.perf_counter)
+        generator = LoadGenerator(_plan(url, request_rate=10.0, concurrency=2), time.perf_counter)
         _run(generator, 30)
     records = generator.records
     assert state.max_in_flight <= 2 and _most_in_flight(records) <= 2
     gaps = generator.arrival_gaps_s
     sent = [r.sent_s for r in records]
-    # Each request leaves no earlier than its arrival: the drawn gap after the one before it.
-    assert all(later - earlier >= gap - 1e-3 for earlier, later, gap in zip(sent, sent[1:], gaps[1:], strict=False))
+    # Each request leaves no earlier than its arrival: the drawn gap after the one before it. A
+    # request's send time is taken when its task first runs, which on a busy machine can come
+    # late behind the other threads (the stub server, this test's polling): the bound allows
+    # 50 ms of that, and the gaps (100 ms on average) are drawn long enough to be told from it.
+    late_s = 0.05
+    assert all(later - earlier >= gap - late_s for earlier, later, gap in zip(sent, sent[1:], gaps[1:], strict=False))
 
 
 def test_the_arrival_process_is_poisson_at_the_asked_rate() -> None:
