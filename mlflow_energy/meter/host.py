@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from mlflow_energy.adapters.codecarbon import RAPL_MODE, cpu_tracking_mode, power_monitor
+from mlflow_energy.adapters.codecarbon import RAPL_MODE, cpu_name_from_proc_cpuinfo, cpu_tracking_mode, power_monitor
 from mlflow_energy.meter.measurement import EnergySource
 
 JOULES_PER_KWH = 3.6e6
@@ -25,20 +25,21 @@ class HostEnergy:
         # Its notices (fallbacks, "multiple instances") are reported as energy sources instead.
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
         output_dir.mkdir(parents=True, exist_ok=True)
-        self._tracker = OfflineEmissionsTracker(
-            project_name="mlflow-energy",
-            country_iso_code=country_iso_code,
-            region=region,
-            output_dir=str(output_dir),
-            output_file="emissions.csv",
-            save_to_file=True,
-            log_level="error",
-            allow_multiple_runs=True,
-            # PUE is applied once, to emissions, by the bench: energies stay what the
-            # hardware drew.
-            pue=1.0,
-        )
-        self.hardware = self._tracker.get_detected_hardware()  # also finishes hardware detection
+        with cpu_name_from_proc_cpuinfo():
+            self._tracker = OfflineEmissionsTracker(
+                project_name="mlflow-energy",
+                country_iso_code=country_iso_code,
+                region=region,
+                output_dir=str(output_dir),
+                output_file="emissions.csv",
+                save_to_file=True,
+                log_level="error",
+                allow_multiple_runs=True,
+                # PUE is applied once, to emissions, by the bench: energies stay what the
+                # hardware drew.
+                pue=1.0,
+            )
+            self.hardware = self._tracker.get_detected_hardware()  # also finishes hardware detection
         cpu_mode = cpu_tracking_mode(self._tracker)
         self.cpu_mode = cpu_mode or "unknown"
         self.cpu_source = EnergySource.RAPL if cpu_mode == RAPL_MODE else f"{EnergySource.ESTIMATE}:{self.cpu_mode}"

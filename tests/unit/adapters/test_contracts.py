@@ -5,6 +5,7 @@ them against the oldest and the newest versions pyproject.toml claims."""
 from __future__ import annotations
 
 import inspect
+import os
 
 import pytest
 
@@ -47,6 +48,28 @@ def test_codecarbon_offline_grid_data() -> None:
     assert {"USA", "FRA", "DEU"} <= codecarbon_adapter.known_countries()
     intensity = codecarbon_adapter.grid_intensity_g_per_kwh("FRA")
     assert 1 < intensity < codecarbon_adapter.grid_intensity_g_per_kwh("USA") < 2000  # France's grid is low-carbon
+
+
+@pytest.mark.skipif(not os.path.isfile("/proc/cpuinfo"), reason="reads Linux's /proc/cpuinfo")
+def test_codecarbon_names_the_cpu_as_py_cpuinfo_does_without_starting_it() -> None:
+    import cpuinfo
+    from codecarbon.core.util import detect_cpu_model
+
+    with codecarbon_adapter.cpu_name_from_proc_cpuinfo():
+        shortcut = detect_cpu_model.__wrapped__()  # CodeCarbon's call, past its cache
+        assert cpuinfo.get_cpu_info() == {"brand_raw": shortcut}  # answered without a second Python
+    assert shortcut == cpuinfo.get_cpu_info()["brand_raw"], "py-cpuinfo names this CPU otherwise"
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC 7R13\n",
+     "AMD EPYC 7R13"),
+    ("Processor\t: AArch64 Processor rev 4 (aarch64)\nprocessor\t: 0\nmodel name\t: ARMv8\n",
+     "AArch64 Processor rev 4 (aarch64)"),  # the first brand field, as py-cpuinfo takes it
+    ("processor\t: 0\nBogoMIPS\t: 50.00\nCPU implementer\t: 0x41\n", None),  # no name: py-cpuinfo is asked
+])  # fmt: skip
+def test_the_cpu_name_is_read_from_proc_cpuinfo_as_py_cpuinfo_reads_it(text: str, name: str | None) -> None:
+    assert codecarbon_adapter.cpu_brand(text) == name
 
 
 def test_hydra_grid_expansion_matches_the_basic_sweeper() -> None:
