@@ -13,7 +13,7 @@ import pytest
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
-from processes import REPO, Launch, cli_env, result_of, run_cli, wait_until
+from processes import QUICK_NO_QUALITY, REPO, Launch, cli_env, result_of, run_cli, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -165,6 +165,7 @@ def test_wrong_type_is_refused_by_the_schema(tmp_path: Path) -> None:
     assert "workload.batch_size" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.usefixtures("tracking_uri")
 def test_timeout_ends_the_run_failed_and_keeps_measurements(tmp_path: Path) -> None:
     out_dir = tmp_path / "out"
     launch = Launch.start(tmp_path, "run", *QUICK, "bench.min_duration_s=100000", "bench.max_duration_s=100000",
@@ -191,6 +192,7 @@ def test_timeout_ends_the_run_failed_and_keeps_measurements(tmp_path: Path) -> N
     assert run.data.metrics["energy/total_j"] > 0
 
 
+@pytest.mark.usefixtures("tracking_uri")
 def test_child_crash_ends_the_run_failed_with_its_error(tmp_path: Path) -> None:
     # flash-attention is not installed on CPU machines: loading fails inside the child.
     proc = run_cli(tmp_path, "run", *QUICK, "model.attn_implementation=flash_attention_2")
@@ -235,9 +237,10 @@ def test_mlproject_entry_point_logs_into_the_mlflow_run(tmp_path: Path, flags: l
     assert note in proc.stdout  # why the run is not where tracking.experiment says
 
 
+@pytest.mark.usefixtures("tracking_uri")
 def test_a_compiled_shape_is_cached_for_the_next_run(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    proc = run_cli(tmp_path, "run", *QUICK, "backend=static_compile", "quality=off",
+    proc = run_cli(tmp_path, "run", *QUICK_NO_QUALITY, "backend=static_compile",
                    env_extra={"XDG_CACHE_HOME": str(cache)})  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     kept = cache / "mlflow-energy" / "torchinductor"

@@ -108,6 +108,7 @@ def test_refusals_leave_the_registry_untouched(tmp_path: Path, two_point_sweep, 
     assert [(v.name, v.version) for v in client.search_model_versions()] == before
 
 
+@pytest.mark.usefixtures("tracking_uri")
 def test_random_weights_are_not_registered(tmp_path: Path) -> None:
     proc = run_cli(tmp_path, "run", *QUICK_NO_QUALITY, "model=tiny")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -115,6 +116,7 @@ def test_random_weights_are_not_registered(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "random weights: nothing to deploy" in proc.stderr
 
 
+@pytest.mark.usefixtures("tracking_uri")
 def test_a_pruned_sweep_registers_when_it_ends_and_the_model_loads_pruned(tmp_path: Path) -> None:
     proc = run_cli(tmp_path, "run", "-m", *QUICK, "bench.max_duration_s=1", "workload.batch_size=1",
                    "model.pruning.method=magnitude", "model.pruning.drop_layers=2", "register.enabled=true",

@@ -136,8 +136,10 @@ def test_a_new_grid_that_reuses_points_lists_and_links_them_all(four_point_sweep
     assert f"runs/{newest.info.run_id})" in experiment.tags["mlflow.note.content"]
 
 
+@pytest.mark.usefixtures("tracking_uri")
 def test_a_bad_point_fails_alone_and_the_exit_code_says_so(tmp_path: Path) -> None:
-    proc = run_cli(tmp_path, "run", "-m", *QUICK, "model.weights=random", "model.name=tiny,nobody/no-such-model")
+    proc = run_cli(tmp_path, "run", "-m", *QUICK_NO_QUALITY, "model.weights=random",
+                   "model.name=tiny,nobody/no-such-model")  # fmt: skip
     assert proc.returncode == 1
     assert "1 job(s) of the sweep failed" in proc.stderr
     client, parents, children = sweep_runs(tmp_path)
@@ -149,8 +151,9 @@ def test_a_bad_point_fails_alone_and_the_exit_code_says_so(tmp_path: Path) -> No
     assert parents[0].data.metrics["sweep/failed"] == 1 and parents[0].data.metrics["sweep/finished"] == 1
 
 
+@pytest.mark.usefixtures("tracking_uri")
 def test_two_parallel_joblib_jobs_share_one_sqlite_store_and_replicate(tmp_path: Path) -> None:
-    proc = run_cli(tmp_path, "run", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *QUICK, "quality=off",
+    proc = run_cli(tmp_path, "run", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *QUICK_NO_QUALITY,
                    "workload.batch_size=1,2", "sweep.replicates=3")  # fmt: skip
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]

@@ -250,6 +250,7 @@ def test_report_against_a_dead_server_fails_at_once(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.usefixtures("tracking_uri")
 def test_sentences_stay_on_one_line_in_a_narrow_terminal(tmp_path: Path) -> None:
     # TTY_COMPATIBLE=1: Rich takes the output for a terminal of COLUMNS=40, as an interactive shell would be.
     proc = run_cli(tmp_path, "run", *QUICK_NO_QUALITY, "workload.batch_size=1", "workload.new_tokens=8", timeout=300,

@@ -51,6 +51,7 @@ def run_in_a_measured_window(launch: Callable[..., Launch], tmp_path: Path) -> t
     return started, out_dir, zygote, child
 
 
+@pytest.mark.usefixtures("tracking_uri")
 def test_sigterm_stops_a_run_cleanly_and_keeps_what_it_measured(launch, tmp_path: Path) -> None:
     """SIGTERM, as `timeout` and `kill` send it to the command, stops the run as Ctrl-C does
     (test_zygote.py checks that Ctrl-C and SIGTERM are the same stop request)."""
@@ -70,6 +71,7 @@ def test_sigterm_stops_a_run_cleanly_and_keeps_what_it_measured(launch, tmp_path
     assert running([zygote, child]) == []
 
 
+@pytest.mark.usefixtures("tracking_uri")
 def test_a_second_ctrl_c_exits_at_once(launch, tmp_path: Path) -> None:
     """The first Ctrl-C cannot finish here (the benchmark is frozen, so it cannot save and exit):
     the second one ends the command at once, and the benchmark goes with it."""
@@ -88,6 +90,7 @@ def test_a_second_ctrl_c_exits_at_once(launch, tmp_path: Path) -> None:
     assert experiment_runs(tmp_path) == []  # no run was created, so none is left RUNNING
 
 
+@pytest.mark.usefixtures("tracking_uri")
 def test_ctrl_c_in_a_sweep_closes_it_and_the_relaunch_measures_nothing_twice(launch, tmp_path: Path) -> None:
     """Ctrl-C arrives while point 2's benchmark has just finished on disk (the command is held
     still meanwhile): that result is logged, not lost, point 3 does not start, the parent is
@@ -131,6 +134,7 @@ def test_ctrl_c_in_a_sweep_closes_it_and_the_relaunch_measures_nothing_twice(lau
     assert measured == ["2"]  # the relaunch measured point 3 only
 
 
+@pytest.mark.usefixtures("tracking_uri")
 def test_a_killed_zygote_takes_its_benchmark_with_it_and_the_result_is_logged_once(launch, tmp_path: Path) -> None:
     # A single run's benchmark is the standby process; forked and spawned children die with their
     # zygote in test_zygote.py.

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.e2e
 TINY = shipped_model_path("tiny-stories")
 
 
+@pytest.mark.usefixtures("tracking_uri")
 def test_a_server_answering_errors_fails_the_run_quoting_the_first(tmp_path: Path) -> None:
     with StubServer(StubState(fail_every=2)) as url:
         proc = run_cli(tmp_path, "run", *QUICK_SERVING, f"serving.url={url}", "serving.concurrency=1",
@@ -33,6 +34,7 @@ def test_a_server_answering_errors_fails_the_run_quoting_the_first(tmp_path: Pat
     assert "stub failure" in error
 
 
+@pytest.mark.usefixtures("tracking_uri")
 def test_a_server_that_fails_to_start_shows_its_last_log_lines(tmp_path: Path) -> None:
     broken = tmp_path / "broken-model"
     broken.mkdir()
@@ -49,6 +51,7 @@ def test_a_server_that_fails_to_start_shows_its_last_log_lines(tmp_path: Path) -
     assert "SafetensorError" in error
 
 
+@pytest.mark.usefixtures("tracking_uri")
 def test_a_server_that_dies_mid_run_ends_it_failed_with_what_was_measured(launch, tmp_path: Path) -> None:
     out = tmp_path / "out"
     run = launch(tmp_path, "run", *QUICK_SERVING, "serving.duration_s=120", f"hydra.run.dir={out}",

@@ -12,11 +12,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from processes import CLI, cli_env, experiment_runs
+from processes import CLI, QUICK_NO_QUALITY, cli_env, experiment_runs
 
 pytestmark = pytest.mark.e2e
-
-QUICK = ["bench=quick", "quality=off"]
 
 
 def cli(cwd: Path, *args: str) -> subprocess.Popen:
@@ -40,7 +38,7 @@ def assert_one_sentence(stderr: str, fragment: str) -> None:
 def concurrent_first_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three `mlflow-energy run` started at once in an empty folder: they all create the store."""
     folder = tmp_path_factory.mktemp("concurrent")
-    procs = [cli(folder, "run", *QUICK) for _ in range(3)]
+    procs = [cli(folder, "run", *QUICK_NO_QUALITY) for _ in range(3)]
     for code, _, err in map(finish, procs):
         assert code == 0, err[-2000:]
     return folder
@@ -51,7 +49,7 @@ def test_concurrent_first_runs_share_a_new_store(concurrent_first_runs: Path) ->
     assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
     assert len({r.data.tags["mlflow_energy.result_id"] for r in runs}) == 3
     # The store still works for the next run.
-    assert finish(cli(concurrent_first_runs, "run", *QUICK))[0] == 0
+    assert finish(cli(concurrent_first_runs, "run", *QUICK_NO_QUALITY))[0] == 0
     assert len(experiment_runs(concurrent_first_runs)) == 4
 
 
@@ -122,7 +120,7 @@ def test_damaged_result_files_give_one_sentence(tmp_path: Path, content: str | N
 
 
 def test_credentials_in_the_tracking_uri_are_never_printed(tmp_path: Path) -> None:
-    code, out, err = finish(cli(tmp_path, "run", *QUICK, "tracking.uri=http://alice:s3cret@127.0.0.1:9"))
+    code, out, err = finish(cli(tmp_path, "run", *QUICK_NO_QUALITY, "tracking.uri=http://alice:s3cret@127.0.0.1:9"))
     assert code == 2
     assert_one_sentence(err, "http://***@127.0.0.1:9")
     assert "s3cret" not in out + err
