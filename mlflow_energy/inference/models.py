@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlflow_energy.adapters.transformers import names_config_class
 from mlflow_energy.config import ConfigError, ModelConfig, RunConfig, pruning_on
 from mlflow_energy.inference.files import read_text_file
 from mlflow_energy.inference.pruning import PruningOutcome, layers_to_drop, prune
@@ -104,11 +105,18 @@ def _known_model_types() -> Any:
     return CONFIG_MAPPING
 
 
+def is_known_model_type(model_type: Any) -> bool:
+    """Whether transformers has its own code for ``model_type``: read from its source where it can
+    be (importing its config mapping imports torch: 3 s of a command's checks), else asked of the
+    mapping itself."""
+    return names_config_class(model_type) or model_type in _known_model_types()
+
+
 def _check_custom_code(config: dict[str, Any], model: ModelConfig) -> None:
     """transformers builds a model_type it knows with its own code (an ``auto_map`` is then
     ignored); any other type needs the model's own code, which trust_remote_code=false never runs."""
     model_type = config.get("model_type")
-    if model_type in _known_model_types():
+    if is_known_model_type(model_type):
         return
     if "auto_map" not in config:
         import transformers

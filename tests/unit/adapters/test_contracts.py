@@ -11,7 +11,7 @@ import pytest
 
 from mlflow_energy.adapters import codecarbon as codecarbon_adapter
 from mlflow_energy.adapters.hydra import split_grid
-from mlflow_energy.adapters.transformers import compile_on_any_device
+from mlflow_energy.adapters.transformers import compile_on_any_device, names_config_class
 from mlflow_energy.meter.host import HostEnergy
 from mlflow_energy.store import names
 
@@ -91,6 +91,16 @@ def test_transformers_generate_reads_the_compile_switch() -> None:
     assert "_compile_all_devices" in inspect.getsource(transformers.generation.utils), (
         "transformers: generate no longer reads CompileConfig._compile_all_devices"
     )
+
+
+def test_every_model_type_transformers_knows_is_read_from_its_source() -> None:
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    unread = [t for t in CONFIG_MAPPING.keys() if not names_config_class(t)]
+    assert not unread, f"transformers: these model types are not listed beside a config class: {unread[:5]}"
+    # A folder of transformers' models that is no model type of its own, and a type it never had.
+    for other in ("auto", "kosmos2", "no-such-model", "llama'"):
+        assert other not in CONFIG_MAPPING and not names_config_class(other), other
 
 
 def test_mlflow_run_statuses_are_spelled_as_mlflow_does() -> None:
