@@ -184,18 +184,17 @@ def validate_pruning_fits(source: ModelSource, model: ModelConfig) -> None:
 def _resolve_hub(model: ModelConfig) -> ModelSource:
     """A hub id is accepted when its config is cached locally or the hub answers for it.
 
-    One direct query with a short timeout instead of ``from_pretrained``, whose retries take
-    over 20 s to fail on a machine without network.
+    The cached config.json is read directly (``AutoConfig`` would import transformers and torch:
+    seconds of the checks on a fresh machine); one direct query with a short timeout instead of
+    ``from_pretrained``, whose retries take over 20 s to fail on a machine without network.
     """
-    from transformers import AutoConfig
-
-    kwargs = {"revision": model.revision, "trust_remote_code": model.trust_remote_code}
-    try:
-        cached = AutoConfig.from_pretrained(model.name, local_files_only=True, **kwargs).to_dict()
-    except Exception:  # not cached (or not a valid id): ask the hub once
+    config = _cached_hub_config(model)
+    if config is not None:
+        _check_custom_code(config, model)
+    else:  # not cached (or not a valid id): ask the hub once
         import huggingface_hub
 
-        cached = {}
+        config = {}
         try:
             huggingface_hub.HfApi().model_info(model.name, revision=model.revision, timeout=5)
         except Exception as exc:
@@ -205,8 +204,21 @@ def _resolve_hub(model: ModelConfig) -> ModelSource:
                 "or download the model first."
             ) from None
     return ModelSource(kind="hub", location=model.name, tokenizer_location=model.name, has_weights=True,
-                       max_positions=_config_int(cached, "max_position_embeddings"),
-                       decoder_layers=_config_int(cached, "num_hidden_layers"))  # fmt: skip
+                       max_positions=_config_int(config, "max_position_embeddings"),
+                       decoder_layers=_config_int(config, "num_hidden_layers"))  # fmt: skip
+
+
+def _cached_hub_config(model: ModelConfig) -> dict[str, Any] | None:
+    """The hub model's config.json in the local Hugging Face cache; None where it is not there."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        path = try_to_load_from_cache(model.name, "config.json", revision=model.revision)
+    except Exception:  # not a valid repo id: the hub's answer names the problem
+        return None
+    if not isinstance(path, str):  # None, or a marker that the file is known to be absent
+        return None
+    return _read_model_config(Path(path).parent, model.name)
 
 
 def torch_dtype(name: str) -> Any:

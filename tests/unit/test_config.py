@@ -1,5 +1,9 @@
 """Configuration validation: each user mistake gives one sentence naming the key and the fix."""
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,6 +98,42 @@ def test_the_shipped_configs_are_read_without_transformers_as_transformers_reads
         assert loaded.model_type in models._known_model_types(), name
         assert (source.max_positions, source.decoder_layers) == (loaded.max_position_embeddings,
                                                                  loaded.num_hidden_layers), name  # fmt: skip
+
+
+def test_a_hub_model_in_the_local_cache_is_checked_from_its_config_without_transformers(tmp_path: Path) -> None:
+    """The layout the hub's downloads leave (models--org--name/refs/main, snapshots/<commit>/),
+    read in a fresh process as the command reads it: sizes from config.json, torch not imported;
+    a model_type transformers does not know is refused there."""
+    from mlflow_energy.inference.models import SHIPPED_DIR
+
+    def cache_model(repo: str, model_config: dict) -> None:
+        folder = tmp_path / f"models--{repo.replace('/', '--')}"
+        commit = "0" * 40
+        (folder / "refs").mkdir(parents=True)
+        (folder / "refs" / "main").write_text(commit)
+        (folder / "snapshots" / commit).mkdir(parents=True)
+        (folder / "snapshots" / commit / "config.json").write_text(json.dumps(model_config))
+
+    llama = json.loads((SHIPPED_DIR / "llama-3.2-1b" / "config.json").read_text())
+    cache_model("acme/llama", llama)
+    cache_model("acme/odd", {**llama, "model_type": "no-such-architecture"})
+    script = """
+import sys
+from mlflow_energy.config import ConfigError, ModelConfig
+from mlflow_energy.inference.models import resolve_model
+source = resolve_model(ModelConfig(name="acme/llama"))
+print(source.kind, source.max_positions, source.decoder_layers, "torch" in sys.modules)
+try:
+    resolve_model(ModelConfig(name="acme/odd"))
+except ConfigError as error:
+    print(error)
+"""
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found, refused = proc.stdout.splitlines()
+    assert found == f"hub {llama['max_position_embeddings']} {llama['num_hidden_layers']} False"
+    assert refused.startswith("model.name='acme/odd' has model_type='no-such-architecture' in its config.json, which")
 
 
 def test_a_batch_run_keeps_its_config_hash_whatever_the_serving_keys_say() -> None:
