@@ -62,18 +62,28 @@ def spans_named(trace: Any, name: str) -> list[Any]:
 
 def test_overlapping_spans_share_the_gpu_equally_and_their_shares_sum_to_the_energy(traces, gpu) -> None:
     mlflow_energy.autolog(period_s=0.002)
-    starts_and_lengths = [(0.0, 0.6), (0.2, 0.2), (0.3, 0.6), (1.1, 0.3)]  # the last one alone, after a gap
-    began = time.monotonic()
+    started, ended = [threading.Event() for _ in range(3)], [threading.Event() for _ in range(3)]
+    # The order of the first three spans' starts and ends, whatever the machine's speed: they start
+    # in turn (all three are open once the third has), then the second, first and third end in turn.
+    waits = [(None, ended[1]), (started[0], started[2]), (started[1], ended[0])]  # (before starting, before ending)
 
-    def client(start: float, length: float) -> None:
-        time.sleep(max(0.0, start - (time.monotonic() - began)))
-        llm_call(length)
+    def client(i: int) -> None:
+        before_start, before_end = waits[i]
+        if before_start is not None:
+            before_start.wait()
+        with mlflow.start_span("request", span_type="CHAIN"), mlflow.start_span("generate", span_type="LLM") as span:
+            span.set_attribute("mlflow.chat.tokenUsage", {"input_tokens": 4, "output_tokens": 10, "total_tokens": 14})
+            started[i].set()
+            time.sleep(0.1)  # longer than the counter's update period
+            before_end.wait()
+        ended[i].set()
 
-    threads = [threading.Thread(target=client, args=pair) for pair in starts_and_lengths]
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    llm_call(0.3)  # the last one alone, once the others have ended
     llm = [spans_named(t, "generate")[0] for t in traces()]
     assert len(llm) == 4
     intervals = [(s.start_time_ns, s.end_time_ns) for s in llm]
@@ -92,7 +102,7 @@ def test_overlapping_spans_share_the_gpu_equally_and_their_shares_sum_to_the_ene
     union_s = sum((b - a) / 1e9 for a, b in zip(cuts, cuts[1:], strict=False)
                   if any(s <= a and e >= b for s, e in intervals))  # fmt: skip
     assert sum(shares) == pytest.approx(POWER_W * union_s, abs=2 * step_j * len(llm))
-    assert [s.attributes[names.SPAN_CONCURRENT] for s in llm] == [3, 3, 3, 1]  # all three open at 0.3-0.4 s
+    assert [s.attributes[names.SPAN_CONCURRENT] for s in llm] == [3, 3, 3, 1]
     for span in llm:
         assert span.attributes[names.SPAN_ENERGY_SOURCE] == "gpu:nvml_counter"
         assert span.attributes[names.SPAN_ENERGY_KIND] == "measured"
