@@ -53,16 +53,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", help="passed to both commands (after --)")
     common = parser.parse_args().overrides
-    results = {}
+    fixed = {}
     with tempfile.TemporaryDirectory() as single, tempfile.TemporaryDirectory() as sweep:
-        results["single run, new store"] = _command(Path(single), common)
-        results["single run, next one"] = _command(Path(single), common)
-        results["sweep point"] = _command(Path(sweep), common, multirun=True)
-    for label, (times, wall) in results.items():
-        parts = ", ".join(f"{s} {times[s]:.2f}" for s in stages.ORDER if times.get(s, 0.0) >= 0.005)
-        print(f"{label}: fixed cost {times[stages.FIXED]:.2f} s of {times[stages.WALL]:.2f} s logged "
-              f"({wall:.2f} s for the whole command); {parts}")
-    fixed = {label: times[stages.FIXED] for label, (times, _) in results.items()}
+        commands = [("single run, new store", single, False), ("single run, next one", single, False),
+                    ("sweep point", sweep, True)]  # fmt: skip
+        for label, folder, multirun in commands:
+            times, wall = _command(Path(folder), common, multirun)
+            parts = ", ".join(f"{s} {times[s]:.2f}" for s in stages.ORDER if times.get(s, 0.0) >= 0.005)
+            print(f"{label}: fixed cost {times[stages.FIXED]:.2f} s of {times[stages.WALL]:.2f} s logged "
+                  f"({wall:.2f} s for the whole command); {parts}", flush=True)  # each as it comes: GPU runs are long
+            fixed[label] = times[stages.FIXED]
     print(f"next single run's fixed cost / sweep point's: {fixed['single run, next one'] / fixed['sweep point']:.2f}")
 
 
