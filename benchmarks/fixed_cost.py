@@ -7,7 +7,7 @@ the load, warm-up, idle baseline and measured windows). Goals: a single run's fi
 
     python benchmarks/fixed_cost.py -- model=llama-3.2-1b workload=standard quality=off device=cuda
 
-Everything after ``--`` is passed to both commands.
+Everything after ``--`` is passed to the three commands.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def _command(folder: Path, overrides: list[str], multirun: bool = False) -> tupl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("overrides", nargs="*", help="passed to both commands (after --)")
+    parser.add_argument("overrides", nargs="*", help="passed to every command (after --)")
     common = parser.parse_args().overrides
     fixed = {}
     with tempfile.TemporaryDirectory() as single, tempfile.TemporaryDirectory() as sweep:

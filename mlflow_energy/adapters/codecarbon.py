@@ -84,8 +84,8 @@ def cpu_name_from_proc_cpuinfo() -> Iterator[None]:
     """CodeCarbon names the CPU (to look up its power) with ``cpuinfo.get_cpu_info()``, which
     starts a second Python that also times the CPU's clock: 1.5 s of CPU in every benchmark
     process on a 2-core machine. On Linux py-cpuinfo takes the name from /proc/cpuinfo before
-    any other source; meanwhile the name is read from there directly. Elsewhere, or where the
-    file names no CPU, py-cpuinfo answers as usual."""
+    any other source; inside this context the name is read from there directly. Elsewhere, or
+    where the file names no CPU, py-cpuinfo answers as usual."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
             brand = cpu_brand(file.read())

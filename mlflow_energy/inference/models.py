@@ -105,7 +105,7 @@ def _known_model_types() -> Any:
     return CONFIG_MAPPING
 
 
-def is_known_model_type(model_type: Any) -> bool:
+def _is_known_model_type(model_type: Any) -> bool:
     """Whether transformers has its own code for ``model_type``: read from its source where it can
     be (importing its config mapping imports torch: 3 s of a command's checks), else asked of the
     mapping itself."""
@@ -116,7 +116,7 @@ def _check_custom_code(config: dict[str, Any], model: ModelConfig) -> None:
     """transformers builds a model_type it knows with its own code (an ``auto_map`` is then
     ignored); any other type needs the model's own code, which trust_remote_code=false never runs."""
     model_type = config.get("model_type")
-    if is_known_model_type(model_type):
+    if _is_known_model_type(model_type):
         return
     if "auto_map" not in config:
         import transformers
