@@ -82,8 +82,8 @@ def cpu_brand(proc_cpuinfo: str) -> str | None:
 @contextlib.contextmanager
 def cpu_name_from_proc_cpuinfo() -> Iterator[None]:
     """CodeCarbon names the CPU (to look up its power) with ``cpuinfo.get_cpu_info()``, which
-    starts a second Python that also times the CPU's clock: 1.5 s of CPU in every benchmark
-    process on a 2-core machine. On Linux py-cpuinfo takes the name from /proc/cpuinfo before
+    starts a second Python that also times the CPU's clock: about 1.3 s of CPU in every
+    benchmark process on a 2-core machine. On Linux py-cpuinfo takes the name from /proc/cpuinfo before
     any other source; inside this context the name is read from there directly. Elsewhere, or
     where the file names no CPU, py-cpuinfo answers as usual."""
     try:
