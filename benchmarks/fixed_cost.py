@@ -1,6 +1,7 @@
 """Where the wait between the command and the number goes: `mlflow-energy run` twice into one
 store (the first creates it; the second is a user's next measurement after changing a knob) and
-one sweep point of the same configuration (`mlflow-energy run -m`, a grid of one point), each
+a sweep point of the same configuration (`mlflow-energy run -m sweep.replicates=2`, a grid of one
+point measured twice: the second replicate is a point inside a sweep, after another), each
 with its stages' wall time (the run's ``time/*_s`` metrics) and its fixed cost (wall time minus
 the load, warm-up, idle baseline and measured windows). Goals: a single run's fixed cost at most
 8 s on a 2-core CPU and 5 s on a GPU machine.
@@ -24,7 +25,7 @@ from mlflow_energy.store.names import TIME_PREFIX
 
 
 def _times(folder: Path) -> dict[str, float]:
-    """The stage times of the newest measured run in the folder's store."""
+    """The stage times of the newest measured run in the folder's store (of a sweep: its last point)."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
@@ -38,7 +39,7 @@ def _times(folder: Path) -> dict[str, float]:
 
 def _command(folder: Path, overrides: list[str], multirun: bool = False) -> tuple[dict[str, float], float]:
     """The command's stage times and its wall time as this script saw it (seconds)."""
-    command = [sys.executable, "-m", "mlflow_energy", "run", *(["-m"] if multirun else []),
+    command = [sys.executable, "-m", "mlflow_energy", "run", *(["-m", "sweep.replicates=2"] if multirun else []),
                f"tracking.uri=sqlite:///{folder}/mlflow.db",
                f"hydra.run.dir={folder}/out", f"hydra.sweep.dir={folder}/multirun", *overrides]  # fmt: skip
     started = time.monotonic()

@@ -48,11 +48,22 @@ def _stop_cause(why: str, config: RunConfig, phase: str, stop: StopRequest) -> s
 
 
 def prepare(processes: int) -> None:
-    """Starts the benchmark's zygote while a single run's command checks its configuration, with
-    standby benchmark processes that do their imports meanwhile: one for each of the run's
-    ``processes`` where the machine has 4 cores per standby, else one. (Each import keeps a core
-    busy for seconds; on a small machine more of them would slow the checks beside them.)"""
-    _ZYGOTE.start(standbys=max(1, min(processes, (os.cpu_count() or 1) // 4)))
+    """Standby benchmark processes that do their imports now, while the command checks its
+    configuration or a sweep logs its last point, for the next run's ``processes``: one for each
+    where the machine has 4 cores per standby, else one. (Each import keeps a core busy for
+    seconds; on a small machine more of them would slow the work beside them.) The zygote starts
+    with them where it is not running."""
+    _ZYGOTE.keep_standbys(max(1, min(processes, (os.cpu_count() or 1) // 4)), _visible_gpus())
+
+
+def _visible_gpus() -> dict[str, str | None]:
+    """The GPUs of this call (a sweep job's lease sets them), not those the zygote started with."""
+    return {"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")}
+
+
+def planned_processes(config: RunConfig) -> int:
+    """How many benchmark processes a run of ``config`` plans (bench.processes, for a batch run)."""
+    return config.bench.processes if config.scenario == "batch" else 1
 
 
 def run_isolated(config: RunConfig, out_dir: Path, stop: StopRequest = STOP,
@@ -74,9 +85,10 @@ def run_isolated(config: RunConfig, out_dir: Path, stop: StopRequest = STOP,
 
 
 def _run_processes(config: RunConfig, out_dir: Path, stop: StopRequest) -> BenchResult:
-    planned = config.bench.processes if config.scenario == "batch" else 1
+    planned = planned_processes(config)
     if planned == 1:
         return _run_process(config, out_dir, stop)
+    prepare(planned)  # a sweep's point: its processes import at once, before the first measures
     (out_dir / RESULT_FILE).unlink(missing_ok=True)
     results: list[BenchResult] = []
     for k in range(1, planned + 1):
@@ -102,11 +114,9 @@ def _run_process(config: RunConfig, out_dir: Path, stop: StopRequest, fresh: boo
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / RESULT_FILE).unlink(missing_ok=True)
     (out_dir / REQUEST_FILE).write_text(json.dumps(as_dict(config), indent=2))
-    # The GPUs of this call (a sweep job's lease sets them), not those the zygote started with.
-    visible = {"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")}
     zygote_error = None
     try:
-        ended = _ZYGOTE.run(out_dir, visible, config.bench.timeout_s, stop, fresh)
+        ended = _ZYGOTE.run(out_dir, _visible_gpus(), config.bench.timeout_s, stop, fresh)
     except (RuntimeError, OSError) as exc:  # the zygote died before the child started: the next run starts a new one
         _ZYGOTE.close()
         ended, zygote_error = ChildEnd(1), f"the benchmark process could not be started ({exc})"

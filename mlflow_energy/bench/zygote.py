@@ -9,10 +9,16 @@ it on timeout.
 A forked child cannot use CUDA if the zygote initialised it, and some libraries do on import
 (torchao checks the GPU's compute capability; transformers imports it whenever it is
 installed). The zygote then starts each child as a fresh Python process instead, as it does
-when ``MLFLOW_ENERGY_NO_FORK=1`` is set. Protocol, one JSON or text line each way:
+when ``MLFLOW_ENERGY_NO_FORK=1`` is set.
+
+A run's independent processes (bench/processes.py) are fresh interpreters too. Standby children
+start ahead of their requests and do their imports side by side, while the command checks its
+configuration or a sweep logs its previous point; no request is handed to one before all are
+ready, so that none imports while a benchmark measures. Protocol, one JSON or text line each way:
 
     parent -> zygote   {"out_dir": "...", "env": {"CUDA_VISIBLE_DEVICES": "1"}}   (null: unset it)
     zygote -> parent   started <pid>            then, when it ends: exited <pid> <code>
+    parent -> zygote   {"standbys": 3, "env": {...}}   (no answer: standby children start importing)
 
 A code below 0 is minus the signal that killed the child, as in ``subprocess``.
 
@@ -29,7 +35,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import itertools
 import json
 import os
 import select
@@ -40,7 +45,6 @@ import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 from mlflow_energy.bench.child import STANDBY_FLAG, preload, run_child
 from mlflow_energy.bench.interrupt import StopRequest
@@ -116,57 +120,76 @@ def _spawn_child(request: dict) -> tuple[int, Callable[[], int]]:
 
 @dataclass
 class _Standby:
-    """A fresh child doing its imports ahead of its request (bench/child.py); ``ready`` becomes
-    readable when they are done (or the child ended)."""
+    """A fresh child doing its imports ahead of its request (bench/child.py), in the environment
+    ``env``; ``ready`` becomes readable when they are done (or the child ended), and is None once
+    read."""
 
     process: subprocess.Popen
-    ready: int
+    ready: int | None
+    env: dict[str, str]
 
     @classmethod
-    def start(cls) -> _Standby:
+    def start(cls, changes: dict[str, str | None]) -> _Standby:
+        env = dict(os.environ)
+        _apply(changes, env)
         ready, ready_w = os.pipe()
         process = subprocess.Popen(
             [sys.executable, "-m", "mlflow_energy.bench.child", STANDBY_FLAG, str(os.getpid()), str(ready_w)],
-            stdin=subprocess.PIPE, stdout=sys.stderr, pass_fds=(ready_w,),
+            stdin=subprocess.PIPE, stdout=sys.stderr, pass_fds=(ready_w,), env=env,
         )  # fmt: skip
         os.close(ready_w)
-        return cls(process, ready)
+        return cls(process, ready, env)
+
+    def suits(self, changes: dict[str, str | None]) -> bool:
+        """Alive, in the environment ``changes`` make (CUDA_VISIBLE_DEVICES may be read by its imports)."""
+        return self.process.poll() is None and all(self.env.get(k) == v for k, v in changes.items())
 
     def end(self) -> None:
         self.process.terminate()
         self.process.wait()
+        if self.ready is not None:
+            os.close(self.ready)
+            self.ready = None
 
 
-def _wait_ready(standbys: list[_Standby], requests: TextIO) -> str | None:
-    """Until every standby has done its imports: none may still be busy while a benchmark
-    measures. The requests are watched meanwhile: the first one read, to be served once the
-    standbys are ready; "" when their input ended first (a command that refused its
-    configuration: the imports are of no use, and it need not wait for them); else None."""
-    pending, first = {standby.ready for standby in standbys}, None
+def _wait_ready(standbys: list[_Standby]) -> None:
+    """Until every standby has done its imports (or ended): none may still be busy while a
+    benchmark measures."""
+    pending = {standby.ready: standby for standby in standbys if standby.ready is not None}
     while pending:
-        readable, _, _ = select.select([*pending, *([requests.fileno()] if first is None else [])], [], [])
-        if requests.fileno() in readable:
-            first = requests.readline()  # one whole line: the parent writes and flushes each at once
-            if not first:
-                break
-        for ready in pending.intersection(readable):
+        readable, _, _ = select.select(list(pending), [], [])
+        for ready in readable:
             os.close(ready)
-            pending.remove(ready)
-    return first
+            pending.pop(ready).ready = None
 
 
-def _hand_over(standby: _Standby, request: dict) -> tuple[int, Callable[[], int]] | None:
-    """``request`` run by the standby child, where it is alive and the request's environment is the
-    one it started with (CUDA_VISIBLE_DEVICES may be read by its imports); None otherwise, the
-    standby ended."""
+def _keep_standbys(standbys: list[_Standby], count: int, changes: dict[str, str | None]) -> None:
+    """At least ``count`` standbys in the environment ``changes`` make, starting their imports now;
+    those in another one end."""
+    for standby in [standby for standby in standbys if not standby.suits(changes)]:
+        standby.end()
+        standbys.remove(standby)
+    standbys.extend(_Standby.start(changes) for _ in range(count - len(standbys)))
+
+
+def _hand_over(standbys: list[_Standby], request: dict) -> tuple[int, Callable[[], int]] | None:
+    """``request`` run by the first standby, once all are ready; None where there is none or it
+    does not suit the request (it died, or is in another environment: then all end, as they
+    started alike)."""
+    if standbys and not standbys[0].suits(request["env"]):
+        for standby in standbys:
+            standby.end()
+        standbys.clear()
+    if not standbys:
+        return None
+    _wait_ready(standbys)
+    standby = standbys.pop(0)
     process = standby.process
-    usable = process.poll() is None and all(os.environ.get(k) == v for k, v in request["env"].items())
     assert process.stdin is not None
-    with contextlib.suppress(OSError):  # a standby that died meanwhile: a new child is spawned
-        if usable:
-            process.stdin.write((json.dumps(request) + "\n").encode())
+    with contextlib.suppress(OSError):  # a standby that died meanwhile: a new child is started
+        process.stdin.write((json.dumps(request) + "\n").encode())
         process.stdin.close()
-    if not usable:  # its imports need not finish
+    if process.poll() is not None:  # died while the others got ready
         standby.end()
         return None
     return process.pid, process.wait
@@ -176,22 +199,17 @@ def _serve(parent_pid: int, standbys_wanted: int) -> None:
     die_with_parent(signal.SIGKILL, parent_pid)
     reply = sys.stdout
     # A run of fresh processes gets them ready while the command still checks.
-    standbys = [_Standby.start() for _ in range(standbys_wanted)]
+    standbys: list[_Standby] = []
+    _keep_standbys(standbys, standbys_wanted, {})
     print("ready", file=reply, flush=True)
-    first = _wait_ready(standbys, sys.stdin)
-    if first == "":
-        for standby in standbys:
-            standby.end()
-        return
     preloaded, no_fork = False, None
-    for line in itertools.chain([first] if first else [], sys.stdin):
+    for line in sys.stdin:  # at its end (a command that refused its configuration too), no import is waited for
         request = json.loads(line)
+        if "standbys" in request:
+            _keep_standbys(standbys, request["standbys"], request["env"])
+            continue
         # The standbys take the first requests, whatever they ask (a single run's one process too).
-        handed = _hand_over(standbys.pop(0), request) if standbys else None
-        if handed is None:  # the others started with the same environment: none would do
-            for standby in standbys:
-                standby.end()
-            standbys.clear()
+        handed = _hand_over(standbys, request)
         # A fresh interpreter for a run's independent processes: forked children of one zygote
         # share its level (seen on an H100: three forked processes within 0.5%, runs 2.6% apart).
         # The imports are paid on the first fork only: a run of fresh processes never needs them.
@@ -205,6 +223,8 @@ def _serve(parent_pid: int, standbys_wanted: int) -> None:
         pid, wait = handed or (_spawn_child if fresh else _fork_child)(request)
         print(f"started {pid}", file=reply, flush=True)
         print(f"exited {pid} {wait()}", file=reply, flush=True)
+    for standby in standbys:
+        standby.end()
 
 
 @dataclass(frozen=True)
@@ -252,10 +272,16 @@ class Zygote:
         self._process: subprocess.Popen | None = None
         self._pending = b""  # reply bytes read but not yet consumed as lines
 
-    def start(self, standbys: int) -> None:
-        """Starts the zygote now, where a command knows it will measure, with ``standbys`` fresh
-        children doing their imports meanwhile, for its first requests."""
-        self._ensure_started(standbys)
+    def keep_standbys(self, count: int, env: dict[str, str | None]) -> None:
+        """Has at least ``count`` standby children do their imports now, in the environment ``env``
+        changes, for the next requests; the zygote starts with them where it is not running."""
+        if self._process is None or self._process.poll() is not None:
+            self._ensure_started(count)
+            return
+        assert self._process.stdin is not None
+        with contextlib.suppress(OSError):  # the zygote died: the next run starts another
+            self._process.stdin.write((json.dumps({"standbys": count, "env": env}) + "\n").encode())
+            self._process.stdin.flush()
 
     def _ensure_started(self, standbys: int = 0) -> subprocess.Popen:
         if self._process is None or self._process.poll() is not None:

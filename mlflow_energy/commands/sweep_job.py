@@ -230,7 +230,7 @@ def _measured_before(job: Job, digest: str, held: KeptResult | None, online: boo
 
 def _measure(job: Job, config: RunConfig, digest: str, kept: KeptResults) -> None:
     from mlflow_energy.bench.gpu_lease import isolated_device
-    from mlflow_energy.bench.isolation import run_isolated
+    from mlflow_energy.bench.isolation import planned_processes, prepare, run_isolated
     from mlflow_energy.store.kept import KeptResult, wait_for_server
 
     if STOP.requested:  # Ctrl-C while the job was being prepared: it does not start, as the jobs after it
@@ -239,6 +239,8 @@ def _measure(job: Job, config: RunConfig, digest: str, kept: KeptResults) -> Non
     kept.put(digest, KeptResult(str(job.out_dir)))  # first: a result that ends while it cannot be logged is found again
     with isolated_device(config.device, job.sweep.parallel_jobs, job.sweep_dir / "gpu_leases"):
         run_isolated(config, job.out_dir)
+    if planned_processes(config) > 1 and _next_job_follows(job):  # its fresh processes import while this one logs
+        prepare(planned_processes(config))  # (a job of one process is forked, which costs less than a standby)
     wait_for_server(job.sweep.tracking_uri, config.tracking.wait_s)
     code, run_id = log_and_report(job.out_dir, config.tracking.uri, config.tracking.experiment, job.run_name, job.tags)
     seconds = time.time() - job.started
@@ -251,6 +253,13 @@ def _measure(job: Job, config: RunConfig, digest: str, kept: KeptResults) -> Non
     status = Outcome.FINISHED if code == 0 else Outcome.FAILED
     error = None if code == 0 else f"exit code {code}; see {job.out_dir}"
     job.end(status, run_id, digest, f"{status} in {seconds:.0f} s", error, str(job.out_dir), seconds)
+
+
+def _next_job_follows(job: Job) -> bool:
+    """Whether this process runs another job of the sweep next: one at a time, not the last, not
+    interrupted. (A parallel job's processes start once it holds its GPU, whose number they may read.)"""
+    last = job.sweep.points is not None and job.num + 1 >= job.sweep.points
+    return job.sweep.parallel_jobs <= 1 and not last and not STOP.requested
 
 
 def _tag_lost(sweep: SweepState, sweep_dir: Path, out_dir: Path, cause: str) -> None:

@@ -224,7 +224,8 @@ def test_fixed_cost(tmp_path: Path) -> None:
         fixed.append(cost)
     assert "startup " in lines[0] and "startup " not in lines[2]  # a sweep pays its start-up once, not per point
     ratio = numbers(rf"next single run's fixed cost / sweep point's: ({NUMBER})", lines[3])[0]
-    assert ratio == pytest.approx(fixed[1] / fixed[2], abs=0.01) and len(lines) == 4
+    # Of the printed figures, to 2 decimals each: a sweep point's fixed cost may be under a second.
+    assert ratio == pytest.approx(fixed[1] / fixed[2], rel=0.02) and len(lines) == 4
 
 
 def test_serving_waves(tmp_path: Path) -> None:

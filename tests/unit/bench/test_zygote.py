@@ -80,7 +80,6 @@ ZYGOTE_MAIN = ("import sys; import mlflow_energy.bench.zygote as z; z.preload = 
                "z._serve(int(sys.argv[1]), 0)")
 # The same with standby children, which do their real imports (the stand-in keeps the real torch).
 STANDBY_MAIN = ZYGOTE_MAIN.replace(", 0)", ", 1)")
-TWO_STANDBYS_MAIN = ZYGOTE_MAIN.replace(", 0)", ", 2)")
 STANDBY_ENV = {"STAND_IN_REAL_TORCH": "1", "CUDA_VISIBLE_DEVICES": "3"}
 
 
@@ -253,7 +252,9 @@ def test_a_zygote_dying_under_its_child_ends_the_child_and_the_handle(
 def test_a_zygote_that_cannot_start_the_child_fails_the_run_in_one_sentence(
     start_zygote, tmp_path: Path, monkeypatch, after_the_request: str, why: str
 ) -> None:
-    broken = f"import sys; print('ready', flush=True); sys.stdin.readline(); {after_the_request}"
+    # It reads up to the first child's request (past the standbys asked for the run's processes).
+    broken = ("import sys; print('ready', flush=True); next(r for r in sys.stdin if 'out_dir' in r); "
+              f"{after_the_request}")
     handle = start_zygote(main=broken)
     monkeypatch.setattr(isolation, "_ZYGOTE", handle)
     result = isolation.run_isolated(RunConfig(), benchmark(tmp_path / "a"), NO_STOP)
@@ -414,7 +415,9 @@ def test_a_standby_child_takes_the_first_request_and_the_next_is_spawned(start_z
 def test_a_run_of_fresh_processes_gets_a_standby_for_each_and_they_wait_until_all_are_ready(
         start_zygote, tmp_path: Path) -> None:  # fmt: skip
     # No benchmark may measure while another standby still imports: the first starts after both.
-    handle = start_zygote(STANDBY_ENV, main=TWO_STANDBYS_MAIN)
+    # Asked of a running zygote, as at a sweep's point.
+    handle = start_zygote(STANDBY_ENV, main=ZYGOTE_MAIN)
+    handle.keep_standbys(2, {"CUDA_VISIBLE_DEVICES": "3"})
     standbys = standbys_of(handle, count=2)
     folders = [benchmark(tmp_path / name) for name in "abc"]
     for folder in folders:
@@ -423,25 +426,31 @@ def test_a_run_of_fresh_processes_gets_a_standby_for_each_and_they_wait_until_al
     assert seen(folders[2])["spawned"] is True and seen(folders[2])["pid"] not in {p.pid for p in standbys}
 
 
-@pytest.mark.parametrize("request_meanwhile", [False, True])
-def test_the_zygote_waits_for_the_slowest_standby_and_for_one_that_died(request_meanwhile: bool) -> None:
+def test_the_zygote_waits_for_the_slowest_standby_and_for_one_that_died() -> None:
     slow = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1)"])
     died = subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"])
     pipes = [os.pipe(), os.pipe()]
-    standbys = [zygote._Standby(process, ready) for process, (ready, _) in zip((slow, died), pipes, strict=True)]
+    standbys = [zygote._Standby(process, ready, {}) for process, (ready, _) in zip((slow, died), pipes, strict=True)]
     os.close(pipes[1][1])  # the one that died never said it was ready
-    requests, requests_w = os.pipe()
-    if request_meanwhile:  # read while it waits, and served once the standbys are ready
-        os.write(requests_w, b'{"out_dir": "a"}\n')
     started = time.monotonic()
     threading.Timer(0.5, os.close, (pipes[0][1],)).start()  # the slow one says so after its imports
-    with os.fdopen(requests) as stream:
-        first = zygote._wait_ready(standbys, stream)
+    zygote._wait_ready(standbys)
     assert time.monotonic() - started >= 0.5
-    assert first == ('{"out_dir": "a"}\n' if request_meanwhile else None)
-    os.close(requests_w)
+    assert [standby.ready for standby in standbys] == [None, None]
     for standby in standbys:
         standby.end()
+
+
+def test_standbys_asked_of_a_running_zygote_start_in_the_environment_asked(start_zygote, tmp_path: Path) -> None:
+    # A sweep's next point: its standbys start between points, for the GPUs the point will have;
+    # those started for other GPUs end, without waiting for their imports.
+    handle = start_zygote({**STANDBY_ENV, "STAND_IN_STANDBY_HANGS": "1"}, main=ZYGOTE_MAIN)
+    handle.keep_standbys(1, {"CUDA_VISIBLE_DEVICES": "3"})
+    (other_gpus,) = standbys_of(handle)
+    handle.keep_standbys(1, {"CUDA_VISIBLE_DEVICES": "1"})
+    wait_until(lambda: gone(other_gpus.pid), "the standby for other GPUs to end")
+    (standby,) = standbys_of(handle)
+    assert standby.environ()["CUDA_VISIBLE_DEVICES"] == "1"
 
 
 def test_a_command_that_ends_without_a_request_does_not_wait_for_the_standbys_imports(start_zygote) -> None:
