@@ -48,11 +48,11 @@ def _stop_cause(why: str, config: RunConfig, phase: str, stop: StopRequest) -> s
 
 
 def prepare(processes: int) -> None:
-    """Standby benchmark processes that do their imports now, while the command checks its
-    configuration or a sweep logs its last point, for the next run's ``processes``: one for each
-    where the machine has 4 cores per standby, else one. (Each import keeps a core busy for
-    seconds; on a small machine more of them would slow the work beside them.) The zygote starts
-    with them where it is not running."""
+    """Standby benchmark processes that do their imports now, for the next run's ``processes``
+    (while a single run's command checks its configuration; in a sweep, before a point's first
+    process and while it logs the point before): one for each where the machine has 4 cores per
+    standby, else one. (Each import keeps a core busy for seconds; on a small machine more of
+    them would slow the work beside them.) The zygote starts with them where it is not running."""
     _ZYGOTE.keep_standbys(max(1, min(processes, (os.cpu_count() or 1) // 4)), _visible_gpus())
 
 

@@ -256,10 +256,11 @@ def _measure(job: Job, config: RunConfig, digest: str, kept: KeptResults) -> Non
 
 
 def _next_job_follows(job: Job) -> bool:
-    """Whether this process runs another job of the sweep next: one at a time, not the last, not
-    interrupted. (A parallel job's processes start once it holds its GPU, whose number they may read.)"""
+    """Whether this process runs another job of the sweep next, once this one has logged: Hydra's
+    basic launcher, not the last job, not interrupted. (Other launchers' jobs run side by side,
+    where imports would disturb another job's windows, or in processes of their own.)"""
     last = job.sweep.points is not None and job.num + 1 >= job.sweep.points
-    return job.sweep.parallel_jobs <= 1 and not last and not STOP.requested
+    return job.sweep.one_process and not last and not STOP.requested
 
 
 def _tag_lost(sweep: SweepState, sweep_dir: Path, out_dir: Path, cause: str) -> None:

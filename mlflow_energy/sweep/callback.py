@@ -130,7 +130,8 @@ class SweepCallback(Callback):
             raise SystemExit(2) from None
         kept_dir = KeptResults.of_sweep(Path.cwd(), sweep_id).folder
         state = SweepState(sweep_id, parent_id, experiment_id, uri, len(points) if points else None, keys,
-                           _parallel_jobs(config), replicates=replicates, kept_dir=str(kept_dir))  # fmt: skip
+                           _parallel_jobs(config), replicates=replicates, kept_dir=str(kept_dir),
+                           one_process=config.hydra.launcher._target_.endswith(".BasicLauncher"))  # fmt: skip
         state.write(Path(config.hydra.sweep.dir))
         log.info(
             "sweep %s: %s into experiment %r, parent run %s%s",

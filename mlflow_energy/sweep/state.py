@@ -31,6 +31,7 @@ class SweepState:
     started_s: float = field(default_factory=time.time)
     replicates: int = 1
     kept_dir: str = ""  # this sweep's KeptResults folder (absolute), shared by its launches
+    one_process: bool = False  # Hydra's basic launcher: every job in the launching process, one after another
 
     def write(self, sweep_dir: Path) -> None:
         sweep_dir.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from mlflow_energy.sweep.state import SweepState
+
 from processes import QUICK, QUICK_NO_QUALITY, RAY_LOOPBACK, run_cli, sweep_runs
 
 pytestmark = pytest.mark.e2e
@@ -149,6 +151,9 @@ def test_a_bad_point_fails_alone_and_the_exit_code_says_so(tmp_path: Path) -> No
     assert bad.info.status == "FAILED" and "is not a shipped model" in bad.data.tags["mlflow_energy.error"]
     assert {a.path for a in client.list_artifacts(bad.info.run_id)} >= {"error.txt"}
     assert parents[0].data.metrics["sweep/failed"] == 1 and parents[0].data.metrics["sweep/finished"] == 1
+    # Hydra's basic launcher: the jobs run in this process one after another, so a job may start
+    # the next one's benchmark processes while it logs.
+    assert SweepState.read(next(tmp_path.glob("multirun/*/*"))).one_process is True
 
 
 @pytest.mark.usefixtures("tracking_uri")
@@ -159,6 +164,7 @@ def test_two_parallel_joblib_jobs_share_one_sqlite_store_and_replicate(tmp_path:
     assert proc.returncode == 0, output[-3000:]
     assert "database is locked" not in output and "OperationalError" not in output
     assert "disturb each other" in output  # two jobs on one CPU: the tool warns
+    assert SweepState.read(next(tmp_path.glob("multirun/*/*"))).one_process is False  # jobs side by side
     client, parents, children = sweep_runs(tmp_path)
     assert len(parents) == 1 and len(children) == 6  # 2 points x 3 replicates (an interval needs 3)
     assert all(c.info.status == "FINISHED" for c in children)
