@@ -441,7 +441,7 @@ def test_the_zygote_waits_for_the_slowest_standby_and_for_one_that_died() -> Non
         standby.end()
 
 
-def test_standbys_asked_of_a_running_zygote_start_in_the_environment_asked(start_zygote, tmp_path: Path) -> None:
+def test_standbys_asked_of_a_running_zygote_start_in_the_environment_asked(start_zygote) -> None:
     # A sweep's next point: its standbys start between points, for the GPUs the point will have;
     # those started for other GPUs end, without waiting for their imports.
     handle = start_zygote({**STANDBY_ENV, "STAND_IN_STANDBY_HANGS": "1"}, main=ZYGOTE_MAIN)
