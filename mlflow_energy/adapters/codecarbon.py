@@ -83,9 +83,9 @@ def cpu_brand(proc_cpuinfo: str) -> str | None:
 def cpu_name_from_proc_cpuinfo() -> Iterator[None]:
     """CodeCarbon names the CPU (to look up its power) with ``cpuinfo.get_cpu_info()``, which
     starts a second Python that also times the CPU's clock: about 1.3 s of CPU in every
-    benchmark process on a 2-core machine. On Linux py-cpuinfo takes the name from /proc/cpuinfo before
-    any other source; inside this context the name is read from there directly. Elsewhere, or
-    where the file names no CPU, py-cpuinfo answers as usual."""
+    benchmark process on a 2-core machine. On Linux py-cpuinfo takes the name from /proc/cpuinfo
+    before any other source; inside this context the name is read from there directly.
+    Elsewhere, or where the file names no CPU, py-cpuinfo answers as usual."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
             brand = cpu_brand(file.read())

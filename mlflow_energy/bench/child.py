@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,15 @@ def _run_protocol(out_dir: Path) -> int:
     return 0
 
 
+def apply_env(changes: dict[str, str | None], env: MutableMapping[str, str]) -> None:
+    """``changes`` made to ``env``: a value of None unsets its variable."""
+    for key, value in changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+
+
 def _standby(ready_fd: int) -> int:
     """Imports, says so by closing ``ready_fd``, then waits for the request; its exit code (0
     when none came: not needed)."""
@@ -146,11 +156,7 @@ def _standby(ready_fd: int) -> int:
     if not line:
         return 0
     request = json.loads(line)
-    for key, value in request["env"].items():  # the zygote hands over only an env the imports did not read
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    apply_env(request["env"], os.environ)  # the zygote hands over only an env the imports did not read
     restart_clock()  # the wait for the request is not the process's start-up
     return run_child(Path(request["out_dir"]))
 

@@ -61,9 +61,9 @@ def _visible_gpus() -> dict[str, str | None]:
     return {"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
 
-def planned_processes(config: RunConfig) -> int:
-    """How many benchmark processes a run of ``config`` plans (bench.processes, for a batch run)."""
-    return config.bench.processes if config.scenario == "batch" else 1
+def planned_processes(scenario: str, processes: int) -> int:
+    """How many benchmark processes a run plans: bench.processes for a batch run, else one."""
+    return processes if scenario == "batch" else 1
 
 
 def run_isolated(config: RunConfig, out_dir: Path, stop: StopRequest = STOP,
@@ -85,7 +85,7 @@ def run_isolated(config: RunConfig, out_dir: Path, stop: StopRequest = STOP,
 
 
 def _run_processes(config: RunConfig, out_dir: Path, stop: StopRequest) -> BenchResult:
-    planned = planned_processes(config)
+    planned = planned_processes(config.scenario, config.bench.processes)
     if planned == 1:
         return _run_process(config, out_dir, stop)
     prepare(planned)  # a sweep's point: its processes import at once, before the first measures

@@ -46,7 +46,7 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlflow_energy.bench.child import STANDBY_FLAG, preload, run_child
+from mlflow_energy.bench.child import STANDBY_FLAG, apply_env, preload, run_child
 from mlflow_energy.bench.interrupt import StopRequest
 from mlflow_energy.lifetime import die_with_parent, exit_without_teardown
 
@@ -82,12 +82,11 @@ def _why_not_fork() -> str | None:
     return None
 
 
-def _apply(changes: dict[str, str | None], env: MutableMapping[str, str]) -> None:
-    for key, value in changes.items():  # None: unset (the zygote's own value is stale)
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
+def _environment(changes: dict[str, str | None]) -> dict[str, str]:
+    """This process's environment with ``changes``, for a child started from it."""
+    env = dict(os.environ)
+    apply_env(changes, env)
+    return env
 
 
 def _fork_child(request: dict) -> tuple[int, Callable[[], int]]:
@@ -97,7 +96,7 @@ def _fork_child(request: dict) -> tuple[int, Callable[[], int]]:
     if pid == 0:
         die_with_parent(signal.SIGTERM, zygote)
         os.dup2(2, 1)  # the child must never write into the reply channel
-        _apply(request["env"], os.environ)
+        apply_env(request["env"], os.environ)
         code = 1
         try:
             code = run_child(Path(request["out_dir"]))
@@ -109,11 +108,9 @@ def _fork_child(request: dict) -> tuple[int, Callable[[], int]]:
 
 def _spawn_child(request: dict) -> tuple[int, Callable[[], int]]:
     """The same child as a fresh interpreter: it pays the imports again, but forks nothing."""
-    env = dict(os.environ)
-    _apply(request["env"], env)
     child = subprocess.Popen(
         [sys.executable, "-m", "mlflow_energy.bench.child", request["out_dir"], str(os.getpid())],
-        stdout=sys.stderr, env=env,
+        stdout=sys.stderr, env=_environment(request["env"]),
     )  # fmt: skip
     return child.pid, child.wait
 
@@ -130,8 +127,7 @@ class _Standby:
 
     @classmethod
     def start(cls, changes: dict[str, str | None]) -> _Standby:
-        env = dict(os.environ)
-        _apply(changes, env)
+        env = _environment(changes)
         ready, ready_w = os.pipe()
         process = subprocess.Popen(
             [sys.executable, "-m", "mlflow_energy.bench.child", STANDBY_FLAG, str(os.getpid()), str(ready_w)],

@@ -79,7 +79,7 @@ def execute(cfg: DictConfig) -> None:
 
 def _single_run(cfg: DictConfig, out_dir: Path) -> None:
     from mlflow_energy.bench import stages
-    from mlflow_energy.bench.isolation import prepare, run_isolated
+    from mlflow_energy.bench.isolation import planned_processes, prepare, run_isolated
     from mlflow_energy.config import ConfigError
     from mlflow_energy.inference.hardware_support import resolve_device
     from mlflow_energy.store.kept import wait_for_server
@@ -88,7 +88,7 @@ def _single_run(cfg: DictConfig, out_dir: Path) -> None:
     command_stages: dict[str, float] = {}
     clock = stages.StageClock(command_stages, stages.STARTUP, stages.process_age_s())
     # The benchmark processes do their imports while the configuration is checked.
-    prepare(cfg.bench.processes if cfg.scenario == "batch" else 1)
+    prepare(planned_processes(cfg.scenario, cfg.bench.processes))
     try:
         config, project = validated(cfg, clock)
     except (ConfigError, TrackingError) as exc:

@@ -239,7 +239,7 @@ def _measure(job: Job, config: RunConfig, digest: str, kept: KeptResults) -> Non
     kept.put(digest, KeptResult(str(job.out_dir)))  # first: a result that ends while it cannot be logged is found again
     with isolated_device(config.device, job.sweep.parallel_jobs, job.sweep_dir / "gpu_leases"):
         run_isolated(config, job.out_dir)
-    planned = planned_processes(config)
+    planned = planned_processes(config.scenario, config.bench.processes)
     if planned > 1 and _next_job_follows(job):  # its fresh processes import while this one logs (a job of
         prepare(planned)  # one process is forked, which costs less than a standby)
     wait_for_server(job.sweep.tracking_uri, config.tracking.wait_s)
